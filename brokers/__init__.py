@@ -1,0 +1,57 @@
+"""Broker adapters behind one protocol (``brokers.base.Broker``).
+
+The simulated broker needs nothing beyond the core install; ``AlpacaBroker`` needs the
+``alpaca`` extra and ``IBBroker`` the ``ib`` extra, so they are imported from their modules.
+"""
+
+from brokers.base import (
+    Account,
+    Broker,
+    BrokerEvent,
+    BrokerOrder,
+    CancelReport,
+    ConnectionEvent,
+    Fill,
+    OrderEvent,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    Quote,
+    QuoteEvent,
+    Side,
+    TimeInForce,
+)
+from brokers.errors import (
+    BrokerError,
+    BrokerUnavailable,
+    DuplicateOrder,
+    OrderNotFound,
+    OrderRejected,
+    RateLimited,
+)
+
+__all__ = [
+    "Account",
+    "Broker",
+    "BrokerError",
+    "BrokerEvent",
+    "BrokerOrder",
+    "BrokerUnavailable",
+    "CancelReport",
+    "ConnectionEvent",
+    "DuplicateOrder",
+    "Fill",
+    "OrderEvent",
+    "OrderNotFound",
+    "OrderRejected",
+    "OrderRequest",
+    "OrderStatus",
+    "OrderType",
+    "Position",
+    "Quote",
+    "QuoteEvent",
+    "RateLimited",
+    "Side",
+    "TimeInForce",
+]

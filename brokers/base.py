@@ -1,0 +1,298 @@
+"""The broker protocol and the types the gateway and every adapter share.
+
+Numbers: every quantity, price and amount of money is a ``decimal.Decimal`` (exact, so limits
+hold at their boundaries without float surprises). Constructors take plain values (``1``,
+``150.0``, ``"150.25"``) and normalise them; JSON output writes them as numbers, never strings.
+Ids (``client_order_id``, ``broker_order_id``) are strings everywhere.
+
+Validation happens here, at the edge: a NaN, an infinity, a negative or zero quantity, or a
+limit price on a market order is refused with an error naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
+
+
+def _to_decimal(value: Any) -> Any:
+    """Accept int, float, str and Decimal; refuse NaN and infinities before Decimal sees them."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        # repr() keeps the shortest exact text of the float (150.1 stays 150.1, not 150.09999...)
+        return Decimal(repr(value))
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            parsed = Decimal(value.strip())
+        except Exception as exc:  # decimal.InvalidOperation
+            raise ValueError(f"not a number: {value!r}") from exc
+        return parsed
+    return value
+
+
+def _finite(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+_as_json_number = PlainSerializer(float, return_type=float, when_used="json")
+
+Num = Annotated[Decimal, BeforeValidator(_to_decimal), AfterValidator(_finite), _as_json_number]
+"""A finite Decimal of any sign (signed position quantity, P&L)."""
+PositiveNum = Annotated[
+    Decimal,
+    BeforeValidator(_to_decimal),
+    AfterValidator(_finite),
+    AfterValidator(_positive),
+    _as_json_number,
+]
+NonNegativeNum = Annotated[
+    Decimal,
+    BeforeValidator(_to_decimal),
+    AfterValidator(_finite),
+    AfterValidator(_non_negative),
+    _as_json_number,
+]
+
+
+def to_decimal(value: Any) -> Decimal:
+    """Normalise a plain number the way the models do (for callers outside a model)."""
+    result = _to_decimal(value)
+    if not isinstance(result, Decimal):
+        raise ValueError(f"not a number: {value!r}")
+    return _finite(result)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class TimeInForce(StrEnum):
+    DAY = "day"
+    GTC = "gtc"
+    IOC = "ioc"
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    PENDING_CANCEL = "pending_cancel"
+
+    @property
+    def is_open(self) -> bool:
+        return self in _OPEN_STATUSES
+
+
+_OPEN_STATUSES = frozenset(
+    {
+        OrderStatus.NEW,
+        OrderStatus.ACCEPTED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.PENDING_CANCEL,
+    }
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class OrderRequest(_Frozen):
+    """What the gateway asks a broker to do. ``client_order_id`` is the idempotency key."""
+
+    client_order_id: str = Field(min_length=1, max_length=128)
+    symbol: str = Field(min_length=1, max_length=16)
+    side: Side
+    quantity: PositiveNum
+    order_type: OrderType = OrderType.MARKET
+    limit_price: PositiveNum | None = None
+    time_in_force: TimeInForce = TimeInForce.DAY
+
+    @model_validator(mode="after")
+    def _limit_price_matches_type(self) -> OrderRequest:
+        if self.order_type is OrderType.LIMIT and self.limit_price is None:
+            raise ValueError("limit_price: required for a limit order")
+        if self.order_type is OrderType.MARKET and self.limit_price is not None:
+            raise ValueError("limit_price: not allowed on a market order")
+        return self
+
+
+class BrokerOrder(_Frozen):
+    """An order as the broker knows it."""
+
+    client_order_id: str
+    broker_order_id: str
+    symbol: str
+    side: Side
+    quantity: PositiveNum
+    filled_quantity: NonNegativeNum = Decimal(0)
+    status: OrderStatus
+    limit_price: PositiveNum | None = None
+    avg_fill_price: PositiveNum | None = None
+    order_type: OrderType = OrderType.MARKET
+    time_in_force: TimeInForce = TimeInForce.DAY
+
+    @property
+    def remaining_quantity(self) -> Decimal:
+        return max(self.quantity - self.filled_quantity, Decimal(0))
+
+    @property
+    def is_open(self) -> bool:
+        return self.status.is_open
+
+
+class Quote(_Frozen):
+    """The latest bid/ask with the exchange timestamp (timezone-aware, UTC)."""
+
+    symbol: str
+    bid: Num
+    ask: Num
+    ts: datetime
+
+    @model_validator(mode="after")
+    def _aware(self) -> Quote:
+        if self.ts.tzinfo is None:
+            raise ValueError("ts: must carry a timezone")
+        return self
+
+
+class Position(_Frozen):
+    symbol: str
+    qty: Num
+    avg_price: NonNegativeNum
+    market_price: NonNegativeNum | None = None
+
+
+class Account(_Frozen):
+    equity: Num
+    cash: Num
+    buying_power: Num
+    day_start_equity: Num | None = None
+
+
+class CancelReport(_Frozen):
+    """Outcome of ``cancel_all``: broker order ids cancelled, and the ones that were not."""
+
+    cancelled: list[str] = Field(default_factory=list)
+    failed: dict[str, str] = Field(default_factory=dict)
+
+
+class Fill(_Frozen):
+    client_order_id: str
+    broker_order_id: str
+    symbol: str
+    side: Side
+    quantity: PositiveNum
+    price: PositiveNum
+    ts: datetime
+    fill_id: str = ""
+
+
+class OrderEvent(_Frozen):
+    """An order update pushed by the broker: a new state, with the fill that caused it if any."""
+
+    kind: Literal["order"] = "order"
+    order: BrokerOrder
+    fill: Fill | None = None
+    reason: str | None = None
+
+
+class QuoteEvent(_Frozen):
+    kind: Literal["quote"] = "quote"
+    quote: Quote
+
+
+class ConnectionEvent(_Frozen):
+    """The adapter lost or regained its broker link; on ``connected=False`` quotes go stale."""
+
+    kind: Literal["connection"] = "connection"
+    connected: bool
+    reason: str = ""
+
+
+BrokerEvent = OrderEvent | QuoteEvent | ConnectionEvent
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """The one interface the gateway reaches a broker through.
+
+    ``submit`` is idempotent on ``order.client_order_id``. ``events()`` yields order updates,
+    quotes for subscribed symbols and connection changes until ``close()``.
+    """
+
+    name: str
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def account(self) -> Account: ...
+
+    async def positions(self) -> list[Position]: ...
+
+    async def open_orders(self) -> list[BrokerOrder]: ...
+
+    async def get_order(self, client_order_id: str) -> BrokerOrder | None: ...
+
+    async def submit(self, order: OrderRequest) -> BrokerOrder: ...
+
+    async def cancel(self, client_order_id: str) -> None: ...
+
+    async def cancel_all(self) -> CancelReport: ...
+
+    async def quote(self, symbol: str) -> Quote: ...
+
+    def subscribe_quotes(self, symbols: Iterable[str]) -> None: ...
+
+    def events(self) -> AsyncIterator[BrokerEvent]: ...
