@@ -1,0 +1,406 @@
+"""Alpaca adapter: the ``Broker`` protocol on alpaca-py's REST clients and Alpaca's websockets.
+
+Design, briefly:
+
+- REST goes through alpaca-py's ``TradingClient`` and ``StockHistoricalDataClient`` with
+  ``raw_data=True`` (``alpaca_models`` reads the JSON exactly, numbers-as-strings into Decimal).
+  Every call runs in a worker thread (``asyncio.to_thread``): the SDK is blocking and the event
+  loop must never wait on a socket. alpaca-py's own retries (``time.sleep(3)`` on 429/504) are
+  switched off and every request gets a timeout (``alpaca_rest.tame``); our one tenacity policy
+  (``alpaca_rest.RetryPolicy``) retries transient errors only.
+- Errors: ``alpaca_rest.translate`` maps every vendor exception to ``brokers.errors`` at this
+  edge: 401/403/422 -> OrderRejected, 422 "client_order_id must be unique" -> DuplicateOrder,
+  404 -> OrderNotFound, 429 -> RateLimited (X-Ratelimit-Reset honoured), 5xx, timeouts and
+  connection errors -> BrokerUnavailable.
+- Idempotency: ``submit`` always sends the gateway's ``client_order_id``. When its answer is
+  lost (timeout, reset, 5xx, unreadable body) the next attempt first asks
+  GET /v2/orders:by_client_order_id and adopts the order it finds; a 422 "must be unique" is
+  resolved the same way. One signal never makes two orders. A 429 is a refusal before any
+  processing, so it is retried without a look-up.
+- Happy path, one request each: account() GET /v2/account, submit() POST /v2/orders,
+  open_orders() GET /v2/orders?status=open&limit=500 (more pages only past 500 open orders),
+  cancel_all() DELETE /v2/orders (its 207 body is the CancelReport).
+- Streams (``alpaca_streams``): trade updates -> OrderEvent (with Fill), quotes -> QuoteEvent.
+  ``connected`` is true while both websockets are up; a drop emits ConnectionEvent(False) at
+  once and the reconnect ConnectionEvent(True) (the gateway reconciles on it). Alpaca allows
+  one market-data connection per key; a second is refused with 406 "connection limit
+  exceeded", logged as an error and retried after a long backoff (see alpaca_streams).
+- Keys come from the constructor or the environment (``from_env``), never from YAML, and are
+  never logged (``repr`` omits them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import datetime
+from typing import Any, Literal, cast
+
+import requests
+from alpaca.common.enums import BaseURL
+from alpaca.data.enums import DataFeed
+from alpaca.data.historical.stock import StockHistoricalDataClient
+from alpaca.data.requests import StockLatestQuoteRequest
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, QueryOrderStatus
+from alpaca.trading.enums import TimeInForce as AlpacaTimeInForce
+from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest
+
+from brokers.alpaca_models import (
+    UnparsableAnswer,
+    parse_account,
+    parse_cancel_report,
+    parse_latest_quote,
+    parse_order,
+    parse_orders,
+    parse_positions,
+    parse_ts,
+)
+from brokers.alpaca_rest import RetryPolicy, answer_lost, tame, translate
+from brokers.alpaca_streams import Backoff, DataStream, TradingStream
+from brokers.base import (
+    Account,
+    BrokerEvent,
+    BrokerOrder,
+    CancelReport,
+    ConnectionEvent,
+    OrderRequest,
+    OrderType,
+    Position,
+    Quote,
+)
+from brokers.errors import (
+    BrokerError,
+    BrokerUnavailable,
+    DuplicateOrder,
+    OrderNotFound,
+    OrderRejected,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AlpacaBroker"]
+
+API_KEY_ENV = "ALPACA_API_KEY"
+SECRET_KEY_ENV = "ALPACA_SECRET_KEY"
+FEEDS = ("iex", "sip")
+PAGE_LIMIT = 500  # Alpaca's maximum page size for GET /v2/orders (its default is only 50)
+_CLOSED = object()
+
+
+class AlpacaBroker:
+    """``Broker`` for Alpaca (paper by default). REST works at once; ``connect()`` starts streams.
+
+    Keyword options beyond the contract: ``base_url`` / ``data_url`` (REST roots, without /v2),
+    ``trading_stream_url`` (full URL) / ``data_stream_url`` (root; ``/v2/{feed}`` is appended),
+    ``timeout_s`` per request, the retry settings, the reconnect backoff, ``connect_timeout_s``
+    and ``transport`` (a requests adapter standing in for the network, for tests).
+    """
+
+    name = "alpaca"
+
+    def __init__(
+        self,
+        api_key: str,
+        secret_key: str,
+        *,
+        paper: bool = True,
+        feed: Literal["iex", "sip"] | str = "iex",
+        base_url: str | None = None,
+        data_url: str | None = None,
+        trading_stream_url: str | None = None,
+        data_stream_url: str | None = None,
+        timeout_s: float = 10.0,
+        retry_attempts: int = 4,
+        retry_initial_wait_s: float = 0.25,
+        retry_max_wait_s: float = 8.0,
+        max_rate_limit_wait_s: float = 30.0,
+        reconnect_initial_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+        connection_limit_backoff_s: float = 15.0,
+        connect_timeout_s: float = 15.0,
+        transport: requests.adapters.BaseAdapter | None = None,
+    ):
+        if not api_key or not secret_key:
+            raise BrokerError("AlpacaBroker needs an api_key and a secret_key",
+                              code="missing_credentials")
+        if feed not in FEEDS:
+            raise BrokerError(f"feed: must be one of {', '.join(FEEDS)}, not {feed!r}",
+                              code="bad_config")
+        self.paper = paper
+        self.feed = feed
+        trading_root = base_url or (BaseURL.TRADING_PAPER if paper else BaseURL.TRADING_LIVE).value
+        self._trading = TradingClient(api_key, secret_key, paper=paper, raw_data=True,
+                                      url_override=trading_root.rstrip("/"))
+        data_root = (data_url or BaseURL.DATA.value).rstrip("/")
+        self._data = StockHistoricalDataClient(api_key, secret_key, raw_data=True,
+                                               url_override=data_root)
+        for client in (self._trading, self._data):
+            tame(client, timeout_s=timeout_s, transport=transport)
+        self._policy = RetryPolicy(attempts=retry_attempts, initial_wait_s=retry_initial_wait_s,
+                                   max_wait_s=retry_max_wait_s,
+                                   max_rate_limit_wait_s=max_rate_limit_wait_s)
+
+        stream = BaseURL.TRADING_STREAM_PAPER if paper else BaseURL.TRADING_STREAM_LIVE
+        data_stream_root = (data_stream_url or BaseURL.MARKET_DATA_STREAM.value).rstrip("/")
+        backoff = Backoff(initial_s=reconnect_initial_s, max_s=reconnect_max_s,
+                          limit_backoff_s=connection_limit_backoff_s)
+        self._streams_kw: dict[str, Any] = {"emit": self._emit, "on_state": self._on_state,
+                                            "backoff": backoff}
+        self._trade_stream = TradingStream(trading_stream_url or stream.value, api_key,
+                                           secret_key, **self._streams_kw)
+        self._data_stream = DataStream(f"{data_stream_root}/v2/{feed}", api_key, secret_key,
+                                       **self._streams_kw)
+        self._connect_timeout_s = connect_timeout_s
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._up = {"trading": False, "data": False}
+        self._was_connected = False
+        self._up_event = asyncio.Event()
+        self._closed = False
+
+    @classmethod
+    def from_env(cls, *, paper: bool = True, feed: str = "iex", **options: Any) -> AlpacaBroker:
+        """Build from ALPACA_API_KEY / ALPACA_SECRET_KEY (the systemd EnvironmentFile)."""
+        keys = []
+        for var in (API_KEY_ENV, SECRET_KEY_ENV):
+            value = os.environ.get(var, "").strip()
+            if not value:
+                raise BrokerError(f"{var} is not set: the Alpaca keys come from the environment",
+                                  code="missing_credentials")
+            keys.append(value)
+        return cls(keys[0], keys[1], paper=paper, feed=feed, **options)
+
+    def __repr__(self) -> str:
+        return f"AlpacaBroker(paper={self.paper}, feed={self.feed!r}, connected={self.connected})"
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """One blocking SDK call in a worker thread; vendor errors become ours here."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    async def rest(self, method: str, path: str, data: dict[str, Any] | None = None) -> Any:
+        """Raw JSON of any trading endpoint (``path`` below /v2), same error mapping, no retry:
+        an escape hatch for endpoints the protocol does not cover."""
+        fn = getattr(self._trading, method.lower())
+        return await self._call(fn, path, data)
+
+    async def account_configurations(self) -> dict[str, Any]:
+        """GET /v2/account/configurations (no_shorting, suspend_trade, ...), raw."""
+        result: dict[str, Any] = await self._policy.run(
+            "account_configurations", lambda: self.rest("GET", "/account/configurations"))
+        return result
+
+    # ------------------------------------------------------------------ REST: reads
+
+    async def account(self) -> Account:
+        async def op() -> Account:
+            return parse_account(await self._call(self._trading.get_account))
+
+        return await self._policy.run("account", op)
+
+    async def positions(self) -> list[Position]:
+        async def op() -> list[Position]:
+            return parse_positions(await self._call(self._trading.get_all_positions))
+
+        return await self._policy.run("positions", op)
+
+    async def open_orders(self) -> list[BrokerOrder]:
+        return await self._policy.run("open_orders", self._open_orders_once)
+
+    async def _open_orders_once(self) -> list[BrokerOrder]:
+        seen: dict[str, dict[str, Any]] = {}
+        until: datetime | None = None
+        while True:
+            request = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=PAGE_LIMIT, until=until)
+            page = await self._call(self._trading.get_orders, request)
+            if not isinstance(page, list):
+                raise UnparsableAnswer(f"expected a list of orders, got {type(page).__name__}")
+            fresh = [o for o in page if isinstance(o, dict) and o.get("id") not in seen]
+            seen.update((str(o.get("id")), o) for o in fresh)
+            if len(page) < PAGE_LIMIT or not fresh:
+                return parse_orders(list(seen.values()))
+            # Newest first: the next page is what was submitted up to the oldest seen here.
+            until = min(parse_ts(o.get("submitted_at") or o.get("created_at")) for o in page)
+
+    async def get_order(self, client_order_id: str) -> BrokerOrder | None:
+        return await self._policy.run("get_order", lambda: self._lookup(client_order_id))
+
+    async def _lookup(self, client_order_id: str) -> BrokerOrder | None:
+        try:
+            raw = await self._call(self._trading.get_order_by_client_id, client_order_id)
+        except OrderNotFound:
+            return None
+        return parse_order(raw)
+
+    async def quote(self, symbol: str) -> Quote:
+        request = StockLatestQuoteRequest(symbol_or_symbols=symbol, feed=DataFeed(self.feed))
+
+        async def op() -> Quote:
+            return parse_latest_quote(
+                symbol, await self._call(self._data.get_stock_latest_quote, request))
+
+        return await self._policy.run("quote", op)
+
+    # ------------------------------------------------------------------ REST: orders
+
+    @staticmethod
+    def _order_request(order: OrderRequest) -> MarketOrderRequest | LimitOrderRequest:
+        common: dict[str, Any] = {
+            "symbol": order.symbol,
+            "qty": float(order.quantity),  # alpaca-py's field is a float; it sends a number
+            "side": OrderSide(order.side.value),
+            "time_in_force": AlpacaTimeInForce(order.time_in_force.value),
+            "client_order_id": order.client_order_id,
+        }
+        if order.order_type is OrderType.LIMIT:
+            return LimitOrderRequest(limit_price=float(order.limit_price or 0), **common)
+        return MarketOrderRequest(**common)
+
+    @staticmethod
+    def _adopt(order: OrderRequest, existing: BrokerOrder) -> BrokerOrder:
+        """The order Alpaca holds under our client_order_id: ours if it is the same order."""
+        same = (existing.symbol == order.symbol and existing.side == order.side
+                and existing.quantity == order.quantity)
+        if not same:
+            raise DuplicateOrder(
+                f"client_order_id {order.client_order_id} is already used by order "
+                f"{existing.broker_order_id} ({existing.side} {existing.quantity} "
+                f"{existing.symbol})", code="client_order_id_in_use")
+        log.info("alpaca: adopted order %s for client_order_id %s (it had landed)",
+                 existing.broker_order_id, order.client_order_id)
+        return existing
+
+    async def submit(self, order: OrderRequest) -> BrokerOrder:
+        request = self._order_request(order)
+        coid = order.client_order_id
+        maybe_landed = False  # an earlier attempt's answer was lost: look before posting again
+
+        async def attempt() -> BrokerOrder:
+            nonlocal maybe_landed
+            if maybe_landed:
+                existing = await self._lookup(coid)
+                if existing is not None:
+                    return self._adopt(order, existing)
+                maybe_landed = False  # it did not land: posting again is safe
+            try:
+                return parse_order(await self._call(self._trading.submit_order, request))
+            except DuplicateOrder:
+                existing = await self._lookup(coid)
+                if existing is None:
+                    raise
+                return self._adopt(order, existing)
+            except UnparsableAnswer as exc:
+                maybe_landed = True
+                raise BrokerUnavailable(f"submit answer unreadable: {exc}") from exc
+            except BrokerUnavailable as exc:
+                maybe_landed = answer_lost(exc)
+                raise
+
+        try:
+            return await self._policy.run("submit", attempt)
+        except BrokerUnavailable:
+            if not maybe_landed:
+                raise
+            # Out of attempts with the last answer lost: one last look, so a landed order is
+            # reported as such instead of as a failure.
+            try:
+                existing = await self._lookup(coid)
+            except BrokerError:
+                existing = None
+            if existing is None:
+                raise
+            return self._adopt(order, existing)
+
+    async def cancel(self, client_order_id: str) -> None:
+        async def op() -> None:
+            existing = await self._lookup(client_order_id)
+            if existing is None:
+                raise OrderNotFound(f"no order with client_order_id {client_order_id}")
+            if not existing.is_open:
+                raise OrderRejected(f"order {existing.broker_order_id} is {existing.status}: "
+                                    "not cancelable", code="not_open")
+            await self._call(self._trading.cancel_order_by_id, existing.broker_order_id)
+
+        await self._policy.run("cancel", op)
+
+    async def cancel_all(self) -> CancelReport:
+        async def op() -> CancelReport:
+            return parse_cancel_report(await self._call(self._trading.cancel_orders))
+
+        return await self._policy.run("cancel_all", op)
+
+    # ------------------------------------------------------------------ streams
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._tasks) and all(self._up.values())
+
+    def _emit(self, event: BrokerEvent) -> None:
+        self._queue.put_nowait(event)
+
+    def _on_state(self, stream: str, up: bool, reason: str) -> None:
+        self._up[stream] = up
+        now = self.connected
+        if now and not self._was_connected:
+            self._emit(ConnectionEvent(connected=True, reason="streams connected"))
+            self._up_event.set()
+        elif not now and self._was_connected:
+            # At once: quotes go stale from this moment, and order updates may be missed.
+            self._emit(ConnectionEvent(connected=False, reason=f"{stream} stream: {reason}"))
+            self._up_event.clear()
+        self._was_connected = now
+
+    async def connect(self) -> None:
+        """Start both streams and wait until they are up. On timeout BrokerUnavailable is
+        raised; the streams keep reconnecting and a ConnectionEvent(True) follows later."""
+        if self._closed:
+            raise BrokerError("this AlpacaBroker is closed")
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._trade_stream.run(), name="alpaca-trading-stream"),
+                asyncio.create_task(self._data_stream.run(), name="alpaca-data-stream"),
+            ]
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                await self._up_event.wait()
+        except TimeoutError:
+            errors = "; ".join(f"{s.name}: {s.last_error or 'no answer'}"
+                               for s in (self._trade_stream, self._data_stream) if not s.up)
+            raise BrokerUnavailable(
+                f"alpaca streams not up after {self._connect_timeout_s}s ({errors})") from None
+
+    def subscribe_quotes(self, symbols: Iterable[str]) -> None:
+        self._data_stream.subscribe(symbols)
+
+    async def events(self) -> AsyncIterator[BrokerEvent]:
+        """Order updates, quotes and connection changes until ``close()`` (one consumer)."""
+        while True:
+            item = await self._queue.get()
+            if item is _CLOSED:
+                self._queue.put_nowait(_CLOSED)  # so any other iterator ends too
+                return
+            yield cast(BrokerEvent, item)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._data_stream.cancel_sends()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._was_connected:
+            self._emit(ConnectionEvent(connected=False, reason="closed"))
+        self._was_connected = False
+        self._up = {"trading": False, "data": False}
+        self._queue.put_nowait(_CLOSED)
+        for client in (self._trading, self._data):
+            client._session.close()
