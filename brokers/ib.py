@@ -1,0 +1,450 @@
+"""``IBBroker``: Interactive Brokers through TWS / IB Gateway, on ib_async.
+
+How it fits together:
+
+- **Connection.** ``connect()`` runs ib_async's ``connectAsync`` with the given client id and
+  ``raiseSyncErrors``, so it returns only once the first positions, open orders, completed
+  orders, account values and executions have arrived. With several managed accounts and no
+  ``account`` it refuses to start. On a dropped socket it emits ``ConnectionEvent(False)`` at
+  once and reconnects with exponential backoff and jitter, then reconciles its book and emits
+  ``ConnectionEvent(True)``. IB's own link codes (1100 lost, 1101/1102 restored, 2110) move the
+  same switch while the socket stays up; farm codes (2103-2108) are only logged, because quote
+  age, not the connection, decides whether prices are usable (see ``ib_quotes``).
+- **Orders.** IB has no client order id: ``orderRef`` carries ours, and the book
+  (``ib_book``) is keyed by it, so an order is recognised again after a reconnect or a restart
+  of this process. Order ids come from ib_async's sequence, seeded by IB's nextValidId and never
+  below an id this adapter already used; ``broker_order_id`` is the IB orderId as a string and
+  never changes once ``submit`` returns. ``submit`` waits briefly for IB's first word so a
+  rejection (e.g. 201) is raised as ``OrderRejected``.
+- **Kill switch.** ``cancel_all`` lists every open order of the account (``reqAllOpenOrders``:
+  other client ids and orders typed into TWS included), sends one ``reqGlobalCancel`` and then
+  confirms order by order: this client's orders by their Cancelled status, the others by
+  polling until IB no longer lists them. What is not confirmed within ``cancel_timeout`` is
+  reported in ``CancelReport.failed``. Other clients' orders are reported as ``perm:<permId>``
+  (their order ids are only unique per client id).
+- **Pacing.** ib_async throttles outgoing messages; it is set to ``max_requests_per_s`` (45,
+  below IB's limit of 50 a second).
+- **Errors.** Every ib_async / socket exception is translated here into ``brokers.errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Coroutine, Iterable
+from typing import Any
+
+from ib_async import IB, Contract, Trade
+from ib_async import Fill as IBFill
+
+from brokers import ib_mapping as m
+from brokers.base import (
+    Account,
+    BrokerEvent,
+    BrokerOrder,
+    CancelReport,
+    ConnectionEvent,
+    OrderEvent,
+    OrderRequest,
+    OrderStatus,
+    Position,
+    Quote,
+    QuoteEvent,
+    to_decimal,
+)
+from brokers.errors import BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected
+from brokers.ib_book import OrderBook, TrackedOrder, apply_trade
+from brokers.ib_kill import confirm_cancels, list_open_orders
+from brokers.ib_quotes import DELAYED, LIVE, QuoteBook
+
+log = logging.getLogger(__name__)
+
+
+def default_port(paper: bool = True, gateway: bool = True) -> int:
+    """IB's default API port: IB Gateway 4002 paper / 4001 live, TWS 7497 paper / 7496 live."""
+    if gateway:
+        return 4002 if paper else 4001
+    return 7497 if paper else 7496
+
+
+class IBBroker:
+    name = "ib"
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        client_id: int = 17,
+        *,
+        account: str | None = None,
+        paper: bool = True,
+        gateway: bool = True,
+        primary_exchange: str = "",
+        currency: str = "USD",
+        allow_delayed: bool = False,
+        connect_timeout: float = 10.0,
+        request_timeout: float = 10.0,
+        ack_timeout: float = 5.0,
+        quote_timeout: float = 5.0,
+        cancel_timeout: float = 10.0,
+        cancel_poll_s: float = 0.5,
+        reconnect_initial_s: float = 1.0,
+        reconnect_max_s: float = 30.0,
+        max_requests_per_s: int = 45,
+    ) -> None:
+        self.host = host
+        self.port = port if port is not None else default_port(paper, gateway)
+        self.client_id = client_id
+        self.paper = paper
+        self._account_wanted = account
+        self.account_id = account or ""
+        self._primary_exchange = primary_exchange
+        self._currency = currency
+        self._connect_timeout = connect_timeout
+        self._request_timeout = request_timeout
+        self._ack_timeout = ack_timeout
+        self._quote_timeout = quote_timeout
+        self._cancel_timeout = cancel_timeout
+        self._cancel_poll_s = cancel_poll_s
+        self._backoff = (reconnect_initial_s, reconnect_max_s)
+        self._max_requests = max_requests_per_s
+        self._book = OrderBook()
+        self._quotes = QuoteBook(allow_delayed=allow_delayed)
+        self._subscribers: list[asyncio.Queue[BrokerEvent | None]] = []
+        self._ib: IB | None = None
+        self._link_up = False
+        self._lost_code = 0  # 1100 or 2110 while the socket stays up; 0 when the link is fine
+        self._closing = False
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._cancel_lock = asyncio.Lock()
+        self._contracts: dict[str, Contract] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.farms: dict[int, str] = {}  # last farm status message per code, for status pages
+
+    # -- connection ----------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._link_up and self._ib is not None and self._ib.isConnected()
+
+    async def connect(self) -> None:
+        self._closing = False
+        await self._connect_once()
+
+    async def close(self) -> None:
+        self._closing = True
+        tasks = [*self._tasks, *([self._reconnect_task] if self._reconnect_task else [])]
+        self._reconnect_task = None
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._link_up = False
+        if self._ib is not None:
+            self._ib.disconnect()
+        for queue in self._subscribers:
+            queue.put_nowait(None)
+
+    def _make_ib(self) -> IB:
+        ib = IB()
+        # Pacing: IB allows ~50 messages a second; ib_async queues what goes beyond this.
+        ib.client.MaxRequests = self._max_requests
+        ib.disconnectedEvent += self._on_disconnected
+        ib.errorEvent += self._on_error
+        ib.orderStatusEvent += self._on_trade
+        ib.openOrderEvent += self._on_trade
+        ib.execDetailsEvent += self._on_exec
+        ib.pendingTickersEvent += self._on_tickers
+        return ib
+
+    async def _connect_once(self) -> None:
+        if self._ib is None:
+            self._ib = self._make_ib()
+        ib = self._ib
+        with m.vendor_errors(f"connect to {self.host}:{self.port} as client {self.client_id}"):
+            await ib.connectAsync(
+                self.host,
+                self.port,
+                self.client_id,
+                timeout=self._connect_timeout,
+                account=self._account_wanted or "",
+                raiseSyncErrors=True,  # ready only once positions, orders, account are in
+            )
+        try:
+            self.account_id = self._pick_account(ib.managedAccounts())
+        except BrokerError:
+            ib.disconnect()
+            raise
+        # Never hand out an order id this adapter already used, whatever nextValidId says.
+        ib.client.updateReqId(self._book.max_order_id + 1)  # type: ignore[no-untyped-call]
+        self._reconcile(ib)
+        ib.reqMarketDataType(DELAYED if self._quotes.allow_delayed else LIVE)
+        self._link_up, self._lost_code = True, 0
+        for symbol in self._quotes.symbols:  # ib_async forgot its tickers with the socket
+            await self._request_market_data(symbol)
+        log.info("IB connected: %s:%s client %s account %s", self.host, self.port,
+                 self.client_id, self.account_id)  # fmt: skip
+        self._emit(ConnectionEvent(connected=True, reason="connected"))
+
+    def _pick_account(self, accounts: list[str]) -> str:
+        if self._account_wanted:
+            if self._account_wanted not in accounts:
+                raise BrokerError(
+                    f"IB account {self._account_wanted!r} is not among the managed accounts "
+                    f"{accounts}", code="account_unknown")  # fmt: skip
+            return self._account_wanted
+        if len(accounts) != 1:
+            raise BrokerError(
+                f"IB manages {len(accounts)} accounts {accounts}: configure which one to "
+                "trade (account=...)", code="account_ambiguous")  # fmt: skip
+        return accounts[0]
+
+    def _on_disconnected(self) -> None:
+        if self._closing or not self._link_up:
+            return
+        self._link_up = False
+        self._emit(ConnectionEvent(connected=False, reason="socket to TWS/IB Gateway closed"))
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.get_running_loop().create_task(
+                self._reconnect(), name=f"ib-reconnect-{self.client_id}"
+            )
+
+    async def _reconnect(self) -> None:
+        delay, ceiling = self._backoff
+        attempt = 0
+        while not self._closing:
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            attempt += 1
+            try:
+                await self._connect_once()
+                return
+            except BrokerError as exc:
+                log.warning("IB reconnect attempt %d failed: %s", attempt, exc)
+            delay = min(delay * 2, ceiling)
+
+    def _on_error(self, req_id: int, code: int, message: str, contract: Any) -> None:
+        reason = f"{code}: {message}"
+        if code in m.LINK_DOWN_CODES:  # the socket is up, but TWS lost IB's servers
+            self._lost_code = code
+            if self._link_up:
+                self._link_up = False
+                self._emit(ConnectionEvent(connected=False, reason=reason))
+        elif self._lost_code and (
+            code in m.LINK_UP_CODES or (self._lost_code == 2110 and code in m.FARM_OK_CODES)
+        ):
+            # 1101/1102 answer 1100; 2110 has no pair of its own, a farm back OK ends it.
+            self._lost_code = 0
+            if self._ib is not None and self._ib.isConnected() and not self._link_up:
+                if code == m.DATA_LOST_CODE:  # subscriptions are gone: ask again
+                    for symbol in self._quotes.symbols:
+                        self._spawn(self._request_market_data(symbol, again=True), "ib-mktdata")
+                self._link_up = True
+                self._emit(ConnectionEvent(connected=True, reason=reason))
+        elif code in m.FARM_BROKEN_CODES or code in m.FARM_OK_CODES:
+            self.farms[code] = message
+            log.log(logging.WARNING if code in m.FARM_BROKEN_CODES else logging.INFO,
+                    "IB farm status %s", reason)  # fmt: skip
+        elif (order := self._book.by_id(req_id)) is not None:
+            log.warning("IB error on order %s (%s): %s", req_id, order.client_order_id, reason)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def events(self) -> AsyncIterator[BrokerEvent]:
+        """A stream of everything from now on; each call gets its own queue, until close()."""
+        queue: asyncio.Queue[BrokerEvent | None] = asyncio.Queue()
+        self._subscribers.append(queue)
+        return self._drain(queue)
+
+    async def _drain(self, queue: asyncio.Queue[BrokerEvent | None]) -> AsyncIterator[BrokerEvent]:
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(queue)
+
+    def _emit(self, event: BrokerEvent) -> None:
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+
+    # -- orders ----------------------------------------------------------------------------
+
+    async def submit(self, order: OrderRequest) -> BrokerOrder:
+        known = self._book.by_ref(order.client_order_id)
+        if known is not None:  # idempotent: the orderRef is already at IB
+            return known.snapshot()
+        contract = await self._contract(order.symbol)
+        known = self._book.by_ref(order.client_order_id)
+        if known is not None:  # a twin submit got there while the contract was looked up
+            return known.snapshot()
+        ib = self._require_link()
+        with m.vendor_errors(f"submit {order.client_order_id}"):
+            trade = ib.placeOrder(contract, m.ib_order(order, account=self.account_id))
+        tracked = TrackedOrder(
+            client_order_id=order.client_order_id,
+            order_id=trade.order.orderId,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=order.quantity,
+            order_type=order.order_type,
+            limit_price=order.limit_price,
+            time_in_force=order.time_in_force,
+        )
+        self._book.add(tracked)  # no await since the by_ref check: concurrent twins see it
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._ack_timeout
+        while tracked.status is OrderStatus.NEW and loop.time() < deadline:
+            await self._book.wait_change(deadline - loop.time())
+        if tracked.status is OrderStatus.REJECTED:
+            reason = tracked.reason or "rejected by IB"
+            raise OrderRejected(reason, code=m.error_code(reason))
+        return tracked.snapshot()
+
+    async def cancel(self, client_order_id: str) -> None:
+        tracked = self._book.by_ref(client_order_id)
+        if tracked is None:
+            raise OrderNotFound(f"no IB order with orderRef {client_order_id!r}")
+        if not tracked.status.is_open:
+            return  # nothing left to cancel
+        ib = self._require_link()
+        trade = ib.wrapper.trades.get((self.client_id, tracked.order_id))
+        with m.vendor_errors(f"cancel {client_order_id}"):
+            if trade is not None:
+                ib.cancelOrder(trade.order)  # type: ignore[no-untyped-call]
+            else:
+                ib.client.cancelOrder(tracked.order_id, "")  # type: ignore[no-untyped-call]
+
+    async def cancel_all(self) -> CancelReport:
+        ib = self._require_link()
+        async with self._cancel_lock:
+            with m.vendor_errors("cancel_all"):
+                foreign = await list_open_orders(ib, self._book, self._request_timeout)
+                own = {o.broker_order_id: o for o in self._book.open()}
+                # one message; it also reaches other client ids and orders typed into TWS
+                ib.reqGlobalCancel()  # type: ignore[no-untyped-call]
+                return await confirm_cancels(
+                    ib, self._book, own, foreign, within_s=self._cancel_timeout,
+                    poll_s=self._cancel_poll_s, request_timeout=self._request_timeout,
+                )  # fmt: skip
+
+    async def open_orders(self) -> list[BrokerOrder]:
+        return [o.snapshot() for o in self._book.open()]
+
+    async def get_order(self, client_order_id: str) -> BrokerOrder | None:
+        tracked = self._book.by_ref(client_order_id)
+        return tracked.snapshot() if tracked is not None else None
+
+    def _on_trade(self, trade: Trade) -> None:
+        tracked = self._book.by_ref(trade.order.orderRef)
+        if tracked is None or tracked.order_id != trade.order.orderId:
+            return  # not ours (another client id, or typed into TWS)
+        if apply_trade(tracked, trade):
+            self._emit(OrderEvent(order=tracked.snapshot(), reason=tracked.reason))
+        self._book.notify()
+
+    def _on_exec(self, trade: Trade, fill: IBFill) -> None:
+        ex = fill.execution
+        tracked = self._book.by_ref(ex.orderRef)
+        if tracked is None or tracked.order_id != ex.orderId:
+            return
+        new = tracked.add_fill(ex.execId, to_decimal(ex.shares), to_decimal(ex.price), ex.time)
+        if new is not None:
+            self._emit(OrderEvent(order=tracked.snapshot(), fill=new))
+        self._book.notify()
+
+    def _reconcile(self, ib: IB) -> None:
+        """Match what IB reports after a connect with the book, by orderRef; report news."""
+        for trade in ib.trades():
+            o = trade.order
+            tracked = self._book.by_ref(o.orderRef) if o.orderRef else None
+            if tracked is None and o.orderRef and o.orderId > 0 and o.clientId == self.client_id:
+                tracked = TrackedOrder(
+                    client_order_id=o.orderRef, order_id=o.orderId, symbol=trade.contract.symbol,
+                    side=m.side_of(o.action), quantity=to_decimal(o.totalQuantity),
+                    order_type=m.order_type_of(o.orderType),
+                    limit_price=m.price_or_none(o.lmtPrice), time_in_force=m.tif_of(o.tif),
+                )  # fmt: skip
+                self._book.add(tracked)
+            if tracked is not None and apply_trade(tracked, trade):
+                self._emit(OrderEvent(order=tracked.snapshot(), reason=tracked.reason))
+        for fill in ib.fills():
+            tracked = self._book.by_ref(fill.execution.orderRef)
+            if tracked is not None:
+                self._on_exec(Trade(), fill)
+        self._book.notify()
+
+    # -- quotes, account, positions -------------------------------------------------------
+
+    def subscribe_quotes(self, symbols: Iterable[str]) -> None:
+        for symbol in symbols:
+            if self._quotes.want(symbol) and self.connected:
+                self._spawn(self._request_market_data(symbol), f"ib-mktdata-{symbol}")
+
+    async def _request_market_data(self, symbol: str, again: bool = False) -> None:
+        try:
+            contract = await self._contract(symbol)
+            ib = self._require_link()
+            with m.vendor_errors(f"market data for {symbol}"):
+                if again:
+                    ib.cancelMktData(contract)
+                ib.reqMktData(contract, "", False, False)
+        except BrokerError as exc:  # quote() reports the absence; the reason is logged here
+            log.error("IB market data for %s not requested: %s", symbol, exc)
+
+    async def _contract(self, symbol: str) -> Contract:
+        """The qualified stock contract (with IB's conId), asked once per symbol."""
+        contract = self._contracts.get(symbol)
+        if contract is not None:
+            return contract
+        ib = self._require_link()
+        contract = m.stock(symbol, primary_exchange=self._primary_exchange,
+                           currency=self._currency)  # fmt: skip
+        with m.vendor_errors(f"contract details for {symbol}"):
+            found = await asyncio.wait_for(
+                ib.qualifyContractsAsync(contract), self._request_timeout
+            )
+        if not found or found[0] is None:
+            raise OrderRejected(f"IB has no stock {symbol!r} ({self._currency})", code="200")
+        self._contracts[symbol] = contract
+        return contract
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_tickers(self, tickers: Iterable[Any]) -> None:
+        for ticker in tickers:
+            quote = self._quotes.update(ticker.contract.symbol, ticker)
+            if quote is not None:
+                self._emit(QuoteEvent(quote=quote))
+
+    async def quote(self, symbol: str) -> Quote:
+        self.subscribe_quotes([symbol])
+        quote = await self._quotes.wait(symbol, self._quote_timeout)
+        if quote is None:
+            raise BrokerUnavailable(f"no IB quote for {symbol} within {self._quote_timeout}s")
+        return quote
+
+    async def account(self) -> Account:
+        return m.account_from(self._require_ib().accountValues(self.account_id), self._currency)
+
+    async def positions(self) -> list[Position]:
+        ib = self._require_ib()
+        return m.positions_from(ib.positions(self.account_id), ib.portfolio(self.account_id))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _require_ib(self) -> IB:
+        if self._ib is None:
+            raise BrokerUnavailable("IB adapter not connected yet")
+        return self._ib
+
+    def _require_link(self) -> IB:
+        ib = self._require_ib()
+        if not self.connected:
+            raise BrokerUnavailable("IB link is down")
+        return ib

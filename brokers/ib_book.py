@@ -1,0 +1,175 @@
+"""The IB adapter's own record of orders, keyed by client order id (IB's ``orderRef``).
+
+ib_async forgets every trade when the socket drops (``Wrapper.reset``), and IB itself knows no
+client order id, so the adapter keeps its own book: one ``TrackedOrder`` per client order id,
+holding the IB order id that ``submit`` returned (never changed afterwards), the last status and
+the fills seen (deduplicated by execution id, because IB repeats executions after a reconnect).
+
+After a (re)connect the book is reconciled from what IB reports: open orders and executions of
+this client id, matched by orderRef. Statuses only move forward: a late "Submitted" never
+reopens an order that is already filled or cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from ib_async import Trade
+
+from brokers import ib_mapping as m
+from brokers.base import BrokerOrder, Fill, OrderStatus, OrderType, Side, TimeInForce, to_decimal
+from brokers.ib_mapping import TERMINAL
+
+
+@dataclass
+class TrackedOrder:
+    client_order_id: str
+    order_id: int
+    symbol: str
+    side: Side
+    quantity: Decimal
+    order_type: OrderType
+    limit_price: Decimal | None
+    time_in_force: TimeInForce
+    status: OrderStatus = OrderStatus.NEW
+    filled: Decimal = Decimal(0)
+    avg_price: Decimal | None = None
+    perm_id: int = 0
+    reason: str | None = None
+    fill_ids: set[str] = field(default_factory=set)
+
+    @property
+    def broker_order_id(self) -> str:
+        return str(self.order_id)
+
+    def snapshot(self) -> BrokerOrder:
+        return BrokerOrder(
+            client_order_id=self.client_order_id,
+            broker_order_id=self.broker_order_id,
+            symbol=self.symbol,
+            side=self.side,
+            quantity=self.quantity,
+            filled_quantity=min(self.filled, self.quantity),
+            status=self.status,
+            limit_price=self.limit_price,
+            avg_fill_price=self.avg_price,
+            order_type=self.order_type,
+            time_in_force=self.time_in_force,
+        )
+
+    def set_status(self, status: OrderStatus, reason: str | None = None) -> bool:
+        """Move to ``status`` unless the order is already done; True when anything changed."""
+        if self.status in TERMINAL or status == self.status:
+            return False
+        if status is OrderStatus.ACCEPTED and self.filled > 0:
+            status = OrderStatus.PARTIALLY_FILLED
+        self.status = status
+        if reason:
+            self.reason = reason
+        return True
+
+    def set_filled(self, filled: Decimal, avg_price: Decimal | None) -> bool:
+        """Take IB's cumulative figures when they are ahead of the fills seen so far."""
+        if filled <= self.filled:
+            return False
+        self.filled = filled
+        if avg_price is not None:
+            self.avg_price = avg_price
+        self._status_from_fills()
+        return True
+
+    def add_fill(self, fill_id: str, qty: Decimal, price: Decimal, ts: datetime) -> Fill | None:
+        """Record one execution; None when it was seen before (IB repeats them)."""
+        if fill_id in self.fill_ids:
+            return None
+        self.fill_ids.add(fill_id)
+        total = self.filled + qty
+        previous = (self.avg_price or Decimal(0)) * self.filled
+        self.avg_price = (previous + price * qty) / total
+        self.filled = total
+        self._status_from_fills()
+        return Fill(
+            client_order_id=self.client_order_id,
+            broker_order_id=self.broker_order_id,
+            symbol=self.symbol,
+            side=self.side,
+            quantity=qty,
+            price=price,
+            ts=ts,
+            fill_id=fill_id,
+        )
+
+    def _status_from_fills(self) -> None:
+        if self.status in TERMINAL:
+            return
+        if self.filled >= self.quantity:
+            self.status = OrderStatus.FILLED
+        elif self.filled > 0 and self.status in (OrderStatus.NEW, OrderStatus.ACCEPTED):
+            self.status = OrderStatus.PARTIALLY_FILLED
+
+
+class OrderBook:
+    """Orders by client order id and by IB order id, and a way to wait for the next change.
+
+    ib_async reports through plain callbacks, so a change is signalled by setting an
+    ``asyncio.Event`` and replacing it (callable without awaiting, unlike a Condition).
+    """
+
+    def __init__(self) -> None:
+        self._by_ref: dict[str, TrackedOrder] = {}
+        self._by_id: dict[int, TrackedOrder] = {}
+        self._changed = asyncio.Event()
+        self.max_order_id = 0
+
+    def add(self, order: TrackedOrder) -> None:
+        self._by_ref[order.client_order_id] = order
+        self._by_id[order.order_id] = order
+        self.max_order_id = max(self.max_order_id, order.order_id)
+
+    def by_ref(self, client_order_id: str) -> TrackedOrder | None:
+        return self._by_ref.get(client_order_id)
+
+    def by_id(self, order_id: int) -> TrackedOrder | None:
+        return self._by_id.get(order_id)
+
+    def all(self) -> list[TrackedOrder]:
+        return list(self._by_ref.values())
+
+    def open(self) -> list[TrackedOrder]:
+        return [o for o in self._by_ref.values() if o.status.is_open]
+
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_change(self, within_s: float) -> None:
+        """Wait for the next change, or ``within_s`` seconds (no error: callers re-check)."""
+        changed = self._changed
+        try:
+            await asyncio.wait_for(changed.wait(), within_s)
+        except TimeoutError:
+            pass
+
+
+def apply_trade(tracked: TrackedOrder, trade: Trade) -> bool:
+    """Bring a tracked order up to what ib_async says about its trade; True on any change."""
+    ib_status = trade.orderStatus.status
+    status = m.status_of(ib_status)
+    reason = None
+    last = trade.log[-1] if trade.log else None
+    if ib_status in ("Cancelled", "ApiCancelled", "Inactive") and last and last.errorCode:
+        # ib_async cancels a trade itself when IB answers its order with an error
+        reason = last.message
+        if last.errorCode != m.CANCELLED_CODE and (
+            tracked.status is OrderStatus.NEW or last.errorCode == 201
+        ):
+            status = OrderStatus.REJECTED
+    if trade.orderStatus.permId:
+        tracked.perm_id = trade.orderStatus.permId
+    changed = status is not None and tracked.set_status(status, reason)
+    filled = to_decimal(trade.orderStatus.filled or 0)
+    changed |= tracked.set_filled(filled, m.price_or_none(trade.orderStatus.avgFillPrice))
+    return changed

@@ -1,0 +1,195 @@
+"""Pure translations between ib_async's objects and ``brokers.base`` types for ``IBBroker``.
+
+Nothing here does I/O: contracts and orders going out, statuses and error codes coming in.
+
+IB's order states map onto the gateway's as follows (``OrderStatus`` of ib_async → ours):
+
+    PendingSubmit, ApiPending      new               (sent, IB has not acknowledged yet)
+    PreSubmitted, Submitted        accepted          (partially_filled once a fill arrived)
+    PendingCancel                  pending_cancel
+    Cancelled, ApiCancelled        canceled          (rejected when an order error caused it)
+    Filled                         filled
+    Inactive                       rejected          (IB keeps it but will not work it)
+    ValidationError                (no change: ib_async's name for a warning on a live order)
+
+Error codes (https://interactivebrokers.github.io/tws-api/message_codes.html):
+
+    1100              connectivity between TWS and IB lost        -> link down
+    1101, 1102        connectivity restored (1101: data lost)     -> link up (1101 resubscribes)
+    2110              TWS <-> server connectivity broken          -> link down
+    2103, 2105, 2157  a data farm is broken                       -> logged; quote age decides
+    2104, 2106, 2107, 2108, 2158  a data farm is OK / on demand   -> logged
+    201, 203, 103, 110, 200, ... on a new order                   -> rejected with IB's reason
+    202               order cancelled                             -> canceled
+    10147, 10148, 161 cancel not possible (unknown / done order)  -> the cancel fails
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from ib_async import Contract, LimitOrder, MarketOrder, Order, Stock
+from ib_async.wrapper import RequestError
+
+from brokers.base import (
+    Account,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    TimeInForce,
+    to_decimal,
+)
+from brokers.errors import BrokerError, BrokerUnavailable, OrderRejected
+
+LINK_DOWN_CODES = frozenset({1100, 2110})
+LINK_UP_CODES = frozenset({1101, 1102})
+DATA_LOST_CODE = 1101
+FARM_BROKEN_CODES = frozenset({2103, 2105, 2157})
+FARM_OK_CODES = frozenset({2104, 2106, 2107, 2108, 2158})
+CANCELLED_CODE = 202
+CANCEL_FAILED_CODES = frozenset({161, 10147, 10148})
+# ib_async's own list of codes that are warnings on a live order, plus the informational range.
+_WARNING_CODES = frozenset({105, 110, 165, 321, 329, 399, 404, 434, 492, 10167})
+
+_TIF = {TimeInForce.DAY: "DAY", TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC"}
+_TIF_BACK = {v: k for k, v in _TIF.items()}
+
+_STATUS = {
+    "PendingSubmit": OrderStatus.NEW,
+    "ApiPending": OrderStatus.NEW,
+    "PreSubmitted": OrderStatus.ACCEPTED,
+    "Submitted": OrderStatus.ACCEPTED,
+    "PendingCancel": OrderStatus.PENDING_CANCEL,
+    "Cancelled": OrderStatus.CANCELED,
+    "ApiCancelled": OrderStatus.CANCELED,
+    "Filled": OrderStatus.FILLED,
+    "Inactive": OrderStatus.REJECTED,
+}
+
+TERMINAL = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+
+
+def stock(symbol: str, *, primary_exchange: str = "", currency: str = "USD") -> Contract:
+    """A US stock routed through SMART; the primary exchange only disambiguates the listing."""
+    return Stock(symbol, "SMART", currency, primaryExchange=primary_exchange)
+
+
+def ib_order(request: OrderRequest, *, account: str) -> Order:
+    """The ib_async order for a request; ``orderRef`` carries the client order id, because IB
+    has no client order id of its own and orderRef is what survives a reconnect or restart."""
+    action = "BUY" if request.side is Side.BUY else "SELL"
+    quantity = float(request.quantity)
+    order: Order
+    if request.order_type is OrderType.LIMIT:
+        assert request.limit_price is not None  # OrderRequest's validator guarantees it
+        order = LimitOrder(action, quantity, float(request.limit_price))
+    else:
+        order = MarketOrder(action, quantity)
+    order.tif = _TIF[request.time_in_force]
+    order.orderRef = request.client_order_id
+    order.account = account
+    order.transmit = True
+    return order
+
+
+def side_of(action: str) -> Side:
+    """IB's order action (BUY/SELL) or execution side (BOT/SLD)."""
+    return Side.BUY if action.upper() in ("BUY", "BOT") else Side.SELL
+
+
+def order_type_of(ib_type: str) -> OrderType:
+    return OrderType.LIMIT if ib_type.upper() in ("LMT", "LIMIT") else OrderType.MARKET
+
+
+def tif_of(ib_tif: str) -> TimeInForce:
+    return _TIF_BACK.get(ib_tif.upper(), TimeInForce.DAY)
+
+
+def status_of(ib_status: str) -> OrderStatus | None:
+    """Our status for IB's, or None when IB's says nothing new (e.g. ValidationError)."""
+    return _STATUS.get(ib_status)
+
+
+def price_or_none(value: float | Decimal | None) -> Decimal | None:
+    """IB marks an absent price with 0, -1, NaN or the 'unset' double (1.7976931348623157e308)."""
+    if value is None or not math.isfinite(value) or value <= 0 or value >= 1e300:
+        return None
+    return Decimal(repr(float(value)))
+
+
+def is_order_rejection(code: int) -> bool:
+    """An error on a new order that means IB will not work it (rather than a warning)."""
+    if code in _WARNING_CODES or 2100 <= code < 2200:
+        return False
+    return code not in CANCEL_FAILED_CODES and code != CANCELLED_CODE
+
+
+def error_code(reason: str | None) -> str | None:
+    """IB's error code out of ib_async's message ("Error 201, reqId 5: ...")."""
+    if reason and reason.startswith(("Error ", "Warning ")):
+        return reason.split()[1].rstrip(",")
+    return None
+
+
+@contextlib.contextmanager
+def vendor_errors(action: str) -> Iterator[None]:
+    """Translate ib_async and socket errors into the project's own, at this one edge."""
+    try:
+        yield
+    except BrokerError:
+        raise
+    except RequestError as exc:
+        raise OrderRejected(f"{action}: {exc.message}", code=str(exc.code)) from exc
+    except (TimeoutError, OSError) as exc:  # ConnectionError is an OSError
+        raise BrokerUnavailable(f"{action}: {exc!r}") from exc
+
+
+def account_from(values: Iterable[Any], currency: str) -> Account:
+    """Account from IB's account values (NetLiquidation, TotalCashValue, BuyingPower).
+
+    ``day_start_equity`` is PreviousDayEquityWithLoanValue (IB's equity with loan value at the
+    previous close), or None when IB does not send it.
+    """
+    by_key = {(v.tag, v.currency): v.value for v in values}
+
+    def pick(tag: str) -> Decimal | None:
+        for cur in (currency, "BASE", ""):  # the base currency first, then IB's aggregate
+            raw = by_key.get((tag, cur))
+            if raw not in (None, ""):
+                return to_decimal(raw)
+        return None
+
+    equity, cash, power = pick("NetLiquidation"), pick("TotalCashValue"), pick("BuyingPower")
+    if equity is None or cash is None or power is None:
+        raise BrokerUnavailable(
+            "IB account values (NetLiquidation, TotalCashValue, BuyingPower) not received yet"
+        )
+    previous = pick("PreviousDayEquityWithLoanValue")
+    return Account(
+        equity=equity,
+        cash=cash,
+        buying_power=power,
+        day_start_equity=previous if previous is not None and previous > 0 else None,
+    )
+
+
+def positions_from(positions: Iterable[Any], portfolio: Iterable[Any]) -> list[Position]:
+    """Signed positions (short < 0); the market price comes from the portfolio updates."""
+    marks = {p.contract.conId: p.marketPrice for p in portfolio}
+    return [
+        Position(
+            symbol=p.contract.symbol,
+            qty=to_decimal(p.position),
+            avg_price=to_decimal(max(p.avgCost, 0.0)),
+            market_price=price_or_none(marks.get(p.contract.conId)),
+        )
+        for p in positions
+    ]
