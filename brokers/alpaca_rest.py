@@ -182,5 +182,8 @@ class RetryPolicy:
             before_sleep=before_sleep,
             reraise=True,
         )
-        result: T = await retrying(op)
+        async def call() -> T:  # a coroutine function, whatever ``op`` is (tenacity checks)
+            return await op()
+
+        result: T = await retrying(call)
         return result
