@@ -1,0 +1,180 @@
+"""Pre-trade checks: each rule is a small function returning a Refusal or None.
+
+The pipeline is the list ``PRE_TRADE_CHECKS``, read top to bottom; a rejected decision lists every
+rule that failed, not only the first. Risk math is exact (Decimal): with a 5% heat limit, an order
+that brings heat to exactly 5.00% passes and one that brings it to 5.0001% does not.
+
+    position risk of an order = exposure x stop_loss_percent / equity
+    portfolio heat            = sum(|value| of positions, open and in-flight orders)
+                                x stop_loss_percent / equity
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from brokers.base import OrderType, Quote, Side
+from gateway.config import RiskConfig
+from gateway.models import Reason, ReasonCode, Signal
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderContext:
+    """Everything a check may look at, computed once per signal under the risk lock."""
+
+    signal: Signal
+    price: Decimal
+    quote: Quote | None
+    equity: Decimal
+    position_qty: Decimal  # signed, including pending orders
+    gross_exposure: Decimal  # positions + open orders + reservations, before this order
+    buying_power: Decimal
+    risk: RiskConfig
+
+    @property
+    def exposure(self) -> Decimal:
+        return self.signal.quantity * self.price
+
+    @property
+    def signed_qty(self) -> Decimal:
+        return self.signal.quantity if self.signal.side is Side.BUY else -self.signal.quantity
+
+    @property
+    def reduces_only(self) -> bool:
+        """True when the order shrinks an existing position and does not flip it."""
+        pos = self.position_qty
+        if pos == ZERO or (pos > 0) == (self.signed_qty > 0):
+            return False
+        return self.signal.quantity <= abs(pos)
+
+    @property
+    def adds_exposure(self) -> bool:
+        return not self.reduces_only
+
+    @property
+    def stop(self) -> Decimal:
+        return self.risk.risk_management.stop_loss_percent
+
+    @property
+    def position_risk(self) -> Decimal:
+        return self.exposure * self.stop / self.equity if self.equity > 0 else Decimal(1)
+
+    @property
+    def heat_before(self) -> Decimal:
+        return self.gross_exposure * self.stop / self.equity if self.equity > 0 else Decimal(1)
+
+    @property
+    def heat_after(self) -> Decimal:
+        if not self.adds_exposure:
+            return self.heat_before
+        return self.heat_before + self.position_risk
+
+
+Check = Callable[[OrderContext], Reason | None]
+
+
+def check_max_order_quantity(ctx: OrderContext) -> Reason | None:
+    limit = ctx.risk.pre_trade.max_order_quantity
+    if ctx.signal.quantity > limit:
+        return Reason(
+            code=ReasonCode.MAX_ORDER_QUANTITY,
+            message=f"quantity {ctx.signal.quantity} exceeds max_order_quantity {limit}",
+        )
+    return None
+
+
+def check_max_order_notional(ctx: OrderContext) -> Reason | None:
+    limit = ctx.risk.pre_trade.max_order_notional
+    if ctx.exposure > limit:
+        return Reason(
+            code=ReasonCode.MAX_ORDER_NOTIONAL,
+            message=f"notional {ctx.exposure:.2f} exceeds max_order_notional {limit}",
+        )
+    return None
+
+
+def check_price_collar(ctx: OrderContext) -> Reason | None:
+    """A limit reaching through the market by more than the collar is refused; passive ones pass."""
+    signal, quote = ctx.signal, ctx.quote
+    if signal.order_type is not OrderType.LIMIT or signal.limit_price is None or quote is None:
+        return None
+    collar = ctx.risk.pre_trade.price_collar
+    if signal.side is Side.BUY:
+        bound = quote.ask * (1 + collar)
+        if signal.limit_price > bound:
+            return Reason(
+                code=ReasonCode.PRICE_COLLAR,
+                message=f"buy limit {signal.limit_price} above ask {quote.ask} + {collar:%} "
+                f"({bound:.4f})",
+            )
+    else:
+        bound = quote.bid * (1 - collar)
+        if signal.limit_price < bound:
+            return Reason(
+                code=ReasonCode.PRICE_COLLAR,
+                message=f"sell limit {signal.limit_price} below bid {quote.bid} - {collar:%} "
+                f"({bound:.4f})",
+            )
+    return None
+
+
+def check_buying_power(ctx: OrderContext) -> Reason | None:
+    if ctx.signal.side is not Side.BUY or ctx.reduces_only:
+        return None
+    if ctx.exposure > ctx.buying_power:
+        return Reason(
+            code=ReasonCode.BUYING_POWER,
+            message=f"notional {ctx.exposure:.2f} exceeds buying power {ctx.buying_power:.2f}",
+        )
+    return None
+
+
+def check_position_risk(ctx: OrderContext) -> Reason | None:
+    if not ctx.adds_exposure:
+        return None
+    limit = ctx.risk.risk_management.max_single_position_risk
+    if ctx.position_risk > limit:
+        return Reason(
+            code=ReasonCode.POSITION_RISK,
+            message=f"position risk {ctx.position_risk:.4%} exceeds "
+            f"max_single_position_risk {limit:%}",
+        )
+    return None
+
+
+def check_portfolio_heat(ctx: OrderContext) -> Reason | None:
+    if not ctx.adds_exposure:
+        return None
+    limit = ctx.risk.risk_management.max_portfolio_heat
+    if ctx.heat_after > limit:
+        return Reason(
+            code=ReasonCode.PORTFOLIO_HEAT,
+            message=f"portfolio heat would be {ctx.heat_after:.4%} "
+            f"(now {ctx.heat_before:.4%}), above max_portfolio_heat {limit:%}",
+        )
+    return None
+
+
+PRE_TRADE_CHECKS: tuple[Check, ...] = (
+    check_max_order_quantity,
+    check_max_order_notional,
+    check_price_collar,
+    check_buying_power,
+    check_position_risk,
+    check_portfolio_heat,
+)
+
+
+def run_checks(ctx: OrderContext, checks: tuple[Check, ...] = PRE_TRADE_CHECKS) -> list[Reason]:
+    return [reason for check in checks if (reason := check(ctx)) is not None]
+
+
+def portfolio_heat(gross_exposure: Decimal, stop_loss: Decimal, equity: Decimal) -> Decimal:
+    """Heat of a book: the replaced system's formula, with open orders counted in the exposure."""
+    if equity <= 0:
+        return Decimal(1)
+    return gross_exposure * stop_loss / equity

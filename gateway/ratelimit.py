@@ -1,0 +1,26 @@
+"""A token bucket for ``pre_trade.max_orders_per_second`` (whole-gateway order rate)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class TokenBucket:
+    def __init__(
+        self, rate_per_s: float, *, burst: float | None = None, clock: Callable[[], float] = time.monotonic
+    ):
+        self._rate = rate_per_s
+        self._capacity = burst if burst is not None else rate_per_s
+        self._tokens = self._capacity
+        self._clock = clock
+        self._last = clock()
+
+    def try_take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False

@@ -1,0 +1,80 @@
+"""Reconciliation: the broker's open orders and positions against the gateway's book.
+
+Orders the broker knows and we don't are adopted (flagged external); ours the broker has lost are
+marked lost; positions are corrected to the broker's truth. Every difference is returned for the
+journal, and the largest position difference as a fraction of equity decides whether to halt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from brokers.base import BrokerOrder, Position
+from gateway.book import Book
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class Reconciliation:
+    at: str
+    adopted: list[str] = field(default_factory=list)  # client_order_ids the broker had, we did not
+    lost: list[str] = field(default_factory=list)  # ours that the broker no longer has open
+    positions: list[dict[str, Any]] = field(default_factory=list)
+    worst_fraction: Decimal = ZERO
+
+    @property
+    def differences(self) -> int:
+        return len(self.adopted) + len(self.lost) + len(self.positions)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "differences": self.differences,
+            "adopted_orders": self.adopted,
+            "lost_orders": self.lost,
+            "positions": self.positions,
+            "worst_position_fraction": float(self.worst_fraction),
+        }
+
+
+def compare(
+    book: Book,
+    broker_orders: list[BrokerOrder],
+    broker_positions: list[Position],
+    *,
+    marks: dict[str, Decimal],
+    equity: Decimal,
+    at: str,
+) -> Reconciliation:
+    result = Reconciliation(at=at)
+    theirs = {o.client_order_id: o for o in broker_orders}
+    for coid in theirs.keys() - book.orders.keys():
+        result.adopted.append(coid)
+    for coid in book.orders.keys() - theirs.keys():
+        result.lost.append(coid)
+    broker_qty = {p.symbol: p.qty for p in broker_positions}
+    for symbol in sorted(set(broker_qty) | set(book.holdings)):
+        ours = book.position_qty(symbol)
+        actual = broker_qty.get(symbol, ZERO)
+        if ours != actual:
+            price = marks.get(symbol) or next(
+                (p.avg_price for p in broker_positions if p.symbol == symbol), ZERO
+            )
+            value = abs(actual - ours) * price
+            fraction = value / equity if equity > 0 else Decimal(1)
+            result.worst_fraction = max(result.worst_fraction, fraction)
+            result.positions.append(
+                {
+                    "symbol": symbol,
+                    "journal_qty": float(ours),
+                    "broker_qty": float(actual),
+                    "value": float(value),
+                    "fraction_of_equity": float(fraction),
+                }
+            )
+    result.adopted.sort()
+    result.lost.sort()
+    return result
