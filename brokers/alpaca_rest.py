@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ from typing import Any, TypeVar
 import requests
 from alpaca.common.exceptions import APIError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
 from brokers.errors import (
     BrokerError,
@@ -156,8 +156,10 @@ class RetryPolicy:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
-        backoff = wait_exponential_jitter(initial=self.initial_wait_s, max=self.max_wait_s,
-                                          jitter=self.initial_wait_s)(state)
+        # exponential, capped, plus up to one initial wait of jitter (written out rather than
+        # tenacity's wait_exponential_jitter, whose arguments changed between 8.x and 9.x)
+        exponential = self.initial_wait_s * 2.0 ** max(0, state.attempt_number - 1)
+        backoff = min(self.max_wait_s, exponential) + random.uniform(0, self.initial_wait_s)
         if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
             return min(exc.retry_after_s, self.max_rate_limit_wait_s) + backoff * 0.1
         return float(backoff)
