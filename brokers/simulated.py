@@ -124,13 +124,14 @@ class SimulatedBroker:
 
     # --- market ------------------------------------------------------------------------------
 
-    def set_quote(self, symbol: str, bid: Any, ask: Any, ts: datetime | None = None) -> Quote:
-        """Move the market; resting limit orders that the new quote crosses fill at once."""
+    def set_quote(
+        self, symbol: str, bid: Any, ask: Any, ts: datetime | None = None
+    ) -> tuple[Quote, list[BrokerOrder]]:
+        """Move the market; resting limit orders the new quote crosses fill at once (returned)."""
         quote = _SimQuote(to_decimal(bid), to_decimal(ask), ts or self._clock(), ts is not None)
         self._quotes[symbol] = quote
         published = self._publish_quote(symbol)
-        self._match_resting(symbol)
-        return published
+        return published, self._match_resting(symbol)
 
     def _quote(self, symbol: str) -> Quote | None:
         q = self._quotes.get(symbol)
@@ -292,13 +293,15 @@ class SimulatedBroker:
         self._publish(OrderEvent(order=filled, fill=fill))
         return filled
 
-    def _match_resting(self, symbol: str) -> None:
+    def _match_resting(self, symbol: str) -> list[BrokerOrder]:
         quote = self._quotes[symbol]
+        filled = []
         for order in list(self._orders.values()):
             if order.symbol == symbol and order.is_open:
                 price = self._crossing_price(order, quote)
                 if price is not None:
-                    self._fill(order, price)
+                    filled.append(self._fill(order, price))
+        return filled
 
     def _set_status(self, order: BrokerOrder, status: OrderStatus, reason: str) -> BrokerOrder:
         updated = order.model_copy(update={"status": status})

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from brokers.base import BrokerOrder, Position
+from brokers.base import BrokerOrder, Position, QuoteEvent
 from gateway.auth import Role, Tokens
 from gateway.engine import SignalConflict
 from gateway.halt import ResumeForbidden, ResumeRefused
@@ -181,9 +181,12 @@ def create_app(
                 ts = datetime.fromtimestamp(ts, UTC)
             elif ts is not None and ts.tzinfo is None:
                 ts = ts.replace(tzinfo=UTC)
-            quote = broker.set_quote(q.symbol, q.bid, q.ask, ts)
-            # The pushed quote reaches the book at once, not only after the stream delivers it.
-            service.quotes.update(quote)
+            quote, fills = broker.set_quote(q.symbol, q.bid, q.ask, ts)
+            # The move reaches the book and the risk measures before this call returns, not only
+            # when the stream delivers it (applying the same update twice changes nothing).
+            for order in fills:
+                service.engine.apply_order_update(order)
+            service.engine.handle_event(QuoteEvent(quote=quote))
             taken.append(quote.model_dump(mode="json"))
         return taken
 

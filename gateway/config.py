@@ -108,8 +108,8 @@ class KillSwitchOptions(_Section):
 
 
 DEFAULT_EMERGENCY_THRESHOLDS: dict[str, Decimal] = {
-    "drawdown": Decimal("0.15"),
     "daily_loss": Decimal("0.05"),
+    "drawdown": Decimal("0.15"),
     "portfolio_heat": Decimal("0.40"),
 }
 

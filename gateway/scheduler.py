@@ -44,7 +44,7 @@ class JobRunner:
         self.last_error: str | None = None
         self.last_run: datetime | None = None
 
-    async def __call__(self) -> None:
+    async def run(self) -> None:
         try:
             await self._job()
         except Exception as exc:
@@ -100,16 +100,16 @@ class GatewayScheduler:
         s = self._settings
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         self._scheduler.add_job(
-            self.jobs["risk_sweep"], IntervalTrigger(seconds=s.risk_sweep_s), id="risk_sweep",
+            self.jobs["risk_sweep"].run, IntervalTrigger(seconds=s.risk_sweep_s), id="risk_sweep",
             **common,
         )
         self._scheduler.add_job(
-            self.jobs["reconcile"], IntervalTrigger(seconds=s.reconcile_s), id="reconcile",
+            self.jobs["reconcile"].run, IntervalTrigger(seconds=s.reconcile_s), id="reconcile",
             **common,
         )
         reset = s.trading_day_reset
         self._scheduler.add_job(
-            self.jobs["trading_day_reset"],
+            self.jobs["trading_day_reset"].run,
             CronTrigger(
                 hour=reset.hour, minute=reset.minute, second=reset.second,
                 timezone=ZoneInfo(s.timezone),

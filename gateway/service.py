@@ -90,6 +90,7 @@ class GatewayService:
         self.environ = dict(os.environ if environ is None else environ)
         state_dir = Path(config.gateway.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.chmod(0o700)  # the journal and tokens are for the service's user only
         self.metrics = metrics or GatewayMetrics()
         self.alerts = AlertSender(config.gateway.alerts.webhook_url)
         self.journal = Journal(
