@@ -1,0 +1,106 @@
+"""Connecting to (fake) TWS: client id, accounts, readiness, ports, refusals."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from brokers.base import Broker
+from brokers.errors import BrokerError, BrokerUnavailable
+from brokers.ib import IBBroker, default_port
+from tests.fakes.fake_tws import FakeTWS
+from tests.integration.ib.support import ACCOUNT, MakeBroker
+
+
+def test_port_follows_the_mode_unless_given() -> None:
+    assert default_port(paper=True) == 4002 and default_port(paper=False) == 4001
+    assert default_port(paper=True, gateway=False) == 7497
+    assert default_port(paper=False, gateway=False) == 7496
+    assert IBBroker().port == 4002
+    assert IBBroker(paper=False).port == 4001
+    assert IBBroker(paper=False, gateway=False).port == 7496
+    assert IBBroker(port=4999, paper=False).port == 4999
+
+
+async def test_connects_with_its_client_id_and_is_ready_with_account_data(
+    tws: FakeTWS, make_broker: MakeBroker
+) -> None:
+    tws.state.positions["MSFT"] = (-5.0, 410.0)
+    broker = await make_broker(client_id=23)
+    assert isinstance(broker, Broker)
+    assert broker.connected and tws.clients == [23]
+    assert broker.account_id == ACCOUNT
+    # ready means the start-up answers are in: no waiting needed for any of these
+    account = await broker.account()
+    assert account.equity == Decimal("100000") and account.cash == Decimal("100000")
+    assert account.buying_power == Decimal("400000")
+    assert account.day_start_equity == Decimal("99500")
+    [position] = await broker.positions()
+    assert (position.symbol, position.qty, position.avg_price) == ("MSFT", -5, 410)
+    assert await broker.open_orders() == []
+    # the start-up requests all reached TWS: positions, open and completed orders, account
+    # updates, executions
+    for msg_id in (61, 5, 99, 6, 7):
+        assert tws.requests_of(msg_id), msg_id
+
+
+async def test_day_start_equity_is_none_when_ib_does_not_send_it(
+    tws: FakeTWS, make_broker: MakeBroker
+) -> None:
+    del tws.state.account_values["PreviousDayEquityWithLoanValue"]
+    broker = await make_broker()
+    assert (await broker.account()).day_start_equity is None
+
+
+async def test_several_accounts_without_a_choice_are_refused(
+    tws: FakeTWS, make_broker: MakeBroker
+) -> None:
+    tws.state.accounts = ["DU111", "DU222"]
+    broker = await make_broker(connect=False)
+    with pytest.raises(BrokerError, match="account") as caught:
+        await broker.connect()
+    assert caught.value.code == "account_ambiguous" and not caught.value.transient
+    assert not broker.connected
+    await tws.wait_until(lambda: tws.clients == [])  # and it hung up
+
+
+async def test_a_named_account_is_picked_among_several(
+    tws: FakeTWS, make_broker: MakeBroker
+) -> None:
+    tws.state.accounts = ["DU111", "DU222"]
+    broker = await make_broker(account="DU222")
+    assert broker.account_id == "DU222"
+    assert (await broker.account()).equity == Decimal("100000")
+
+
+async def test_an_account_ib_does_not_manage_is_refused(
+    tws: FakeTWS, make_broker: MakeBroker
+) -> None:
+    broker = await make_broker(connect=False, account="DU999")
+    with pytest.raises(BrokerError) as caught:
+        await broker.connect()
+    assert caught.value.code == "account_unknown"
+
+
+async def test_nothing_listening_is_unavailable(make_broker: MakeBroker, tws: FakeTWS) -> None:
+    await tws.stop()
+    broker = await make_broker(connect=False)
+    with pytest.raises(BrokerUnavailable):
+        await broker.connect()
+
+
+async def test_a_client_id_in_use_is_unavailable(make_broker: MakeBroker) -> None:
+    await make_broker(client_id=5)
+    second = await make_broker(connect=False, client_id=5, connect_timeout=1.0)
+    with pytest.raises(BrokerUnavailable):
+        await second.connect()
+
+
+async def test_requests_before_connect_are_unavailable(make_broker: MakeBroker) -> None:
+    broker = await make_broker(connect=False)
+    assert not broker.connected
+    with pytest.raises(BrokerUnavailable):
+        await broker.account()
+    with pytest.raises(BrokerUnavailable):
+        await broker.cancel_all()

@@ -1,0 +1,147 @@
+"""Dropped sockets, TWS restarts, adapter restarts and IB's link codes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from brokers.base import ConnectionEvent, OrderEvent, OrderRequest, QuoteEvent
+from brokers.errors import BrokerUnavailable
+from brokers.ib import IBBroker
+from tests.fakes.fake_tws import FakeTWS
+from tests.integration.ib.support import (
+    MakeBroker,
+    is_connection,
+    is_order,
+    is_quote,
+    next_event,
+)
+
+
+def resting(cid: str, price: float = 150.0) -> OrderRequest:
+    return OrderRequest(client_order_id=cid, symbol="AAPL", side="buy", quantity=5,
+                        order_type="limit", limit_price=price)  # fmt: skip
+
+
+async def test_a_dropped_socket_is_reported_at_once_then_reconnected(
+    tws: FakeTWS, broker: IBBroker
+) -> None:
+    events = broker.events()
+    await tws.drop_connections()
+    down = await next_event(events, lambda e: isinstance(e, ConnectionEvent))
+    assert isinstance(down, ConnectionEvent) and down.connected is False
+    up = await next_event(events, lambda e: isinstance(e, ConnectionEvent))
+    assert isinstance(up, ConnectionEvent) and up.connected is True
+    assert broker.connected and tws.clients == [17]  # the same client id again
+
+
+async def test_while_down_requests_are_unavailable_and_quotes_stop(
+    tws: FakeTWS, broker: IBBroker
+) -> None:
+    events = broker.events()
+    before = await broker.quote("AAPL")
+    await tws.stop()  # TWS is gone: reconnect attempts fail and back off
+    await next_event(events, is_connection(False))
+    assert not broker.connected
+    with pytest.raises(BrokerUnavailable):
+        await broker.submit(resting("down-1"))
+    with pytest.raises(BrokerUnavailable):
+        await broker.cancel_all()
+    # the last quote stays what it was, with its old timestamp: the gateway sees it age
+    assert await broker.quote("AAPL") == before
+    tws.state.quotes["AAPL"] = (201.0, 201.1)
+    await tws.start()
+    await next_event(events, is_connection(True))
+    # market data is asked for again on the new connection
+    fresh = await next_event(events, is_quote("AAPL"))
+    assert isinstance(fresh, QuoteEvent) and fresh.quote.bid == Decimal("201")
+    assert fresh.quote.ts > before.ts
+
+
+async def test_after_a_tws_restart_orders_are_recognised_by_order_ref(
+    tws: FakeTWS, broker: IBBroker
+) -> None:
+    events = broker.events()
+    order = await broker.submit(resting("keep-1"))
+    await tws.restart()
+    await next_event(events, is_connection(True))
+    [again] = await broker.open_orders()
+    assert (again.client_order_id, again.broker_order_id) == ("keep-1", order.broker_order_id)
+    # and new orders never reuse the id
+    new = await broker.submit(resting("keep-2"))
+    assert int(new.broker_order_id) > int(order.broker_order_id)
+
+
+async def test_a_fill_while_disconnected_is_reported_after_reconnecting(
+    tws: FakeTWS, broker: IBBroker
+) -> None:
+    events = broker.events()
+    await broker.submit(resting("gap-1", 199.0))
+    await tws.stop()
+    await next_event(events, is_connection(False))
+    tws.set_quote("AAPL", 198.5, 198.9)  # the order fills while nobody listens
+    await tws.start()
+    filled = await next_event(events, is_order("gap-1", "filled"))
+    assert isinstance(filled, OrderEvent) and filled.fill is not None
+    assert filled.fill.price == Decimal("198.9")
+    await next_event(events, is_connection(True))  # after the news, the reconcile signal
+
+
+async def test_a_restarted_adapter_recognises_its_orders(
+    tws: FakeTWS, make_broker: MakeBroker
+) -> None:
+    first = await make_broker()
+    order = await first.submit(resting("restart-1"))
+    await first.close()
+    await tws.wait_until(lambda: tws.clients == [])
+    second = await make_broker()  # same client id, a fresh process as far as it knows
+    [again] = await second.open_orders()
+    assert again.client_order_id == "restart-1"
+    assert again.broker_order_id == order.broker_order_id
+    assert (again.symbol, again.quantity, again.limit_price) == ("AAPL", 5, Decimal("150"))
+    # submit is still idempotent across the restart: no second order at IB
+    assert (await second.submit(resting("restart-1"))).broker_order_id == order.broker_order_id
+    assert len(tws.requests_of(3)) == 1
+    # and it can still cancel it
+    events = second.events()
+    await second.cancel("restart-1")
+    await next_event(events, is_order("restart-1", "canceled"))
+
+
+async def test_ib_link_codes_move_the_connection_state(tws: FakeTWS, broker: IBBroker) -> None:
+    events = broker.events()
+    tws.broadcast_error(1100, "Connectivity between IB and Trader Workstation has been lost.")
+    down = await next_event(events, is_connection(False))
+    assert isinstance(down, ConnectionEvent) and down.reason.startswith("1100")
+    assert not broker.connected
+    tws.broadcast_error(1102, "Connectivity between IB and Trader Workstation has been "
+                        "restored - data maintained.")  # fmt: skip
+    up = await next_event(events, is_connection(True))
+    assert isinstance(up, ConnectionEvent) and up.reason.startswith("1102")
+    assert broker.connected
+
+
+async def test_data_lost_restore_resubscribes_market_data(tws: FakeTWS, broker: IBBroker) -> None:
+    events = broker.events()
+    await broker.quote("AAPL")
+    tws.broadcast_error(1100, "Connectivity between IB and Trader Workstation has been lost.")
+    await next_event(events, is_connection(False))
+    tws.broadcast_error(1101, "Connectivity between IB and TWS has been restored- data lost.")
+    await next_event(events, is_connection(True))
+    await tws.wait_until(lambda: len(tws.requests_of(1)) == 2)  # reqMktData again
+    assert tws.requests_of(2)  # after cancelling the old subscription
+
+
+async def test_farm_status_is_recorded_without_touching_the_connection(
+    tws: FakeTWS, broker: IBBroker
+) -> None:
+    await broker.quote("AAPL")  # subscribed, so the marker quote below reaches it
+    events = broker.events()
+    tws.broadcast_error(2103, "Market data farm connection is broken:usfarm")
+    tws.broadcast_error(2104, "Market data farm connection is OK:usfarm")
+    tws.set_quote("AAPL", 200.0, 200.1)  # a marker after the farm messages
+    seen: list[object] = []
+    await next_event(events, lambda e: seen.append(e) is None and is_quote("AAPL")(e))
+    assert not any(isinstance(e, ConnectionEvent) for e in seen)
+    assert broker.connected and 2103 in broker.farms and 2104 in broker.farms
