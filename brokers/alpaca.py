@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal, cast
 
@@ -67,6 +67,7 @@ from brokers.base import (
     CancelReport,
     ConnectionEvent,
     OrderRequest,
+    OrderStatus,
     OrderType,
     Position,
     Quote,
@@ -162,11 +163,14 @@ class AlpacaBroker:
         self._closed = False
 
     @classmethod
-    def from_env(cls, *, paper: bool = True, feed: str = "iex", **options: Any) -> AlpacaBroker:
-        """Build from ALPACA_API_KEY / ALPACA_SECRET_KEY (the systemd EnvironmentFile)."""
+    def from_env(cls, *, paper: bool = True, feed: str = "iex",
+                 environ: Mapping[str, str] | None = None, **options: Any) -> AlpacaBroker:
+        """Build from ALPACA_API_KEY / ALPACA_SECRET_KEY (the systemd EnvironmentFile);
+        ``environ`` defaults to ``os.environ``."""
+        env = os.environ if environ is None else environ
         keys = []
         for var in (API_KEY_ENV, SECRET_KEY_ENV):
-            value = os.environ.get(var, "").strip()
+            value = env.get(var, "").strip()
             if not value:
                 raise BrokerError(f"{var} is not set: the Alpaca keys come from the environment",
                                   code="missing_credentials")
@@ -323,6 +327,10 @@ class AlpacaBroker:
             existing = await self._lookup(client_order_id)
             if existing is None:
                 raise OrderNotFound(f"no order with client_order_id {client_order_id}")
+            if existing.status is OrderStatus.CANCELED:
+                # Already what we want (also: a retry after our own DELETE's answer was lost).
+                log.info("alpaca: order %s is already canceled", existing.broker_order_id)
+                return
             if not existing.is_open:
                 raise OrderRejected(f"order {existing.broker_order_id} is {existing.status}: "
                                     "not cancelable", code="not_open")

@@ -160,3 +160,7 @@ def test_from_env_reads_keys_and_never_shows_them(monkeypatch: pytest.MonkeyPatc
     assert broker.paper is False and broker.feed == "sip"
     assert os.environ["ALPACA_API_KEY"] not in repr(broker)
     assert "envsecret456" not in repr(broker) + repr(broker._trade_stream)
+    given = AlpacaBroker.from_env(environ={"ALPACA_API_KEY": "k", "ALPACA_SECRET_KEY": "s"})
+    assert given.paper is True
+    with pytest.raises(BrokerError, match="ALPACA_SECRET_KEY"):
+        AlpacaBroker.from_env(environ={"ALPACA_API_KEY": "k"})
