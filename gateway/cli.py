@@ -118,9 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.logs import configure_logging
         from gateway.server import serve
 
-        configure_logging()
+        redactor = configure_logging()
         config = config.with_overrides(host=args.host, port=args.port, state_dir=args.state_dir)
-        return serve(config)
+        return serve(config, redactor=redactor)
     try:
         remote = _Remote(config)
         if command == "status":

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -19,6 +20,7 @@ from fastapi import FastAPI
 from gateway.api import create_app
 from gateway.auth import ensure_tokens
 from gateway.config import GatewayConfig
+from gateway.logs import Redactor
 from gateway.notify import SystemdNotifier
 from gateway.service import GatewayService
 
@@ -32,11 +34,26 @@ LIVE_BANNER = """
 """
 
 
+class _GatewayServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after a graceful shutdown (the process then dies of it);
+    a gateway that stopped cleanly exits 0, which is what systemd's Restart=on-failure expects."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
 def build_server(
-    config: GatewayConfig, service: GatewayService | None = None
+    config: GatewayConfig,
+    service: GatewayService | None = None,
+    *,
+    redactor: Redactor | None = None,
 ) -> tuple[uvicorn.Server, GatewayService]:
     service = service or GatewayService(config)
     tokens = ensure_tokens(config.gateway.state_dir, service.environ)
+    if redactor is not None:
+        # Generated tokens are not in the environment: tell the log redactor about them too.
+        redactor.add([tokens.strategy, tokens.admin])
     notifier = SystemdNotifier.from_env(service.environ)
 
     @contextlib.asynccontextmanager
@@ -71,7 +88,7 @@ def build_server(
         timeout_graceful_shutdown=int(config.gateway.shutdown_timeout_s),
         lifespan="on",
     )
-    return uvicorn.Server(uv_config), service
+    return _GatewayServer(uv_config), service
 
 
 def _status_line(service: GatewayService) -> str:
@@ -92,8 +109,8 @@ async def _status_loop(service: GatewayService, notifier: SystemdNotifier) -> No
         await asyncio.sleep(1.0)
 
 
-def serve(config: GatewayConfig) -> int:
-    server, _ = build_server(config)
+def serve(config: GatewayConfig, *, redactor: Redactor | None = None) -> int:
+    server, _ = build_server(config, redactor=redactor)
     server.run()
     return 0 if server.started else 1
 
