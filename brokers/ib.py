@@ -46,16 +46,14 @@ from brokers.base import (
     BrokerOrder,
     CancelReport,
     ConnectionEvent,
-    OrderEvent,
     OrderRequest,
     OrderStatus,
     Position,
     Quote,
     QuoteEvent,
-    to_decimal,
 )
 from brokers.errors import BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected
-from brokers.ib_book import OrderBook, TrackedOrder, apply_trade
+from brokers.ib_book import OrderBook, TrackedOrder
 from brokers.ib_kill import confirm_cancels, list_open_orders
 from brokers.ib_quotes import DELAYED, LIVE, QuoteBook
 
@@ -83,7 +81,7 @@ class IBBroker:
         gateway: bool = True,
         primary_exchange: str = "",
         currency: str = "USD",
-        allow_delayed: bool = False,
+        allow_delayed_data: bool = False,
         connect_timeout: float = 10.0,
         request_timeout: float = 10.0,
         ack_timeout: float = 5.0,
@@ -111,8 +109,9 @@ class IBBroker:
         self._backoff = (reconnect_initial_s, reconnect_max_s)
         self._max_requests = max_requests_per_s
         self._book = OrderBook()
-        self._quotes = QuoteBook(allow_delayed=allow_delayed)
-        self._subscribers: list[asyncio.Queue[BrokerEvent | None]] = []
+        self._quotes = QuoteBook(allow_delayed=allow_delayed_data)
+        self._backlog: asyncio.Queue[BrokerEvent | None] | None = asyncio.Queue()
+        self._subscribers: list[asyncio.Queue[BrokerEvent | None]] = [self._backlog]
         self._ib: IB | None = None
         self._link_up = False
         self._lost_code = 0  # 1100 or 2110 while the socket stays up; 0 when the link is fine
@@ -174,13 +173,13 @@ class IBBroker:
                 raiseSyncErrors=True,  # ready only once positions, orders, account are in
             )
         try:
-            self.account_id = self._pick_account(ib.managedAccounts())
+            self.account_id = m.pick_account(self._account_wanted, ib.managedAccounts())
         except BrokerError:
             ib.disconnect()
             raise
         # Never hand out an order id this adapter already used, whatever nextValidId says.
         ib.client.updateReqId(self._book.max_order_id + 1)  # type: ignore[no-untyped-call]
-        self._reconcile(ib)
+        self._emit_all(self._book.reconcile(ib.trades(), ib.fills(), self.client_id))
         ib.reqMarketDataType(DELAYED if self._quotes.allow_delayed else LIVE)
         self._link_up, self._lost_code = True, 0
         for symbol in self._quotes.symbols:  # ib_async forgot its tickers with the socket
@@ -188,19 +187,6 @@ class IBBroker:
         log.info("IB connected: %s:%s client %s account %s", self.host, self.port,
                  self.client_id, self.account_id)  # fmt: skip
         self._emit(ConnectionEvent(connected=True, reason="connected"))
-
-    def _pick_account(self, accounts: list[str]) -> str:
-        if self._account_wanted:
-            if self._account_wanted not in accounts:
-                raise BrokerError(
-                    f"IB account {self._account_wanted!r} is not among the managed accounts "
-                    f"{accounts}", code="account_unknown")  # fmt: skip
-            return self._account_wanted
-        if len(accounts) != 1:
-            raise BrokerError(
-                f"IB manages {len(accounts)} accounts {accounts}: configure which one to "
-                "trade (account=...)", code="account_ambiguous")  # fmt: skip
-        return accounts[0]
 
     def _on_disconnected(self) -> None:
         if self._closing or not self._link_up:
@@ -253,9 +239,17 @@ class IBBroker:
     # -- events ----------------------------------------------------------------------------
 
     def events(self) -> AsyncIterator[BrokerEvent]:
-        """A stream of everything from now on; each call gets its own queue, until close()."""
-        queue: asyncio.Queue[BrokerEvent | None] = asyncio.Queue()
-        self._subscribers.append(queue)
+        """The adapter's events until ``close()``.
+
+        The first caller gets everything since the adapter was built (so nothing between
+        ``connect()`` and the consumer starting is lost: a fill during the start-up sync, the
+        first ``ConnectionEvent``); every later caller gets its own stream from its call on.
+        """
+        if self._backlog is not None:
+            queue, self._backlog = self._backlog, None
+        else:
+            queue = asyncio.Queue()
+            self._subscribers.append(queue)
         return self._drain(queue)
 
     async def _drain(self, queue: asyncio.Queue[BrokerEvent | None]) -> AsyncIterator[BrokerEvent]:
@@ -269,6 +263,10 @@ class IBBroker:
     def _emit(self, event: BrokerEvent) -> None:
         for queue in self._subscribers:
             queue.put_nowait(event)
+
+    def _emit_all(self, events: Iterable[BrokerEvent]) -> None:
+        for event in events:
+            self._emit(event)
 
     # -- orders ----------------------------------------------------------------------------
 
@@ -338,43 +336,10 @@ class IBBroker:
         return tracked.snapshot() if tracked is not None else None
 
     def _on_trade(self, trade: Trade) -> None:
-        tracked = self._book.by_ref(trade.order.orderRef)
-        if tracked is None or tracked.order_id != trade.order.orderId:
-            return  # not ours (another client id, or typed into TWS)
-        if apply_trade(tracked, trade):
-            self._emit(OrderEvent(order=tracked.snapshot(), reason=tracked.reason))
-        self._book.notify()
+        self._emit_all(self._book.on_trade(trade, self.client_id))
 
     def _on_exec(self, trade: Trade, fill: IBFill) -> None:
-        ex = fill.execution
-        tracked = self._book.by_ref(ex.orderRef)
-        if tracked is None or tracked.order_id != ex.orderId:
-            return
-        new = tracked.add_fill(ex.execId, to_decimal(ex.shares), to_decimal(ex.price), ex.time)
-        if new is not None:
-            self._emit(OrderEvent(order=tracked.snapshot(), fill=new))
-        self._book.notify()
-
-    def _reconcile(self, ib: IB) -> None:
-        """Match what IB reports after a connect with the book, by orderRef; report news."""
-        for trade in ib.trades():
-            o = trade.order
-            tracked = self._book.by_ref(o.orderRef) if o.orderRef else None
-            if tracked is None and o.orderRef and o.orderId > 0 and o.clientId == self.client_id:
-                tracked = TrackedOrder(
-                    client_order_id=o.orderRef, order_id=o.orderId, symbol=trade.contract.symbol,
-                    side=m.side_of(o.action), quantity=to_decimal(o.totalQuantity),
-                    order_type=m.order_type_of(o.orderType),
-                    limit_price=m.price_or_none(o.lmtPrice), time_in_force=m.tif_of(o.tif),
-                )  # fmt: skip
-                self._book.add(tracked)
-            if tracked is not None and apply_trade(tracked, trade):
-                self._emit(OrderEvent(order=tracked.snapshot(), reason=tracked.reason))
-        for fill in ib.fills():
-            tracked = self._book.by_ref(fill.execution.orderRef)
-            if tracked is not None:
-                self._on_exec(Trade(), fill)
-        self._book.notify()
+        self._emit_all(self._book.on_exec(fill.execution, self.client_id))
 
     # -- quotes, account, positions -------------------------------------------------------
 

@@ -13,14 +13,25 @@ reopens an order that is already filled or cancelled.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from ib_async import Trade
+from ib_async import Execution, Trade
+from ib_async import Fill as IBFill
 
 from brokers import ib_mapping as m
-from brokers.base import BrokerOrder, Fill, OrderStatus, OrderType, Side, TimeInForce, to_decimal
+from brokers.base import (
+    BrokerOrder,
+    Fill,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    to_decimal,
+)
 from brokers.ib_mapping import TERMINAL
 
 
@@ -140,6 +151,54 @@ class OrderBook:
 
     def open(self) -> list[TrackedOrder]:
         return [o for o in self._by_ref.values() if o.status.is_open]
+
+    def on_trade(self, trade: Trade, client_id: int) -> list[OrderEvent]:
+        """An order status or open order from ib_async; an event when it changed ours."""
+        tracked = self.by_ref(trade.order.orderRef)
+        if tracked is None or (trade.order.clientId, trade.order.orderId) != (
+            client_id,
+            tracked.order_id,
+        ):
+            return []  # not ours: another client id, or typed into TWS
+        self.notify()
+        if not apply_trade(tracked, trade):
+            return []
+        return [OrderEvent(order=tracked.snapshot(), reason=tracked.reason)]
+
+    def on_exec(self, ex: Execution, client_id: int) -> list[OrderEvent]:
+        """An execution; an event with its fill the first time it is seen."""
+        tracked = self.by_ref(ex.orderRef)
+        if tracked is None or (ex.clientId, ex.orderId) != (client_id, tracked.order_id):
+            return []
+        self.notify()
+        fill = tracked.add_fill(ex.execId, to_decimal(ex.shares), to_decimal(ex.price), ex.time)
+        return [] if fill is None else [OrderEvent(order=tracked.snapshot(), fill=fill)]
+
+    def reconcile(
+        self, trades: Iterable[Trade], fills: Iterable[IBFill], client_id: int
+    ) -> list[OrderEvent]:
+        """After a connect: adopt this client's orders by orderRef (after a restart of this
+        process the book starts empty), bring known ones up to date, and take the executions
+        missed while away. Returns what changed, for the event stream."""
+        events: list[OrderEvent] = []
+        for trade in trades:
+            o = trade.order
+            tracked = self.by_ref(o.orderRef) if o.orderRef else None
+            if tracked is None and o.orderRef and o.orderId > 0 and o.clientId == client_id:
+                tracked = TrackedOrder(
+                    client_order_id=o.orderRef, order_id=o.orderId, symbol=trade.contract.symbol,
+                    side=m.side_of(o.action), quantity=to_decimal(o.totalQuantity),
+                    order_type=m.order_type_of(o.orderType),
+                    limit_price=m.price_or_none(o.lmtPrice), time_in_force=m.tif_of(o.tif),
+                )  # fmt: skip
+                self.add(tracked)
+            # completed orders come without an order id: their orderRef is enough
+            if tracked is not None and apply_trade(tracked, trade):
+                events.append(OrderEvent(order=tracked.snapshot(), reason=tracked.reason))
+        for fill in fills:
+            events += self.on_exec(fill.execution, client_id)
+        self.notify()
+        return events
 
     def notify(self) -> None:
         self._changed.set()

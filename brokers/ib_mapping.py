@@ -193,3 +193,18 @@ def positions_from(positions: Iterable[Any], portfolio: Iterable[Any]) -> list[P
         )
         for p in positions
     ]
+
+
+def pick_account(wanted: str | None, accounts: list[str]) -> str:
+    """The account to trade: the configured one, or the only one; anything else refuses."""
+    if wanted:
+        if wanted not in accounts:
+            raise BrokerError(
+                f"IB account {wanted!r} is not among the managed accounts "
+                f"{accounts}", code="account_unknown")  # fmt: skip
+        return wanted
+    if len(accounts) != 1:
+        raise BrokerError(
+            f"IB manages {len(accounts)} accounts {accounts}: configure which one to "
+            "trade (account=...)", code="account_ambiguous")  # fmt: skip
+    return accounts[0]

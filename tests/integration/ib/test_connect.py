@@ -6,11 +6,11 @@ from decimal import Decimal
 
 import pytest
 
-from brokers.base import Broker
+from brokers.base import Broker, ConnectionEvent
 from brokers.errors import BrokerError, BrokerUnavailable
 from brokers.ib import IBBroker, default_port
 from tests.fakes.fake_tws import FakeTWS
-from tests.integration.ib.support import ACCOUNT, MakeBroker
+from tests.integration.ib.support import ACCOUNT, MakeBroker, is_connection, next_event
 
 
 def test_port_follows_the_mode_unless_given() -> None:
@@ -104,3 +104,17 @@ async def test_requests_before_connect_are_unavailable(make_broker: MakeBroker) 
         await broker.account()
     with pytest.raises(BrokerUnavailable):
         await broker.cancel_all()
+
+
+async def test_events_called_after_connect_still_see_what_happened_since(
+    tws: FakeTWS, broker: IBBroker
+) -> None:
+    # the gateway connects, syncs, and only then starts consuming: nothing may be lost
+    first = broker.events()
+    connected = await next_event(first, lambda e: isinstance(e, ConnectionEvent))
+    assert isinstance(connected, ConnectionEvent) and connected.connected
+    # a later consumer gets its own stream, from its call on
+    second = broker.events()
+    await tws.drop_connections()
+    for stream in (first, second):
+        await next_event(stream, is_connection(False))

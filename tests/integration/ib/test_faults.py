@@ -28,9 +28,11 @@ async def test_a_dropped_socket_is_reported_at_once_then_reconnected(
     tws: FakeTWS, broker: IBBroker
 ) -> None:
     events = broker.events()
+    await next_event(events, is_connection(True))  # the first connect, from the backlog
     await tws.drop_connections()
     down = await next_event(events, lambda e: isinstance(e, ConnectionEvent))
     assert isinstance(down, ConnectionEvent) and down.connected is False
+    assert not broker.connected
     up = await next_event(events, lambda e: isinstance(e, ConnectionEvent))
     assert isinstance(up, ConnectionEvent) and up.connected is True
     assert broker.connected and tws.clients == [17]  # the same client id again
@@ -65,6 +67,7 @@ async def test_after_a_tws_restart_orders_are_recognised_by_order_ref(
     events = broker.events()
     order = await broker.submit(resting("keep-1"))
     await tws.restart()
+    await next_event(events, is_connection(False))
     await next_event(events, is_connection(True))
     [again] = await broker.open_orders()
     assert (again.client_order_id, again.broker_order_id) == ("keep-1", order.broker_order_id)
@@ -138,6 +141,7 @@ async def test_farm_status_is_recorded_without_touching_the_connection(
 ) -> None:
     await broker.quote("AAPL")  # subscribed, so the marker quote below reaches it
     events = broker.events()
+    await next_event(events, is_connection(True))  # the first connect, from the backlog
     tws.broadcast_error(2103, "Market data farm connection is broken:usfarm")
     tws.broadcast_error(2104, "Market data farm connection is OK:usfarm")
     tws.set_quote("AAPL", 200.0, 200.1)  # a marker after the farm messages

@@ -50,7 +50,7 @@ async def test_delayed_data_is_refused_unless_allowed(
     strict = await make_broker()
     with pytest.raises(BrokerUnavailable):
         await strict.quote("AAPL")
-    lenient = await make_broker(client_id=18, allow_delayed=True)
+    lenient = await make_broker(client_id=18, allow_delayed_data=True)
     quote = await lenient.quote("AAPL")
     # a delayed quote is as old as IB's delay: the gateway will see it as stale
     assert (quote.bid, quote.ask) == (Decimal("199.95"), Decimal("200.05"))
