@@ -129,6 +129,8 @@ class IBBroker:
         return self._link_up and self._ib is not None and self._ib.isConnected()
 
     async def connect(self) -> None:
+        if self.connected:
+            return
         self._closing = False
         await self._connect_once()
 
@@ -181,9 +183,11 @@ class IBBroker:
         ib.client.updateReqId(self._book.max_order_id + 1)  # type: ignore[no-untyped-call]
         self._emit_all(self._book.reconcile(ib.trades(), ib.fills(), self.client_id))
         ib.reqMarketDataType(DELAYED if self._quotes.allow_delayed else LIVE)
+        # No await since connectAsync returned, so no socket callback can have run in between:
+        # from here on a drop is seen by _on_disconnected.
         self._link_up, self._lost_code = True, 0
         for symbol in self._quotes.symbols:  # ib_async forgot its tickers with the socket
-            await self._request_market_data(symbol)
+            self._spawn(self._request_market_data(symbol), f"ib-mktdata-{symbol}")
         log.info("IB connected: %s:%s client %s account %s", self.host, self.port,
                  self.client_id, self.account_id)  # fmt: skip
         self._emit(ConnectionEvent(connected=True, reason="connected"))
@@ -209,6 +213,8 @@ class IBBroker:
                 return
             except BrokerError as exc:
                 log.warning("IB reconnect attempt %d failed: %s", attempt, exc)
+            except Exception:  # keep trying, but never silently
+                log.exception("IB reconnect attempt %d failed unexpectedly", attempt)
             delay = min(delay * 2, ceiling)
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any) -> None:

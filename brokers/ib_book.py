@@ -13,6 +13,7 @@ reopens an order that is already filled or cancelled.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +34,8 @@ from brokers.base import (
     to_decimal,
 )
 from brokers.ib_mapping import TERMINAL
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -140,6 +143,10 @@ class OrderBook:
         self._by_id[order.order_id] = order
         self.max_order_id = max(self.max_order_id, order.order_id)
 
+    def forget(self, order: TrackedOrder) -> None:
+        self._by_ref.pop(order.client_order_id, None)
+        self._by_id.pop(order.order_id, None)  # max_order_id stays: the id is never reused
+
     def by_ref(self, client_order_id: str) -> TrackedOrder | None:
         return self._by_ref.get(client_order_id)
 
@@ -181,22 +188,35 @@ class OrderBook:
         process the book starts empty), bring known ones up to date, and take the executions
         missed while away. Returns what changed, for the event stream."""
         events: list[OrderEvent] = []
+        trades, fills = list(trades), list(fills)
+        reported = {t.order.orderRef for t in trades} | {f.execution.orderRef for f in fills}
         for trade in trades:
             o = trade.order
-            tracked = self.by_ref(o.orderRef) if o.orderRef else None
-            if tracked is None and o.orderRef and o.orderId > 0 and o.clientId == client_id:
-                tracked = TrackedOrder(
+            if o.orderRef and self.by_ref(o.orderRef) is None and o.orderId > 0 and (
+                o.clientId == client_id
+            ):
+                self.add(TrackedOrder(
                     client_order_id=o.orderRef, order_id=o.orderId, symbol=trade.contract.symbol,
                     side=m.side_of(o.action), quantity=to_decimal(o.totalQuantity),
                     order_type=m.order_type_of(o.orderType),
                     limit_price=m.price_or_none(o.lmtPrice), time_in_force=m.tif_of(o.tif),
-                )  # fmt: skip
-                self.add(tracked)
-            # completed orders come without an order id: their orderRef is enough
-            if tracked is not None and apply_trade(tracked, trade):
-                events.append(OrderEvent(order=tracked.snapshot(), reason=tracked.reason))
+                ))  # fmt: skip
+        # executions before statuses, so a fill missed while away comes with its Fill
         for fill in fills:
             events += self.on_exec(fill.execution, client_id)
+        for trade in trades:
+            tracked = self.by_ref(trade.order.orderRef) if trade.order.orderRef else None
+            # completed orders carry no order id or client id: check they are the same order
+            if tracked is not None and _same_order(tracked, trade) and apply_trade(tracked, trade):
+                events.append(OrderEvent(order=tracked.snapshot(), reason=tracked.reason))
+        for lost in [o for o in self.open() if o.status is OrderStatus.NEW]:
+            if lost.client_order_id not in reported:
+                # Sent, never acknowledged, and IB reports it neither open nor completed: it
+                # never reached IB. Forgetting it lets a retried submit place it (get_order
+                # answers None), which cannot make a second order.
+                log.warning("IB order %s (%s) never reached IB; forgotten",
+                            lost.order_id, lost.client_order_id)  # fmt: skip
+                self.forget(lost)
         self.notify()
         return events
 
@@ -229,6 +249,17 @@ def apply_trade(tracked: TrackedOrder, trade: Trade) -> bool:
     if trade.orderStatus.permId:
         tracked.perm_id = trade.orderStatus.permId
     changed = status is not None and tracked.set_status(status, reason)
-    filled = to_decimal(trade.orderStatus.filled or 0)
+    # a completed order reports its filled quantity on the order, not in an orderStatus
+    done = trade.order.filledQuantity
+    filled = to_decimal(max(trade.orderStatus.filled or 0, m.price_or_none(done) or 0))
     changed |= tracked.set_filled(filled, m.price_or_none(trade.orderStatus.avgFillPrice))
     return changed
+
+
+def _same_order(tracked: TrackedOrder, trade: Trade) -> bool:
+    o = trade.order
+    if o.orderId > 0:
+        return o.orderId == tracked.order_id
+    return (trade.contract.symbol, m.side_of(o.action)) == (tracked.symbol, tracked.side) and (
+        to_decimal(o.totalQuantity) == tracked.quantity
+    )

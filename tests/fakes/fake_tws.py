@@ -16,7 +16,8 @@ orders placed before a restart are reported again, with their orderRef, after it
 
 Test knobs: ``set_quote`` (streams bid/ask and fills marketable orders), ``add_manual_order``
 (an order typed into TWS by hand), ``stuck_orders`` (perm ids a cancel never reaches),
-``reject_symbols`` (placeOrder answered with an error), ``drop_connections``, ``stop`` /
+``reject_symbols`` (placeOrder answered with an error), ``swallow_orders`` (placeOrder lost),
+``drop_connections``, ``stop`` /
 ``start`` / ``restart``, ``broadcast_error`` (1100, 1102, farm status...).
 """
 
@@ -98,6 +99,7 @@ class TWSState:
     stuck_orders: set[int] = field(default_factory=set)  # perm ids a cancel never reaches
     reject_symbols: dict[str, tuple[int, str]] = field(default_factory=dict)
     unknown_symbols: set[str] = field(default_factory=set)  # no contract definition
+    swallow_orders: bool = False  # placeOrder is lost on the way (no order, no answer)
     requests: list[tuple[int, Fields]] = field(default_factory=list)  # (client id, fields)
 
     def con_id(self, symbol: str) -> int:
@@ -231,6 +233,32 @@ def msg_commission_report(exec_id: str) -> Fields:
     return ["59", "1", exec_id, "1.0", "USD", "", "", ""]
 
 
+def msg_completed_order(state: TWSState, o: FakeOrder) -> Fields:
+    """A done order (no order id or client id in this message: IB sends neither)."""
+    lmt = "" if o.limit_price is None else _num(o.limit_price)
+    head = [
+        "101", *_contract(state, o.symbol), o.symbol, o.symbol,
+        o.action, _num(o.quantity), o.order_type, lmt, "", o.tif, "", o.account, "O", "0",
+        o.order_ref, str(o.perm_id), "0", "0", "0", "", "", "", "",
+        "",  # faProfile: only below server version 177
+    ]  # fmt: skip
+    tail = [
+        *[""] * 21, "", "",  # modelCode .. volatilityType, deltaNeutralOrderType, auxPrice
+        "0", "", "", "", "",  # continuousUpdate .. comboLegsDescrip
+        "0", "0", "0",  # combo legs, order combo legs, smart combo routing params
+        "", "", "",  # scaleInitLevelSize, scaleSubsLevelSize, scalePriceIncrement
+        "",  # hedgeType
+        "", "", "0", "0",  # clearingAccount, clearingIntent, notHeld, dncPresent
+        "",  # algoStrategy
+        "0", o.status, "0", "0",  # solicited, status, randomizeSize, randomizePrice
+        "0",  # conditions
+        "", "", "", "", "", "", _num(o.filled), "", "", "", "", "", "",  # .. parentPermId
+        _now_text(), o.status,  # completedTime, completedStatus
+        "", "", "", "", "",  # minTradeQty .. midOffsetAtHalf (>= 170)
+    ]  # fmt: skip
+    return head + tail
+
+
 def msg_completed_orders_end() -> Fields:
     return ["102"]
 
@@ -280,7 +308,7 @@ class FakeTWS:
         self.port = port
         self._server: asyncio.Server | None = None
         self._sessions: list[_Session] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._changed = asyncio.Event()  # set and replaced after every message and session
 
     # -- lifecycle
 
@@ -307,6 +335,7 @@ class FakeTWS:
         sessions, self._sessions = self._sessions, []
         for s in sessions:
             s.writer.close()
+        self._signal()
         for s in sessions:
             with contextlib.suppress(Exception):
                 await s.writer.wait_closed()
@@ -314,6 +343,19 @@ class FakeTWS:
     @property
     def clients(self) -> list[int]:
         return [s.client_id for s in self._sessions if s.client_id is not None]
+
+    async def wait_until(self, check: Callable[[], bool], within_s: float = 3.0) -> None:
+        """Wait until ``check()`` holds, re-checked after every message and (dis)connection."""
+
+        async def poll() -> None:
+            while not check():
+                await self._changed.wait()
+
+        await asyncio.wait_for(poll(), within_s)
+
+    def _signal(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def requests_of(self, msg_id: int) -> list[tuple[int, Fields]]:
         return [(cid, f) for cid, f in self.state.requests if f[0] == str(msg_id)]
@@ -343,8 +385,12 @@ class FakeTWS:
         return next((o for o in self.state.orders.values() if o.order_ref == order_ref), None)
 
     def broadcast_error(self, code: int, text: str, req_id: int = -1) -> None:
+        self.broadcast(msg_error(req_id, code, text))
+
+    def broadcast(self, fields: Fields) -> None:
+        """Send any message to every session (e.g. one real TWS sends unasked)."""
         for s in self._sessions:
-            s.send(msg_error(req_id, code, text))
+            s.send(fields)
 
     # -- the connection
 
@@ -362,6 +408,7 @@ class FakeTWS:
                 handler = _HANDLERS.get(int(fields[0]))
                 if handler is not None:
                     handler(self, session, fields)
+                self._signal()
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -369,6 +416,7 @@ class FakeTWS:
             if session in self._sessions:
                 self._sessions.remove(session)
             writer.close()
+            self._signal()
 
     @staticmethod
     async def _read(reader: asyncio.StreamReader) -> Fields:
@@ -417,7 +465,10 @@ class FakeTWS:
         self._send_open_orders(s, everyone=True)
 
     def _req_completed_orders(self, s: _Session, f: Fields) -> None:
-        # Only ever the end: an unsolicited completedOrder makes ib_async raise (issue 128).
+        # Only ever on request: an unsolicited completedOrder makes ib_async raise (issue 128).
+        for o in self.state.orders.values():
+            if not o.is_open:
+                s.send(msg_completed_order(self.state, o))
         s.send(msg_completed_orders_end())
 
     def _req_account_updates(self, s: _Session, f: Fields) -> None:
@@ -474,6 +525,8 @@ class FakeTWS:
         # openClose, origin, orderRef, ...
         order_id, symbol = int(f[1]), f[3]
         assert s.client_id is not None
+        if self.state.swallow_orders:
+            return
         self.state.next_order_id = max(self.state.next_order_id, order_id + 1)
         if symbol in self.state.reject_symbols:
             code, text = self.state.reject_symbols[symbol]

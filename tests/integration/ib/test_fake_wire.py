@@ -102,6 +102,15 @@ def test_exec_details(decode: Any) -> None:
     assert execution.time.tzinfo is not None
 
 
+def test_completed_order(decode: Any) -> None:
+    done = f.FakeOrder(900002, 8, 17, "DU1", "AAPL", "SELL", 3, "MKT", None, "DAY", "cid-2",
+                       status="Filled", filled=3)  # fmt: skip
+    name, (contract, order, state) = decode(f.msg_completed_order(STATE, done))
+    assert name == "completedOrder" and contract.symbol == "AAPL"
+    assert (order.orderRef, order.permId, order.action) == ("cid-2", 900002, "SELL")
+    assert (order.filledQuantity, state.status, state.completedStatus) == (3.0, "Filled", "Filled")
+
+
 def test_contract_details(decode: Any) -> None:
     name, (req_id, details) = decode(f.msg_contract_details(STATE, 4, "AAPL"))
     assert name == "contractDetails" and req_id == 4

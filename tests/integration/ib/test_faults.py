@@ -9,7 +9,7 @@ import pytest
 from brokers.base import ConnectionEvent, OrderEvent, OrderRequest, QuoteEvent
 from brokers.errors import BrokerUnavailable
 from brokers.ib import IBBroker
-from tests.fakes.fake_tws import FakeTWS
+from tests.fakes.fake_tws import FakeTWS, msg_completed_order
 from tests.integration.ib.support import (
     MakeBroker,
     is_connection,
@@ -149,3 +149,55 @@ async def test_farm_status_is_recorded_without_touching_the_connection(
     await next_event(events, lambda e: seen.append(e) is None and is_quote("AAPL")(e))
     assert not any(isinstance(e, ConnectionEvent) for e in seen)
     assert broker.connected and 2103 in broker.farms and 2104 in broker.farms
+
+
+async def test_an_order_lost_with_the_connection_can_be_submitted_again(
+    tws: FakeTWS, make_broker: MakeBroker
+) -> None:
+    broker = await make_broker(ack_timeout=0.2)
+    events = broker.events()
+    tws.state.swallow_orders = True  # the placeOrder never reaches IB
+    lost = await broker.submit(resting("lost-1"))
+    assert lost.status == "new"  # no answer within the ack timeout: not known either way
+    tws.state.swallow_orders = False
+    await tws.drop_connections()
+    await next_event(events, is_connection(False))
+    await next_event(events, is_connection(True))
+    # IB reported it neither open nor done: it never got there, so a retry may place it
+    assert await broker.get_order("lost-1") is None
+    again = await broker.submit(resting("lost-1"))
+    assert again.status == "accepted"
+    assert int(again.broker_order_id) > int(lost.broker_order_id)  # ids are never reused
+    assert tws.order_by_ref("lost-1") is not None
+
+
+async def test_a_cancel_while_disconnected_is_reported_from_completed_orders(
+    tws: FakeTWS, broker: IBBroker
+) -> None:
+    events = broker.events()
+    await broker.submit(resting("gone-1"))
+    await tws.stop()
+    await next_event(events, is_connection(False))
+    placed = tws.order_by_ref("gone-1")
+    assert placed is not None
+    placed.status = "Cancelled"  # cancelled in TWS by hand while the adapter was away
+    await tws.start()
+    canceled = await next_event(events, is_order("gone-1", "canceled"))
+    assert isinstance(canceled, OrderEvent)
+    await next_event(events, is_connection(True))
+    assert await broker.open_orders() == []
+
+
+async def test_an_unsolicited_completed_order_does_not_break_the_adapter(
+    tws: FakeTWS, broker: IBBroker
+) -> None:
+    # ib_async issue 128: a completedOrder with no request pending raises KeyError in the
+    # decoder; it must stay a logged error there, not a dead connection here.
+    events = broker.events()
+    await broker.submit(resting("odd-1"))
+    placed = tws.order_by_ref("odd-1")
+    assert placed is not None
+    tws.broadcast(msg_completed_order(tws.state, placed))
+    await broker.cancel("odd-1")
+    await next_event(events, is_order("odd-1", "canceled"))
+    assert broker.connected
