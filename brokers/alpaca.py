@@ -44,12 +44,12 @@ from alpaca.data.enums import DataFeed
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import StockLatestQuoteRequest
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide, QueryOrderStatus
-from alpaca.trading.enums import TimeInForce as AlpacaTimeInForce
-from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest
+from alpaca.trading.enums import QueryOrderStatus
+from alpaca.trading.requests import GetOrdersRequest
 
 from brokers.alpaca_models import (
     UnparsableAnswer,
+    order_request,
     parse_account,
     parse_cancel_report,
     parse_latest_quote,
@@ -68,7 +68,6 @@ from brokers.base import (
     ConnectionEvent,
     OrderRequest,
     OrderStatus,
-    OrderType,
     Position,
     Quote,
 )
@@ -255,19 +254,6 @@ class AlpacaBroker:
     # ------------------------------------------------------------------ REST: orders
 
     @staticmethod
-    def _order_request(order: OrderRequest) -> MarketOrderRequest | LimitOrderRequest:
-        common: dict[str, Any] = {
-            "symbol": order.symbol,
-            "qty": float(order.quantity),  # alpaca-py's field is a float; it sends a number
-            "side": OrderSide(order.side.value),
-            "time_in_force": AlpacaTimeInForce(order.time_in_force.value),
-            "client_order_id": order.client_order_id,
-        }
-        if order.order_type is OrderType.LIMIT:
-            return LimitOrderRequest(limit_price=float(order.limit_price or 0), **common)
-        return MarketOrderRequest(**common)
-
-    @staticmethod
     def _adopt(order: OrderRequest, existing: BrokerOrder) -> BrokerOrder:
         """The order Alpaca holds under our client_order_id: ours if it is the same order."""
         same = (existing.symbol == order.symbol and existing.side == order.side
@@ -282,7 +268,7 @@ class AlpacaBroker:
         return existing
 
     async def submit(self, order: OrderRequest) -> BrokerOrder:
-        request = self._order_request(order)
+        request = order_request(order)
         coid = order.client_order_id
         maybe_landed = False  # an earlier attempt's answer was lost: look before posting again
 

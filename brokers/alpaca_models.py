@@ -1,4 +1,5 @@
-"""Alpaca's JSON (REST answers and stream messages) translated into ``brokers.base`` types.
+"""Alpaca's JSON (REST answers and stream messages) translated into ``brokers.base`` types,
+and our ``OrderRequest`` into alpaca-py's request model.
 
 Pure functions, no I/O. They read the raw JSON rather than alpaca-py's models because Alpaca
 sends numbers as strings ("qty": "1", "equity": "100501.88"): reading them straight into
@@ -29,12 +30,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from alpaca.trading.enums import OrderSide
+from alpaca.trading.enums import TimeInForce as AlpacaTimeInForce
+from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
+
 from brokers.base import (
     Account,
     BrokerOrder,
     CancelReport,
     Fill,
     OrderEvent,
+    OrderRequest,
     OrderStatus,
     OrderType,
     Position,
@@ -166,6 +172,20 @@ def parse_orders(data: Any) -> list[BrokerOrder]:
             continue
         orders.append(parse_order(item))
     return orders
+
+
+def order_request(order: OrderRequest) -> MarketOrderRequest | LimitOrderRequest:
+    """alpaca-py's request model for our order; ``client_order_id`` is always the gateway's."""
+    common: dict[str, Any] = {
+        "symbol": order.symbol,
+        "qty": float(order.quantity),  # alpaca-py's field is a float; it sends a JSON number
+        "side": OrderSide(order.side.value),
+        "time_in_force": AlpacaTimeInForce(order.time_in_force.value),
+        "client_order_id": order.client_order_id,
+    }
+    if order.order_type is OrderType.LIMIT:
+        return LimitOrderRequest(limit_price=float(order.limit_price or 0), **common)
+    return MarketOrderRequest(**common)
 
 
 def parse_account(data: Mapping[str, Any]) -> Account:

@@ -48,6 +48,10 @@ from brokers.base import BrokerEvent, QuoteEvent
 from brokers.errors import BrokerError
 
 log = logging.getLogger(__name__)
+# websockets logs every frame at DEBUG, the auth frame with the keys included: its logger is
+# held at INFO so a debug run cannot write the secret to a log.
+_WIRE_LOG = logging.getLogger(f"{__name__}.wire")
+_WIRE_LOG.setLevel(logging.INFO)
 
 EmitEvent = Callable[[BrokerEvent], None]
 StateChange = Callable[[str, bool, str], None]
@@ -143,7 +147,8 @@ class _Stream:
             await asyncio.sleep(delay)
 
     def _connect_kwargs(self) -> dict[str, Any]:
-        return {"open_timeout": self._backoff.handshake_timeout_s, "max_size": 2**22}
+        return {"open_timeout": self._backoff.handshake_timeout_s, "max_size": 2**22,
+                "logger": _WIRE_LOG}
 
     async def _handshake(self, ws: Any) -> None:
         raise NotImplementedError

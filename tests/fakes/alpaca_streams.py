@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,11 @@ from typing import Any
 import msgpack
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+
+# The server side logs frames at DEBUG too, the client's auth frame included: kept at INFO so a
+# test can check that no log line anywhere carries the keys.
+_SERVER_LOG = logging.getLogger("tests.fakes.alpaca_streams.server")
+_SERVER_LOG.setLevel(logging.INFO)
 
 
 class _FakeServer:
@@ -58,7 +64,7 @@ class _FakeServer:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self._server = await serve(self._handle, "127.0.0.1", self.port)
+        self._server = await serve(self._handle, "127.0.0.1", self.port, logger=_SERVER_LOG)
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]
 

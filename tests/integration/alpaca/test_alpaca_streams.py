@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 import pytest
+from alpaca_helpers import KEY, SECRET
 
 from brokers.alpaca import AlpacaBroker
 from brokers.base import BrokerEvent, ConnectionEvent, OrderEvent, OrderStatus, QuoteEvent
@@ -237,3 +238,17 @@ async def test_close_stops_every_task_and_ends_events(
     await trading_fake.wait_until(lambda: not trading_fake.clients)
     await data_fake.wait_until(lambda: not data_fake.clients)
     await streaming_broker.close()  # twice is harmless
+
+
+async def test_keys_never_reach_the_logs_even_at_debug(
+    streaming_broker: AlpacaBroker, data_fake: FakeDataStream,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    streaming_broker.subscribe_quotes(["AAPL"])
+    await streaming_broker.connect()
+    await data_fake.wait_subscribed("AAPL")
+    await data_fake.drop()  # a reconnect authenticates again
+    await data_fake.wait_clients(1)
+    assert caplog.records  # debug logging was on
+    assert SECRET not in caplog.text and KEY not in caplog.text
