@@ -1,11 +1,11 @@
 """Errors every broker adapter raises; nothing above ``brokers/`` sees a vendor exception.
 
-    BrokerError                 anything an adapter reports
-    ├── BrokerUnavailable       transient: connection lost before sending, 429, 5xx, timeout;
-    │   └── RateLimited         safe to retry (a submit is looked up by client_order_id first)
-    ├── OrderRejected           the broker said no (buying power, invalid order, auth)
-    ├── OrderNotFound           no such order at the broker
-    └── DuplicateOrder          the client_order_id is already known to the broker
+BrokerError                 anything an adapter reports
+├── BrokerUnavailable       transient: connection lost before sending, 429, 5xx, timeout;
+│   └── RateLimited         safe to retry (a submit is looked up by client_order_id first)
+├── OrderRejected           the broker said no (buying power, invalid order, auth)
+├── OrderNotFound           no such order at the broker
+└── DuplicateOrder          the client_order_id is already known to the broker
 """
 
 from __future__ import annotations

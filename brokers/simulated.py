@@ -77,7 +77,8 @@ class SimulatedBroker:
         self._cash = to_decimal(initial_cash)
         self._quotes: dict[str, _SimQuote] = {}
         self._positions: dict[str, _SimPosition] = {}
-        self._orders: dict[str, BrokerOrder] = {}  # by client_order_id
+        self._orders: dict[str, BrokerOrder] = {}  # by client_order_id, every order ever
+        self._open: dict[str, BrokerOrder] = {}  # the resting ones, so matching stays O(open)
         self._by_broker_id: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._events: asyncio.Queue[BrokerEvent] = asyncio.Queue()
@@ -178,8 +179,8 @@ class SimulatedBroker:
         open_buys = sum(
             (
                 o.remaining_quantity * (o.limit_price or ZERO)
-                for o in self._orders.values()
-                if o.is_open and o.side is Side.BUY
+                for o in self._open.values()
+                if o.side is Side.BUY
             ),
             ZERO,
         )
@@ -197,7 +198,9 @@ class SimulatedBroker:
     async def positions(self) -> list[Position]:
         self._require_connected()
         return [
-            Position(symbol=s, qty=p.qty, avg_price=p.avg_price, market_price=self._mark(s, p.avg_price))
+            Position(
+                symbol=s, qty=p.qty, avg_price=p.avg_price, market_price=self._mark(s, p.avg_price)
+            )
             for s, p in sorted(self._positions.items())
             if p.qty != ZERO
         ]
@@ -206,7 +209,7 @@ class SimulatedBroker:
 
     async def open_orders(self) -> list[BrokerOrder]:
         self._require_connected()
-        return [o for o in self._orders.values() if o.is_open]
+        return list(self._open.values())
 
     async def get_order(self, client_order_id: str) -> BrokerOrder | None:
         self._require_connected()
@@ -237,7 +240,7 @@ class SimulatedBroker:
             order_type=order.order_type,
             time_in_force=order.time_in_force,
         )
-        self._orders[order.client_order_id] = placed
+        self._store(placed)
         self._by_broker_id[broker_id] = order.client_order_id
         fill_price = self._crossing_price(placed, quote)
         if fill_price is not None:
@@ -246,6 +249,13 @@ class SimulatedBroker:
             return self._set_status(placed, OrderStatus.CANCELED, "ioc not marketable")
         self._publish(OrderEvent(order=placed))
         return placed
+
+    def _store(self, order: BrokerOrder) -> None:
+        self._orders[order.client_order_id] = order
+        if order.is_open:
+            self._open[order.client_order_id] = order
+        else:
+            self._open.pop(order.client_order_id, None)
 
     @staticmethod
     def _crossing_price(order: BrokerOrder, quote: _SimQuote) -> Decimal | None:
@@ -279,7 +289,7 @@ class SimulatedBroker:
                 "status": OrderStatus.FILLED,
             }
         )
-        self._orders[order.client_order_id] = filled
+        self._store(filled)
         fill = Fill(
             client_order_id=order.client_order_id,
             broker_order_id=order.broker_order_id,
@@ -296,8 +306,8 @@ class SimulatedBroker:
     def _match_resting(self, symbol: str) -> list[BrokerOrder]:
         quote = self._quotes[symbol]
         filled = []
-        for order in list(self._orders.values()):
-            if order.symbol == symbol and order.is_open:
+        for order in list(self._open.values()):
+            if order.symbol == symbol:
                 price = self._crossing_price(order, quote)
                 if price is not None:
                     filled.append(self._fill(order, price))
@@ -305,7 +315,7 @@ class SimulatedBroker:
 
     def _set_status(self, order: BrokerOrder, status: OrderStatus, reason: str) -> BrokerOrder:
         updated = order.model_copy(update={"status": status})
-        self._orders[order.client_order_id] = updated
+        self._store(updated)
         self._publish(OrderEvent(order=updated, reason=reason))
         return updated
 
@@ -325,7 +335,7 @@ class SimulatedBroker:
         self._require_connected()
         cancelled: list[str] = []
         failed: dict[str, str] = {}
-        for order in [o for o in self._orders.values() if o.is_open]:
+        for order in list(self._open.values()):
             reason = self.fail_cancels.get(order.broker_order_id)
             if reason is not None:
                 failed[order.broker_order_id] = reason

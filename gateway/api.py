@@ -108,8 +108,11 @@ def create_app(
         errors = _field_errors(exc)
         return JSONResponse(
             status_code=422,
-            content={"code": "invalid_request", "message": "; ".join(
-                f"{e['field']}: {e['reason']}" for e in errors), "errors": errors},
+            content={
+                "code": "invalid_request",
+                "message": "; ".join(f"{e['field']}: {e['reason']}" for e in errors),
+                "errors": errors,
+            },
         )
 
     @app.post("/v1/signals", response_model=Decision, responses={409: {"model": ErrorBody}})
@@ -118,7 +121,9 @@ def create_app(
         try:
             decision_json = await service.engine.submit_signal(signal)
         except SignalConflict as exc:
-            return JSONResponse(status_code=409, content={"code": "signal_id_conflict", "message": str(exc)})
+            return JSONResponse(
+                status_code=409, content={"code": "signal_id_conflict", "message": str(exc)}
+            )
         return Response(decision_json, media_type="application/json")
 
     @app.post("/v1/outcomes")
@@ -153,22 +158,24 @@ def create_app(
     async def post_kill(body: HaltRequest, role: Role = any_token) -> dict[str, Any]:
         return await service.kill(body.reason, by=f"api:{role.value}")
 
-    @app.post(
-        "/v1/resume", responses={409: {"model": ErrorBody}, 403: {"model": ErrorBody}}
-    )
-    async def post_resume(
-        body: ResumeRequest | None = None, role: Role = admin_token
-    ) -> Any:
+    @app.post("/v1/resume", responses={409: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+    async def post_resume(body: ResumeRequest | None = None, role: Role = admin_token) -> Any:
         body = body or ResumeRequest()
         try:
-            return service.resume(by=f"api:{role.value}", force=body.force, auth_code=body.auth_code)
+            return service.resume(
+                by=f"api:{role.value}", force=body.force, auth_code=body.auth_code
+            )
         except ResumeRefused as exc:
             return JSONResponse(status_code=409, content=exc.to_dict())
         except ResumeForbidden as exc:
-            return JSONResponse(status_code=403, content={"code": "auth_code_invalid", "message": str(exc)})
+            return JSONResponse(
+                status_code=403, content={"code": "auth_code_invalid", "message": str(exc)}
+            )
 
     @app.post("/v1/sim/quotes")
-    async def post_sim_quotes(quotes: list[SimQuote], role: Role = admin_token) -> list[dict[str, Any]]:
+    async def post_sim_quotes(
+        quotes: list[SimQuote], role: Role = admin_token
+    ) -> list[dict[str, Any]]:
         from brokers.simulated import SimulatedBroker
 
         broker = service.broker
@@ -197,7 +204,9 @@ def create_app(
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         if service.engine.ready:
-            return JSONResponse(status_code=200, content={"status": "ready", "state": service.engine.state.value})
+            return JSONResponse(
+                status_code=200, content={"status": "ready", "state": service.engine.state.value}
+            )
         return JSONResponse(status_code=503, content={"status": "not ready"})
 
     @app.get("/metrics")

@@ -65,13 +65,13 @@ class Book:
         self.cash = account.cash
 
     def load_positions(self, positions: Iterable[Position]) -> None:
-        self.holdings = {
-            p.symbol: Holding(p.qty, p.avg_price) for p in positions if p.qty != ZERO
-        }
+        self.holdings = {p.symbol: Holding(p.qty, p.avg_price) for p in positions if p.qty != ZERO}
 
     # --- running totals ----------------------------------------------------------------------
 
-    def _account_for(self, symbol: str, side: Side, qty: Decimal, price: Decimal, sign: int) -> None:
+    def _account_for(
+        self, symbol: str, side: Side, qty: Decimal, price: Decimal, sign: int
+    ) -> None:
         exposure = qty * price * sign
         self._open_exposure += exposure
         if side is Side.BUY:
@@ -159,18 +159,14 @@ class Book:
         return self._pending.get(symbol, ZERO)
 
     def positions_exposure(self, marks: dict[str, Decimal]) -> Decimal:
-        return sum(
-            (abs(h.qty) * marks.get(s, h.avg_price) for s, h in self.holdings.items()), ZERO
-        )
+        return sum((abs(h.qty) * marks.get(s, h.avg_price) for s, h in self.holdings.items()), ZERO)
 
     def gross_exposure(self, marks: dict[str, Decimal]) -> Decimal:
         """Sum of |value| of positions, open orders and reservations (what heat is made of)."""
         return self.positions_exposure(marks) + self._open_exposure
 
     def market_value(self, marks: dict[str, Decimal]) -> Decimal:
-        return sum(
-            (h.qty * marks.get(s, h.avg_price) for s, h in self.holdings.items()), ZERO
-        )
+        return sum((h.qty * marks.get(s, h.avg_price) for s, h in self.holdings.items()), ZERO)
 
     def open_buy_notional(self) -> Decimal:
         return self._open_buy

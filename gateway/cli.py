@@ -17,7 +17,13 @@ from typing import Any
 import httpx
 
 from gateway.auth import load_tokens
-from gateway.config import ConfigError, GatewayConfig, default_config_path, effective_config_text, load_config
+from gateway.config import (
+    ConfigError,
+    GatewayConfig,
+    default_config_path,
+    effective_config_text,
+    load_config,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +76,9 @@ class _Remote:
             )
         self.tokens = tokens
 
-    def call(self, method: str, path: str, *, admin: bool = False, body: Any = None) -> httpx.Response:
+    def call(
+        self, method: str, path: str, *, admin: bool = False, body: Any = None
+    ) -> httpx.Response:
         token = self.tokens.admin if admin else self.tokens.strategy
         with httpx.Client(base_url=self.base, timeout=10.0) as client:
             return client.request(

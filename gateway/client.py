@@ -51,7 +51,9 @@ def _signal_body(
         "time_in_force": time_in_force,
     }
     if limit_price is not None:
-        body["limit_price"] = limit_price if not isinstance(limit_price, Decimal) else str(limit_price)
+        body["limit_price"] = (
+            limit_price if not isinstance(limit_price, Decimal) else str(limit_price)
+        )
     return body
 
 

@@ -61,7 +61,7 @@ class _Section(BaseModel):
 
 
 class RiskLimits(_Section):
-    """Limits: crossing one puts the gateway in REDUCE_ONLY (loss, drawdown) or rejects the order."""
+    """Limits: crossing one means REDUCE_ONLY (loss, drawdown) or a rejected order (the rest)."""
 
     max_daily_loss: Fraction = Decimal("0.02")
     max_total_drawdown: Fraction = Decimal("0.10")
@@ -409,9 +409,7 @@ def effective_config_text(config: GatewayConfig, environ: Mapping[str, str] | No
     """The effective config as YAML, with the secrets the environment provides shown masked."""
     env = os.environ if environ is None else environ
     data = config.model_dump(mode="json", exclude={"source"})
-    data["secrets"] = {
-        name: ("***" if env.get(name) else "(not set)") for name in SECRET_ENV_VARS
-    }
+    data["secrets"] = {name: ("***" if env.get(name) else "(not set)") for name in SECRET_ENV_VARS}
     url = data["gateway"]["alerts"].get("webhook_url")
     if url:
         # Webhook URLs often carry a token in their path: show only the host.

@@ -23,6 +23,7 @@ from brokers.base import (
     BrokerEvent,
     BrokerOrder,
     ConnectionEvent,
+    Fill,
     OrderEvent,
     OrderRequest,
     QuoteEvent,
@@ -101,6 +102,7 @@ class Gateway:
         self._bp_snapshot = (ZERO, ZERO, ZERO)  # buying power, cash, open buys at last sync
         self._reduce_only: str | None = None
         self._event_task: asyncio.Task[None] | None = None
+        self._pending_updates: list[tuple[BrokerOrder, Fill | None, str | None]] = []
         self.ready = False
         self.shutting_down = False
 
@@ -159,6 +161,7 @@ class Gateway:
             self._event_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._event_task
+        self.flush_order_updates()
         self._persist_marks()
         await self.broker.close()
 
@@ -388,8 +391,13 @@ class Gateway:
             signal_id=signal.signal_id,
             decision=DecisionKind.ACCEPTED,
             reasons=(
-                [Reason(code=ReasonCode.QUOTE_CONSERVATIVE, message="priced at the last known "
-                        f"price x {self.config.gateway.quotes.conservative_multiplier}: no usable quote")]
+                [
+                    Reason(
+                        code=ReasonCode.QUOTE_CONSERVATIVE,
+                        message="no usable quote: priced at the last known price x "
+                        f"{self.config.gateway.quotes.conservative_multiplier}",
+                    )
+                ]
                 if priced.conservative
                 else []
             ),
@@ -410,7 +418,15 @@ class Gateway:
         )
         decision_json = decision.model_dump_json()
         self.journal.record_decision(signal.signal_id, decision_json, "accepted", order)
-        self._remember(signal, digest, decision_json, DecisionKind.ACCEPTED, [], started, coid=order.client_order_id)
+        self._remember(
+            signal,
+            digest,
+            decision_json,
+            DecisionKind.ACCEPTED,
+            [],
+            started,
+            coid=order.client_order_id,
+        )
         self.metrics.observe_order_status(order.status.value)
         if order.filled_quantity > 0:
             self.evaluate_risk()
@@ -431,17 +447,18 @@ class Gateway:
             signal_id=signal.signal_id, decision=kind, reasons=reasons, risk=risk or DecisionRisk()
         )
         decision_json = decision.model_dump_json()
-        if not journaled:
-            self.journal.record_intent(
+        if journaled:
+            self.journal.record_decision(signal.signal_id, decision_json, kind.value)
+        else:
+            self.journal.record_refusal(
                 signal_id=signal.signal_id,
                 body_hash=digest,
                 body=signal.model_dump_json(),
                 strategy=signal.strategy,
                 symbol=signal.symbol,
-                order=None,
-                valued_at=None,
+                decision_json=decision_json,
+                outcome=kind.value,
             )
-        self.journal.record_decision(signal.signal_id, decision_json, kind.value)
         self._remember(signal, digest, decision_json, kind, reasons, started, coid=None)
         return decision_json
 
@@ -501,13 +518,21 @@ class Gateway:
             )
 
     def apply_order_update(self, order: BrokerOrder, event: OrderEvent | None = None) -> None:
+        """Apply at once; journal with the other updates of this loop tick, in one transaction."""
         delta = self.book.apply_order(order)
-        self.journal.record_order_update(
-            order, event.fill if event else None, event.reason if event else None
+        if not self._pending_updates:
+            asyncio.get_running_loop().call_soon(self.flush_order_updates)
+        self._pending_updates.append(
+            (order, event.fill if event else None, event.reason if event else None)
         )
         self.metrics.observe_order_status(order.status.value)
         if delta > 0:
             self.evaluate_risk()
+
+    def flush_order_updates(self) -> None:
+        updates, self._pending_updates = self._pending_updates, []
+        if updates:
+            self.journal.record_order_updates(updates)
 
     # --- risk evaluation ---------------------------------------------------------------------
 

@@ -256,6 +256,26 @@ class Journal:
                     ),
                 )
 
+    def record_refusal(
+        self,
+        *,
+        signal_id: str,
+        body_hash: str,
+        body: str,
+        strategy: str,
+        symbol: str,
+        decision_json: str,
+        outcome: str,
+    ) -> None:
+        """A signal refused before any order existed: one row, one transaction."""
+        now = _now()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO signals (signal_id, body_hash, body, strategy, symbol, decision, "
+                "outcome, received_at, decided_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (signal_id, body_hash, body, strategy, symbol, decision_json, outcome, now, now),
+            )
+
     def record_decision(
         self, signal_id: str, decision_json: str, outcome: str, order: BrokerOrder | None = None
     ) -> None:
@@ -280,7 +300,9 @@ class Journal:
                 (client_order_id, "rejected", reason, now),
             )
 
-    def _write_order_state(self, db: sqlite3.Connection, order: BrokerOrder, now: str) -> None:
+    def _write_order_state(
+        self, db: sqlite3.Connection, order: BrokerOrder, now: str, detail: str | None = None
+    ) -> None:
         cur = db.execute(
             "UPDATE orders SET broker_order_id=?, status=?, filled_quantity=?, avg_fill_price=?, "
             "updated_at=? WHERE client_order_id=?",
@@ -317,31 +339,48 @@ class Journal:
                 ),
             )
         db.execute(
-            "INSERT INTO order_events (client_order_id, status, filled_quantity, at) "
-            "VALUES (?,?,?,?)",
-            (order.client_order_id, order.status.value, str(order.filled_quantity), now),
+            "INSERT INTO order_events (client_order_id, status, filled_quantity, detail, at) "
+            "VALUES (?,?,?,?,?)",
+            (order.client_order_id, order.status.value, str(order.filled_quantity), detail, now),
         )
 
     def record_order_update(
         self, order: BrokerOrder, fill: Fill | None = None, detail: str | None = None
     ) -> None:
+        self.record_order_updates([(order, fill, detail)])
+
+    def record_order_updates(
+        self, updates: list[tuple[BrokerOrder, Fill | None, str | None]]
+    ) -> None:
+        """Broker events, many in one transaction (they arrive in bursts)."""
         now = _now()
         with self._tx() as db:
-            self._write_order_state(db, order, now)
-            if fill is not None:
-                db.execute(
-                    "INSERT INTO fills (client_order_id, fill_id, symbol, side, quantity, price, "
-                    "at) VALUES (?,?,?,?,?,?,?)",
-                    (
-                        fill.client_order_id,
-                        fill.fill_id,
-                        fill.symbol,
-                        fill.side.value,
-                        str(fill.quantity),
-                        str(fill.price),
-                        fill.ts.isoformat(),
-                    ),
-                )
+            for order, fill, detail in updates:
+                self._write_order_update(db, order, fill, detail, now)
+
+    def _write_order_update(
+        self,
+        db: sqlite3.Connection,
+        order: BrokerOrder,
+        fill: Fill | None,
+        detail: str | None,
+        now: str,
+    ) -> None:
+        self._write_order_state(db, order, now, detail)
+        if fill is not None:
+            db.execute(
+                "INSERT INTO fills (client_order_id, fill_id, symbol, side, quantity, price, "
+                "at) VALUES (?,?,?,?,?,?,?)",
+                (
+                    fill.client_order_id,
+                    fill.fill_id,
+                    fill.symbol,
+                    fill.side.value,
+                    str(fill.quantity),
+                    str(fill.price),
+                    fill.ts.isoformat(),
+                ),
+            )
 
     def mark_external(self, client_order_id: str) -> None:
         with self._tx() as db:
@@ -378,8 +417,7 @@ class Journal:
 
     def signal(self, signal_id: str) -> StoredSignal | None:
         row = self._db.execute(
-            "SELECT signal_id, body_hash, client_order_id, decision FROM signals "
-            "WHERE signal_id=?",
+            "SELECT signal_id, body_hash, client_order_id, decision FROM signals WHERE signal_id=?",
             (signal_id,),
         ).fetchone()
         return None if row is None else StoredSignal(*row)

@@ -95,21 +95,21 @@ class KillSwitch:
                 break
             await asyncio.sleep(0.05 * attempt)
             for oid in list(failed):
-                order = known.get(oid)
-                if order is None:
+                target = known.get(oid)
+                if target is None:
                     continue
                 try:
-                    await self._broker.cancel(order.client_order_id)
+                    await self._broker.cancel(target.client_order_id)
                 except BrokerError as exc:
                     failed[oid] = str(exc)
                     continue
                 cancelled.append(oid)
                 del failed[oid]
         for oid in cancelled:
-            order = known.get(oid)
-            if order is not None:
+            done = known.get(oid)
+            if done is not None:
                 # Cancelled orders leave the open list before the kill call returns.
-                self._on_order(order.model_copy(update={"status": OrderStatus.CANCELED}))
+                self._on_order(done.model_copy(update={"status": OrderStatus.CANCELED}))
         report.cancelled = cancelled
         report.failed = failed
 

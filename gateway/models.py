@@ -7,7 +7,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    model_validator,
+)
 
 from brokers.base import Num, OrderType, PositiveNum, Side, TimeInForce
 
@@ -121,9 +128,10 @@ class OutcomeReport(BaseModel):
     strategy: StrategyName
     symbol: Symbol | None = None
     ok: bool
-    failure_type: Literal[
-        "strategy_error", "data_error", "broker_error", "timeout", "validation_error"
-    ] | None = None
+    failure_type: (
+        Literal["strategy_error", "data_error", "broker_error", "timeout", "validation_error"]
+        | None
+    ) = None
     error: str | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")

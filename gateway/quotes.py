@@ -86,14 +86,16 @@ class QuoteBook:
             )
         if quote.bid > quote.ask:
             return PricingRefusal(
-                ReasonCode.QUOTE_INVALID, f"{symbol} quote is crossed (bid {quote.bid} > ask {quote.ask})"
+                ReasonCode.QUOTE_INVALID,
+                f"{symbol} quote is crossed (bid {quote.bid} > ask {quote.ask})",
             )
         mid = (quote.bid + quote.ask) / 2
         if (quote.ask - quote.bid) / mid > self._max_spread:
             spread_bps = (quote.ask - quote.bid) / mid * BPS
             return PricingRefusal(
                 ReasonCode.QUOTE_INVALID,
-                f"{symbol} spread {spread_bps:.0f} bps exceeds {self._settings.max_spread_bps:g} bps",
+                f"{symbol} spread {spread_bps:.0f} bps exceeds "
+                f"{self._settings.max_spread_bps:g} bps",
             )
         return quote
 

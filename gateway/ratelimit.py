@@ -8,7 +8,11 @@ from collections.abc import Callable
 
 class TokenBucket:
     def __init__(
-        self, rate_per_s: float, *, burst: float | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        rate_per_s: float,
+        *,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._rate = rate_per_s
         self._capacity = burst if burst is not None else rate_per_s

@@ -87,7 +87,9 @@ class GatewayScheduler:
         self._scheduler = AsyncIOScheduler(timezone=ZoneInfo(settings.timezone))
         threshold = settings.job_failure_threshold
         self.jobs = {
-            name: JobRunner(name, job, threshold=threshold, on_stuck=on_stuck, on_failure=on_failure)
+            name: JobRunner(
+                name, job, threshold=threshold, on_stuck=on_stuck, on_failure=on_failure
+            )
             for name, job in (
                 ("risk_sweep", risk_sweep),
                 ("reconcile", reconcile),
@@ -100,18 +102,24 @@ class GatewayScheduler:
         s = self._settings
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         self._scheduler.add_job(
-            self.jobs["risk_sweep"].run, IntervalTrigger(seconds=s.risk_sweep_s), id="risk_sweep",
+            self.jobs["risk_sweep"].run,
+            IntervalTrigger(seconds=s.risk_sweep_s),
+            id="risk_sweep",
             **common,
         )
         self._scheduler.add_job(
-            self.jobs["reconcile"].run, IntervalTrigger(seconds=s.reconcile_s), id="reconcile",
+            self.jobs["reconcile"].run,
+            IntervalTrigger(seconds=s.reconcile_s),
+            id="reconcile",
             **common,
         )
         reset = s.trading_day_reset
         self._scheduler.add_job(
             self.jobs["trading_day_reset"].run,
             CronTrigger(
-                hour=reset.hour, minute=reset.minute, second=reset.second,
+                hour=reset.hour,
+                minute=reset.minute,
+                second=reset.second,
                 timezone=ZoneInfo(s.timezone),
             ),
             id="trading_day_reset",

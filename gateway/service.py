@@ -220,8 +220,16 @@ class GatewayService:
                 "elapsed_ms": report.elapsed_ms,
             },
         )
-        self.alerts.send("kill", {"reason": reason, "by": by, "cancelled": len(report.cancelled),
-                                  "failed": report.failed, "summary": self.halt.summary()})
+        self.alerts.send(
+            "kill",
+            {
+                "reason": reason,
+                "by": by,
+                "cancelled": len(report.cancelled),
+                "failed": report.failed,
+                "summary": self.halt.summary(),
+            },
+        )
         return {
             "cancelled": len(report.cancelled),
             "failed": [{"order_id": oid, "reason": why} for oid, why in report.failed.items()],
@@ -259,8 +267,13 @@ class GatewayService:
         self.journal.put("failures", self.failures.snapshot())
         self.journal.record_event(
             "outcome",
-            {"strategy": report.strategy, "symbol": report.symbol, "ok": report.ok,
-             "failure_type": report.failure_type, "error": report.error},
+            {
+                "strategy": report.strategy,
+                "symbol": report.symbol,
+                "ok": report.ok,
+                "failure_type": report.failure_type,
+                "error": report.error,
+            },
         )
         return self.failures.status()
 
@@ -310,8 +323,11 @@ class GatewayService:
         engine.book.load_account(account)
         self.last_reconciliation = result
         self.metrics.observe_reconciliation(
-            {"adopted": len(result.adopted), "lost": len(result.lost),
-             "positions": len(result.positions)}
+            {
+                "adopted": len(result.adopted),
+                "lost": len(result.lost),
+                "positions": len(result.positions),
+            }
         )
         if result.differences:
             self.journal.record_event("reconciliation", result.as_json())

@@ -81,7 +81,7 @@ class OrderSubmitter:
             reraise=True,
         )
         try:
-            order = await retrying(attempt)
+            order: BrokerOrder = await retrying(attempt)
         except BrokerError as exc:
             return SubmitOutcome(None, exc, attempt_no)
         return SubmitOutcome(order, None, attempt_no)

@@ -81,7 +81,9 @@ TEST_ENV = {
 
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., GatewayConfig]:
-    def make(gateway: dict[str, Any] | None = None, risk: dict[str, Any] | None = None) -> GatewayConfig:
+    def make(
+        gateway: dict[str, Any] | None = None, risk: dict[str, Any] | None = None
+    ) -> GatewayConfig:
         return load_config(write_config(tmp_path / "cfg", gateway, risk))
 
     return make

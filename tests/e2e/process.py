@@ -42,8 +42,18 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "gateway.cli", *args[:1], "--config", str(self.config_path), *args[1:]]
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            *args[:1],
+            "--config",
+            str(self.config_path),
+            *args[1:],
+        ]
         return subprocess.run(
             command, capture_output=True, text=True, timeout=60, env={**self.env, **(env or {})}
         )

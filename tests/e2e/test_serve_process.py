@@ -21,8 +21,9 @@ def test_signal_end_to_end_then_halt_kill_resume_and_restart(tmp_path: Path) -> 
             assert [r.code for r in stale.reasons] == ["quote_missing"]
             big = client.submit("e2e-3", "momentum", "AAPL", "buy", 5000)
             assert big.decision == "rejected"
-            resting = client.submit("e2e-4", "momentum", "AAPL", "buy", 1, order_type="limit",
-                                    limit_price=190)
+            resting = client.submit(
+                "e2e-4", "momentum", "AAPL", "buy", 1, order_type="limit", limit_price=190
+            )
             assert resting.order is not None and resting.order.status == "accepted"
             status = client.status()
             assert status["state"] == "active"

@@ -52,7 +52,9 @@ async def test_position_and_orders_visible(client: httpx.AsyncClient) -> None:
 async def test_stale_quote_is_refused(service: GatewayService, client: httpx.AsyncClient) -> None:
     async with api_client(service, ADMIN_TOKEN) as admin:
         old = (datetime.now(UTC) - timedelta(seconds=60)).isoformat()
-        moved = await admin.post("/v1/sim/quotes", json=[{"symbol": "AAPL", "bid": 200, "ask": 200.1, "ts": old}])
+        moved = await admin.post(
+            "/v1/sim/quotes", json=[{"symbol": "AAPL", "bid": 200, "ask": 200.1, "ts": old}]
+        )
         assert moved.status_code == 200
     body = (await client.post("/v1/signals", json=signal("stale-1"))).json()
     assert body["decision"] == "rejected"
@@ -64,7 +66,9 @@ async def test_stale_quote_is_refused(service: GatewayService, client: httpx.Asy
     assert [r["code"] for r in body["reasons"]] == ["quote_stale"]
 
 
-async def test_missing_crossed_and_wide_quotes(service: GatewayService, client: httpx.AsyncClient) -> None:
+async def test_missing_crossed_and_wide_quotes(
+    service: GatewayService, client: httpx.AsyncClient
+) -> None:
     body = (await client.post("/v1/signals", json=signal("m-1", symbol="TSLA"))).json()
     assert [r["code"] for r in body["reasons"]] == ["quote_missing"]
     async with api_client(service, ADMIN_TOKEN) as admin:
@@ -80,8 +84,13 @@ async def test_oversized_signal_lists_every_failed_check(client: httpx.AsyncClie
     body = (await client.post("/v1/signals", json=signal("big-1", quantity=200000))).json()
     assert body["decision"] == "rejected"
     codes = {r["code"] for r in body["reasons"]}
-    assert {"max_order_quantity", "max_order_notional", "buying_power", "position_risk",
-            "portfolio_heat"} <= codes
+    assert {
+        "max_order_quantity",
+        "max_order_notional",
+        "buying_power",
+        "position_risk",
+        "portfolio_heat",
+    } <= codes
 
 
 async def test_position_risk_limit(client: httpx.AsyncClient) -> None:
@@ -100,7 +109,9 @@ async def test_price_collar_refuses_limits_reaching_through(client: httpx.AsyncC
     assert (await client.post("/v1/signals", json=passive)).json()["decision"] == "accepted"
 
 
-async def test_unknown_field_and_bad_values_are_422_naming_the_field(client: httpx.AsyncClient) -> None:
+async def test_unknown_field_and_bad_values_are_422_naming_the_field(
+    client: httpx.AsyncClient,
+) -> None:
     cases = [
         (signal("u-1", colour="red"), "colour"),
         (signal("u-2", quantity=-1), "quantity"),
@@ -141,7 +152,9 @@ async def test_replay_returns_the_first_decision_exactly(client: httpx.AsyncClie
 
 
 async def test_concurrent_duplicates_make_one_order(client: httpx.AsyncClient) -> None:
-    answers = await asyncio.gather(*(client.post("/v1/signals", json=signal("dup")) for _ in range(10)))
+    answers = await asyncio.gather(
+        *(client.post("/v1/signals", json=signal("dup")) for _ in range(10))
+    )
     assert len({a.content for a in answers}) == 1
     assert len((await client.get("/v1/orders", params={"status": "all"})).json()) == 1
 
@@ -166,7 +179,12 @@ async def test_status_shape(client: httpx.AsyncClient) -> None:
     assert status["state"] == "active"
     assert status["halt"] is None
     assert set(status["risk"]) == {
-        "equity", "day_start_equity", "peak_equity", "daily_loss", "drawdown", "portfolio_heat"
+        "equity",
+        "day_start_equity",
+        "peak_equity",
+        "daily_loss",
+        "drawdown",
+        "portfolio_heat",
     }
     assert 0.005 < status["risk"]["portfolio_heat"] < 0.007
     assert status["failures"]["consecutive"] == 0

@@ -44,7 +44,9 @@ async def test_manual_halt_blocks_everything_and_nothing_reaches_the_broker(
     assert status["halt"]["blocked"] == 4
 
 
-async def test_second_halt_keeps_the_first_reason(client: httpx.AsyncClient, service: GatewayService) -> None:
+async def test_second_halt_keeps_the_first_reason(
+    client: httpx.AsyncClient, service: GatewayService
+) -> None:
     await client.post("/v1/halt", json={"reason": "first"})
     status = (await client.post("/v1/halt", json={"reason": "second"})).json()
     assert status["halt"]["reason"] == "first"
@@ -137,8 +139,13 @@ async def test_kill_switch_flattens_when_configured(
 async def test_three_strategy_failures_halt_and_a_success_resets(
     service: GatewayService, client: httpx.AsyncClient, admin: httpx.AsyncClient
 ) -> None:
-    fail = {"strategy": "meanrev", "symbol": "AAPL", "ok": False, "failure_type": "data_error",
-            "error": "feed gap"}
+    fail = {
+        "strategy": "meanrev",
+        "symbol": "AAPL",
+        "ok": False,
+        "failure_type": "data_error",
+        "error": "feed gap",
+    }
     assert (await client.post("/v1/outcomes", json=fail)).json()["consecutive"] == 1
     await client.post("/v1/outcomes", json={"strategy": "meanrev", "ok": True})
     assert (await client.get("/v1/status")).json()["failures"]["consecutive"] == 0
@@ -149,7 +156,9 @@ async def test_three_strategy_failures_halt_and_a_success_resets(
     assert status["halt"]["trigger"] == "technical_failure"
     assert status["failures"]["by_strategy"] == {"meanrev": 4}
     assert status["failures"]["by_symbol"] == {"AAPL": 4}
-    bad = await client.post("/v1/outcomes", json={"strategy": "x", "ok": False, "failure_type": "boom"})
+    bad = await client.post(
+        "/v1/outcomes", json={"strategy": "x", "ok": False, "failure_type": "boom"}
+    )
     assert bad.status_code == 422
 
 
@@ -158,14 +167,25 @@ async def _concurrent_heat_run(
 ) -> list[dict[str, Any]]:
     # Equity 150,000 and a 3% stop make the numbers exact: 100 shares at 100 is 0.2% heat.
     config = make_config(
-        gateway={"brokers": {"simulated": {"initial_cash": 150000, "margin_multiplier": 4,
-                                           "quotes": {"XYZ": [99.99, 100.01]}}}},
-        risk={"risk_management": {"max_portfolio_heat": 0.05, "max_single_position_risk": 0.03},
-              "pre_trade": {"max_orders_per_second": 1000}},
+        gateway={
+            "brokers": {
+                "simulated": {
+                    "initial_cash": 150000,
+                    "margin_multiplier": 4,
+                    "quotes": {"XYZ": [99.99, 100.01]},
+                }
+            }
+        },
+        risk={
+            "risk_management": {"max_portfolio_heat": 0.05, "max_single_position_risk": 0.03},
+            "pre_trade": {"max_orders_per_second": 1000},
+        },
     )
     service = await make_service(config)
     async with api_client(service) as client:
-        seed = signal("seed", symbol="XYZ", order_type="limit", limit_price=100, quantity=used_shares)
+        seed = signal(
+            "seed", symbol="XYZ", order_type="limit", limit_price=100, quantity=used_shares
+        )
         assert (await client.post("/v1/signals", json=seed)).json()["decision"] == "accepted"
         bodies = [
             signal(f"c-{i}", symbol="XYZ", order_type="limit", limit_price=100, quantity=100)
@@ -207,12 +227,16 @@ async def test_drawdown_emergency_halts_and_resume_refused_while_active(
 ) -> None:
     config = make_config(
         gateway={"brokers": {"simulated": {"initial_cash": 100000, "margin_multiplier": 4}}},
-        risk={"risk_management": {"max_single_position_risk": 0.19, "max_portfolio_heat": 0.39},
-              "emergency": {"resume_cooldown_s": 0}},
+        risk={
+            "risk_management": {"max_single_position_risk": 0.19, "max_portfolio_heat": 0.39},
+            "emergency": {"resume_cooldown_s": 0},
+        },
     )
     service = await make_service(config)
     async with api_client(service) as client, api_client(service, ADMIN_TOKEN) as admin:
-        assert (await client.post("/v1/signals", json=signal("lev", quantity=1000))).json()["decision"] == "accepted"
+        assert (await client.post("/v1/signals", json=signal("lev", quantity=1000))).json()[
+            "decision"
+        ] == "accepted"
         # Falls 9%: 9% of 200,000 = 18,000 loss = 18% drawdown and daily loss -> emergency halt.
         await admin.post("/v1/sim/quotes", json=[{"symbol": "AAPL", "bid": 182, "ask": 182.02}])
         status = (await client.get("/v1/status")).json()
@@ -243,13 +267,17 @@ async def test_daily_loss_limit_puts_the_gateway_in_reduce_only(
         more = (await client.post("/v1/signals", json=signal("more", quantity=1))).json()
         assert more["decision"] == "blocked"
         assert [r["code"] for r in more["reasons"]] == ["reduce_only"]
-        less = (await client.post("/v1/signals", json=signal("less", side="sell", quantity=500))).json()
+        less = (
+            await client.post("/v1/signals", json=signal("less", side="sell", quantity=500))
+        ).json()
         assert less["decision"] == "accepted"
     transition = [e for e in service.journal.events() if e["kind"] == "state_transition"]
     assert transition[0]["to"] == "reduce_only" and transition[0]["threshold"] == 0.02
 
 
-async def test_safe_measures_never_change_the_state(client: httpx.AsyncClient, admin: httpx.AsyncClient) -> None:
+async def test_safe_measures_never_change_the_state(
+    client: httpx.AsyncClient, admin: httpx.AsyncClient
+) -> None:
     await client.post("/v1/signals", json=signal("small", quantity=10))
     for bid in (199.0, 201.0, 198.5, 202.0):
         await admin.post("/v1/sim/quotes", json=[{"symbol": "AAPL", "bid": bid, "ask": bid + 0.02}])

@@ -55,15 +55,43 @@ def _problems(tmp_path: Path, gateway: dict | None = None, risk: dict | None = N
 @pytest.mark.parametrize(
     ("risk", "key", "words"),
     [
-        ({"risk_management": {"stop_loss_percent": 0.25}}, "risk_management.stop_loss_percent", "at most 0.20"),
-        ({"risk_management": {"max_daily_loss": 0}}, "risk_management.max_daily_loss", "between 0 and 1"),
-        ({"risk_management": {"max_portfolio_heat": 1.5}}, "risk_management.max_portfolio_heat", "between 0 and 1"),
-        ({"risk_management": {"max_daily_loss": 0.05}}, "risk_management.max_daily_loss", "below the emergency"),
-        ({"risk_management": {"max_total_drawdown": 0.15}}, "risk_management.max_total_drawdown", "below the emergency"),
-        ({"risk_management": {"max_portfolio_heat": 0.40}}, "risk_management.max_portfolio_heat", "below the emergency"),
+        (
+            {"risk_management": {"stop_loss_percent": 0.25}},
+            "risk_management.stop_loss_percent",
+            "at most 0.20",
+        ),
+        (
+            {"risk_management": {"max_daily_loss": 0}},
+            "risk_management.max_daily_loss",
+            "between 0 and 1",
+        ),
+        (
+            {"risk_management": {"max_portfolio_heat": 1.5}},
+            "risk_management.max_portfolio_heat",
+            "between 0 and 1",
+        ),
+        (
+            {"risk_management": {"max_daily_loss": 0.05}},
+            "risk_management.max_daily_loss",
+            "below the emergency",
+        ),
+        (
+            {"risk_management": {"max_total_drawdown": 0.15}},
+            "risk_management.max_total_drawdown",
+            "below the emergency",
+        ),
+        (
+            {"risk_management": {"max_portfolio_heat": 0.40}},
+            "risk_management.max_portfolio_heat",
+            "below the emergency",
+        ),
         ({"risk_management": {"stop_loss": 0.03}}, "risk_management.stop_loss", "Extra inputs"),
         ({"pre_trade": {"price_collar": -0.1}}, "pre_trade.price_collar", "between 0 and 1"),
-        ({"risk_management": {"max_daily_loss": "nan"}}, "risk_management.max_daily_loss", "finite"),
+        (
+            {"risk_management": {"max_daily_loss": "nan"}},
+            "risk_management.max_daily_loss",
+            "finite",
+        ),
     ],
 )
 def test_incoherent_risk_is_refused_naming_the_key(

@@ -97,8 +97,14 @@ def test_heat_counts_open_orders_and_reservations() -> None:
 def test_the_same_fill_seen_twice_moves_the_position_once() -> None:
     book = Book()
     order = BrokerOrder(
-        client_order_id="c", broker_order_id="b", symbol="AAPL", side="buy", quantity=10,
-        filled_quantity=10, avg_fill_price=200, status="filled",
+        client_order_id="c",
+        broker_order_id="b",
+        symbol="AAPL",
+        side="buy",
+        quantity=10,
+        filled_quantity=10,
+        avg_fill_price=200,
+        status="filled",
     )
     assert book.apply_order(order) == 10
     assert book.apply_order(order) == 0
@@ -109,7 +115,9 @@ def test_the_same_fill_seen_twice_moves_the_position_once() -> None:
 def test_partial_fills_use_the_exact_price_of_each_part() -> None:
     book = Book()
     base = dict(client_order_id="c", broker_order_id="b", symbol="AAPL", side="buy", quantity=10)
-    book.apply_order(BrokerOrder(**base, filled_quantity=4, avg_fill_price=100, status="partially_filled"))
+    book.apply_order(
+        BrokerOrder(**base, filled_quantity=4, avg_fill_price=100, status="partially_filled")
+    )
     book.apply_order(BrokerOrder(**base, filled_quantity=10, avg_fill_price=106, status="filled"))
     assert book.position_qty("AAPL") == 10
     assert book.cash == D(-1060)
@@ -187,15 +195,36 @@ def test_conservative_mode_prices_at_last_known_times_multiplier() -> None:
 # --- checks --------------------------------------------------------------------------------
 
 
-def ctx(qty: float, price: float, *, side: str = "buy", gross: float = 0, position: float = 0,
-        equity: float = 100000, bp: float = 10**9, limit: float | None = None,
-        quote: Quote | None = None) -> OrderContext:
-    fields: dict = {"signal_id": "t", "strategy": "s", "symbol": "AAPL", "side": side, "quantity": qty}
+def ctx(
+    qty: float,
+    price: float,
+    *,
+    side: str = "buy",
+    gross: float = 0,
+    position: float = 0,
+    equity: float = 100000,
+    bp: float = 10**9,
+    limit: float | None = None,
+    quote: Quote | None = None,
+) -> OrderContext:
+    fields: dict = {
+        "signal_id": "t",
+        "strategy": "s",
+        "symbol": "AAPL",
+        "side": side,
+        "quantity": qty,
+    }
     if limit is not None:
         fields.update(order_type="limit", limit_price=limit)
     return OrderContext(
-        signal=Signal(**fields), price=D(repr(price)), quote=quote, equity=D(equity),
-        position_qty=D(position), gross_exposure=D(gross), buying_power=D(bp), risk=RISK,
+        signal=Signal(**fields),
+        price=D(repr(price)),
+        quote=quote,
+        equity=D(equity),
+        position_qty=D(position),
+        gross_exposure=D(gross),
+        buying_power=D(bp),
+        risk=RISK,
     )
 
 
@@ -219,8 +248,12 @@ def test_reducing_order_skips_exposure_checks() -> None:
 def test_price_collar_both_sides() -> None:
     quote = q(199.95, 200.05)
     assert run_checks(ctx(1, 210, limit=210, quote=quote)) == []  # 200.05 * 1.05 = 210.0525
-    assert [r.code for r in run_checks(ctx(1, 210.06, limit=210.06, quote=quote))] == [ReasonCode.PRICE_COLLAR]
-    assert [r.code for r in run_checks(ctx(1, 189, side="sell", limit=189, quote=quote, position=0))] == [ReasonCode.PRICE_COLLAR]
+    assert [r.code for r in run_checks(ctx(1, 210.06, limit=210.06, quote=quote))] == [
+        ReasonCode.PRICE_COLLAR
+    ]
+    assert [
+        r.code for r in run_checks(ctx(1, 189, side="sell", limit=189, quote=quote, position=0))
+    ] == [ReasonCode.PRICE_COLLAR]
     assert run_checks(ctx(1, 250, side="sell", limit=250, quote=quote)) == []  # passive
 
 
