@@ -147,12 +147,12 @@ class AlpacaBroker:
         data_stream_root = (data_stream_url or BaseURL.MARKET_DATA_STREAM.value).rstrip("/")
         backoff = Backoff(initial_s=reconnect_initial_s, max_s=reconnect_max_s,
                           limit_backoff_s=connection_limit_backoff_s)
-        self._streams_kw: dict[str, Any] = {"emit": self._emit, "on_state": self._on_state,
-                                            "backoff": backoff}
+        wiring: dict[str, Any] = {"emit": self._emit, "on_state": self._on_state,
+                                  "backoff": backoff}
         self._trade_stream = TradingStream(trading_stream_url or stream.value, api_key,
-                                           secret_key, **self._streams_kw)
+                                           secret_key, **wiring)
         self._data_stream = DataStream(f"{data_stream_root}/v2/{feed}", api_key, secret_key,
-                                       **self._streams_kw)
+                                       **wiring)
         self._connect_timeout_s = connect_timeout_s
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
