@@ -42,6 +42,7 @@ from typing import Any
 
 import msgpack
 import websockets
+from websockets.asyncio.client import connect as ws_connect  # the asyncio API (websockets >= 13)
 
 from brokers.alpaca_models import parse_quote_message, parse_trade_update
 from brokers.base import BrokerEvent, QuoteEvent
@@ -111,7 +112,7 @@ class _Stream:
         while True:
             refused: int | None = None
             try:
-                async with websockets.connect(self.url, **self._connect_kwargs()) as ws:
+                async with ws_connect(self.url, **self._connect_kwargs()) as ws:
                     async with asyncio.timeout(self._backoff.handshake_timeout_s):
                         await self._handshake(ws)
                     attempt = 0
