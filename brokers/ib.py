@@ -25,6 +25,10 @@ How it fits together:
 - **Pacing.** ib_async throttles outgoing messages; it is set to ``max_requests_per_s`` (45,
   below IB's limit of 50 a second).
 - **Errors.** Every ib_async / socket exception is translated here into ``brokers.errors``.
+- **Library traps.** A completedOrder that arrives with no request pending makes ib_async's
+  decoder raise (issue 128); it stays a logged error there, and this adapter only asks for
+  completed orders at connect. TWS's nightly reset can keep the socket up while data stops:
+  quotes then age (their ``ts`` is the arrival time), which is what the gateway checks.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from brokers.base import (
 )
 from brokers.errors import BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected
 from brokers.ib_book import OrderBook, TrackedOrder
+from brokers.ib_events import EventFanout
 from brokers.ib_kill import confirm_cancels, list_open_orders
 from brokers.ib_quotes import DELAYED, LIVE, QuoteBook
 
@@ -68,6 +73,15 @@ def default_port(paper: bool = True, gateway: bool = True) -> int:
 
 
 class IBBroker:
+    """The ``Broker`` protocol on TWS / IB Gateway.
+
+    ``port`` defaults to IB's port for the mode (``default_port(paper, gateway)``); ``account``
+    picks one of several managed accounts; ``primary_exchange`` and ``currency`` shape the
+    stock contracts (routed SMART); ``allow_delayed_data`` admits delayed quotes (aged by the
+    delay). The timeouts bound every wait on IB; ``reconnect_*`` shape the backoff and
+    ``max_requests_per_s`` the outgoing pacing.
+    """
+
     name = "ib"
 
     def __init__(
@@ -110,8 +124,7 @@ class IBBroker:
         self._max_requests = max_requests_per_s
         self._book = OrderBook()
         self._quotes = QuoteBook(allow_delayed=allow_delayed_data)
-        self._backlog: asyncio.Queue[BrokerEvent | None] | None = asyncio.Queue()
-        self._subscribers: list[asyncio.Queue[BrokerEvent | None]] = [self._backlog]
+        self._events = EventFanout()
         self._ib: IB | None = None
         self._link_up = False
         self._lost_code = 0  # 1100 or 2110 while the socket stays up; 0 when the link is fine
@@ -146,8 +159,7 @@ class IBBroker:
         self._link_up = False
         if self._ib is not None:
             self._ib.disconnect()
-        for queue in self._subscribers:
-            queue.put_nowait(None)
+        self._events.close()
 
     def _make_ib(self) -> IB:
         ib = IB()
@@ -191,6 +203,18 @@ class IBBroker:
         log.info("IB connected: %s:%s client %s account %s", self.host, self.port,
                  self.client_id, self.account_id)  # fmt: skip
         self._emit(ConnectionEvent(connected=True, reason="connected"))
+
+    def events(self) -> AsyncIterator[BrokerEvent]:
+        """Order updates, quotes and connection changes until ``close()``; the first caller
+        also gets everything since the adapter was built (see ``EventFanout``)."""
+        return self._events.subscribe()
+
+    def _emit(self, event: BrokerEvent) -> None:
+        self._events.publish(event)
+
+    def _emit_all(self, events: Iterable[BrokerEvent]) -> None:
+        for event in events:
+            self._events.publish(event)
 
     def _on_disconnected(self) -> None:
         if self._closing or not self._link_up:
@@ -241,38 +265,6 @@ class IBBroker:
                     "IB farm status %s", reason)  # fmt: skip
         elif (order := self._book.by_id(req_id)) is not None:
             log.warning("IB error on order %s (%s): %s", req_id, order.client_order_id, reason)
-
-    # -- events ----------------------------------------------------------------------------
-
-    def events(self) -> AsyncIterator[BrokerEvent]:
-        """The adapter's events until ``close()``.
-
-        The first caller gets everything since the adapter was built (so nothing between
-        ``connect()`` and the consumer starting is lost: a fill during the start-up sync, the
-        first ``ConnectionEvent``); every later caller gets its own stream from its call on.
-        """
-        if self._backlog is not None:
-            queue, self._backlog = self._backlog, None
-        else:
-            queue = asyncio.Queue()
-            self._subscribers.append(queue)
-        return self._drain(queue)
-
-    async def _drain(self, queue: asyncio.Queue[BrokerEvent | None]) -> AsyncIterator[BrokerEvent]:
-        try:
-            while (event := await queue.get()) is not None:
-                yield event
-        finally:
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(queue)
-
-    def _emit(self, event: BrokerEvent) -> None:
-        for queue in self._subscribers:
-            queue.put_nowait(event)
-
-    def _emit_all(self, events: Iterable[BrokerEvent]) -> None:
-        for event in events:
-            self._emit(event)
 
     # -- orders ----------------------------------------------------------------------------
 
@@ -385,7 +377,12 @@ class IBBroker:
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("IB task %s failed", task.get_name(), exc_info=task.exception())
 
     def _on_tickers(self, tickers: Iterable[Any]) -> None:
         for ticker in tickers:
@@ -401,10 +398,13 @@ class IBBroker:
         return quote
 
     async def account(self) -> Account:
-        return m.account_from(self._require_ib().accountValues(self.account_id), self._currency)
+        # Only while linked: ib_async empties its account state when the socket drops.
+        ib = self._require_link()
+        return m.account_from(ib.accountValues(self.account_id), self._currency)
 
     async def positions(self) -> list[Position]:
-        ib = self._require_ib()
+        # Only while linked: after a drop ib_async's positions are empty, which is not "flat".
+        ib = self._require_link()
         return m.positions_from(ib.positions(self.account_id), ib.portfolio(self.account_id))
 
     # -- helpers ---------------------------------------------------------------------------
