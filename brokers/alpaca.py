@@ -36,7 +36,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import requests
 from alpaca.common.enums import BaseURL
@@ -59,7 +59,7 @@ from brokers.alpaca_models import (
     parse_ts,
 )
 from brokers.alpaca_rest import RetryPolicy, answer_lost, tame, translate
-from brokers.alpaca_streams import Backoff, DataStream, TradingStream
+from brokers.alpaca_streams import Backoff, DataStream, EventFanout, TradingStream
 from brokers.base import (
     Account,
     BrokerEvent,
@@ -87,7 +87,6 @@ API_KEY_ENV = "ALPACA_API_KEY"
 SECRET_KEY_ENV = "ALPACA_SECRET_KEY"
 FEEDS = ("iex", "sip")
 PAGE_LIMIT = 500  # Alpaca's maximum page size for GET /v2/orders (its default is only 50)
-_CLOSED = object()
 
 
 class AlpacaBroker:
@@ -154,7 +153,7 @@ class AlpacaBroker:
         self._data_stream = DataStream(f"{data_stream_root}/v2/{feed}", api_key, secret_key,
                                        **wiring)
         self._connect_timeout_s = connect_timeout_s
-        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._events = EventFanout()
         self._tasks: list[asyncio.Task[None]] = []
         self._up = {"trading": False, "data": False}
         self._was_connected = False
@@ -337,7 +336,7 @@ class AlpacaBroker:
         return bool(self._tasks) and all(self._up.values())
 
     def _emit(self, event: BrokerEvent) -> None:
-        self._queue.put_nowait(event)
+        self._events.publish(event)
 
     def _on_state(self, stream: str, up: bool, reason: str) -> None:
         self._up[stream] = up
@@ -373,14 +372,10 @@ class AlpacaBroker:
     def subscribe_quotes(self, symbols: Iterable[str]) -> None:
         self._data_stream.subscribe(symbols)
 
-    async def events(self) -> AsyncIterator[BrokerEvent]:
-        """Order updates, quotes and connection changes until ``close()`` (one consumer)."""
-        while True:
-            item = await self._queue.get()
-            if item is _CLOSED:
-                self._queue.put_nowait(_CLOSED)  # so any other iterator ends too
-                return
-            yield cast(BrokerEvent, item)
+    def events(self) -> AsyncIterator[BrokerEvent]:
+        """Order updates, quotes and connection changes until ``close()``; every consumer gets
+        them all, the first also those since the adapter was built (see ``EventFanout``)."""
+        return self._events.subscribe()
 
     async def close(self) -> None:
         if self._closed:
@@ -395,6 +390,6 @@ class AlpacaBroker:
             self._emit(ConnectionEvent(connected=False, reason="closed"))
         self._was_connected = False
         self._up = {"trading": False, "data": False}
-        self._queue.put_nowait(_CLOSED)
+        self._events.close()
         for client in (self._trading, self._data):
             client._session.close()

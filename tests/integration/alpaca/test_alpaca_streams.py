@@ -252,3 +252,19 @@ async def test_keys_never_reach_the_logs_even_at_debug(
     await data_fake.wait_clients(1)
     assert caplog.records  # debug logging was on
     assert SECRET not in caplog.text and KEY not in caplog.text
+
+
+async def test_every_consumer_gets_every_event_the_first_also_the_backlog(
+    streaming_broker: AlpacaBroker, trading_fake: FakeTradingStream
+) -> None:
+    await streaming_broker.connect()  # ConnectionEvent(True) published before anyone listens
+    first = streaming_broker.events()
+    assert (await next_of(first, ConnectionEvent)).connected is True
+    second = streaming_broker.events()
+    await trading_fake.send_update("new", order_json(OID, "sig-both"))
+    assert (await next_of(first, OrderEvent)).order.client_order_id == "sig-both"
+    assert (await next_of(second, OrderEvent)).order.client_order_id == "sig-both"
+    await streaming_broker.close()
+    late = streaming_broker.events()
+    with pytest.raises(StopAsyncIteration):
+        await anext(late)
