@@ -19,9 +19,11 @@ Error codes (https://interactivebrokers.github.io/tws-api/message_codes.html):
     2110              TWS <-> server connectivity broken          -> link down
     2103, 2105, 2157  a data farm is broken                       -> logged; quote age decides
     2104, 2106, 2107, 2108, 2158  a data farm is OK / on demand   -> logged
-    201, 203, 103, 110, 200, ... on a new order                   -> rejected with IB's reason
+    an error that makes ib_async cancel a new order (201, 203, 103, 110, 200, ...), and
+    201 at any time                                               -> rejected with IB's reason
     202               order cancelled                             -> canceled
-    10147, 10148, 161 cancel not possible (unknown / done order)  -> the cancel fails
+    10147, 10148, 161 cancel not possible (unknown / done order)  -> logged; the order's own
+                                                                     status tells the truth
 """
 
 from __future__ import annotations
@@ -53,9 +55,6 @@ DATA_LOST_CODE = 1101
 FARM_BROKEN_CODES = frozenset({2103, 2105, 2157})
 FARM_OK_CODES = frozenset({2104, 2106, 2107, 2108, 2158})
 CANCELLED_CODE = 202
-CANCEL_FAILED_CODES = frozenset({161, 10147, 10148})
-# ib_async's own list of codes that are warnings on a live order, plus the informational range.
-_WARNING_CODES = frozenset({105, 110, 165, 321, 329, 399, 404, 434, 492, 10167})
 
 _TIF = {TimeInForce.DAY: "DAY", TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC"}
 _TIF_BACK = {v: k for k, v in _TIF.items()}
@@ -123,13 +122,6 @@ def price_or_none(value: float | Decimal | None) -> Decimal | None:
     if value is None or not math.isfinite(value) or value <= 0 or value >= 1e300:
         return None
     return Decimal(repr(float(value)))
-
-
-def is_order_rejection(code: int) -> bool:
-    """An error on a new order that means IB will not work it (rather than a warning)."""
-    if code in _WARNING_CODES or 2100 <= code < 2200:
-        return False
-    return code not in CANCEL_FAILED_CODES and code != CANCELLED_CODE
 
 
 def error_code(reason: str | None) -> str | None:

@@ -110,10 +110,10 @@ class TWSState:
 
 
 def _contract(state: TWSState, symbol: str) -> Fields:
-    """conId, symbol, secType, lastTradeDate, strike, right, multiplier, exchange, currency,
-    localSymbol, tradingClass: the contract block of openOrder, execDetails and position."""
+    """conId, symbol, secType, lastTradeDate, strike, right, multiplier, exchange, currency:
+    the contract block of openOrder, execDetails and position, which the callers complete with
+    localSymbol and tradingClass."""
     return [str(state.con_id(symbol)), symbol, "STK", "", "0", "", "", "SMART", "USD"]
-    # localSymbol and tradingClass are appended by the callers (they differ per message)
 
 
 def msg_handshake() -> Fields:

@@ -118,3 +118,13 @@ async def test_events_called_after_connect_still_see_what_happened_since(
     await tws.drop_connections()
     for stream in (first, second):
         await next_event(stream, is_connection(False))
+
+
+async def test_pacing_stays_below_ibs_limit(make_broker: MakeBroker) -> None:
+    # IB disconnects clients that send more than ~50 messages a second; ib_async queues what
+    # goes beyond its MaxRequests per RequestsInterval, which the adapter sets.
+    default = await make_broker()
+    assert default._ib is not None and default._ib.client.MaxRequests == 45
+    slow = await make_broker(client_id=18, max_requests_per_s=10)
+    assert slow._ib is not None and slow._ib.client.MaxRequests == 10
+    assert slow._ib.client.RequestsInterval == 1

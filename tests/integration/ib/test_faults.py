@@ -50,6 +50,11 @@ async def test_while_down_requests_are_unavailable_and_quotes_stop(
         await broker.submit(resting("down-1"))
     with pytest.raises(BrokerUnavailable):
         await broker.cancel_all()
+    # ib_async forgot the account with the socket: no figures rather than empty ones
+    with pytest.raises(BrokerUnavailable):
+        await broker.positions()
+    with pytest.raises(BrokerUnavailable):
+        await broker.account()
     # the last quote stays what it was, with its old timestamp: the gateway sees it age
     assert await broker.quote("AAPL") == before
     tws.state.quotes["AAPL"] = (201.0, 201.1)
@@ -201,3 +206,14 @@ async def test_an_unsolicited_completed_order_does_not_break_the_adapter(
     await broker.cancel("odd-1")
     await next_event(events, is_order("odd-1", "canceled"))
     assert broker.connected
+
+
+async def test_2110_is_a_lost_link_until_a_farm_is_back(tws: FakeTWS, broker: IBBroker) -> None:
+    events = broker.events()
+    tws.broadcast_error(2110, "Connectivity between Trader Workstation and server is broken. "
+                        "It will be restored automatically.")  # fmt: skip
+    down = await next_event(events, is_connection(False))
+    assert isinstance(down, ConnectionEvent) and down.reason.startswith("2110")
+    tws.broadcast_error(2104, "Market data farm connection is OK:usfarm")
+    up = await next_event(events, is_connection(True))
+    assert isinstance(up, ConnectionEvent) and up.reason.startswith("2104")
