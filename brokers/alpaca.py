@@ -242,6 +242,7 @@ class AlpacaBroker:
         return parse_order(raw)
 
     async def quote(self, symbol: str) -> Quote:
+        symbol = symbol.strip().upper()  # Alpaca's symbols (and the stream's) are upper case
         request = StockLatestQuoteRequest(symbol_or_symbols=symbol, feed=DataFeed(self.feed))
 
         async def op() -> Quote:
