@@ -17,7 +17,7 @@ orders placed before a restart are reported again, with their orderRef, after it
 Test knobs: ``set_quote`` (streams bid/ask and fills marketable orders), ``add_manual_order``
 (an order typed into TWS by hand), ``stuck_orders`` (perm ids a cancel never reaches),
 ``reject_symbols`` (placeOrder answered with an error), ``swallow_orders`` (placeOrder lost),
-``drop_connections``, ``stop`` /
+``withhold`` (message ids never sent, e.g. an end message), ``drop_connections``, ``stop`` /
 ``start`` / ``restart``, ``broadcast_error`` (1100, 1102, farm status...).
 """
 
@@ -100,6 +100,7 @@ class TWSState:
     reject_symbols: dict[str, tuple[int, str]] = field(default_factory=dict)
     unknown_symbols: set[str] = field(default_factory=set)  # no contract definition
     swallow_orders: bool = False  # placeOrder is lost on the way (no order, no answer)
+    withhold: set[str] = field(default_factory=set)  # message ids never sent (e.g. "62")
     requests: list[tuple[int, Fields]] = field(default_factory=list)  # (client id, fields)
 
     def con_id(self, symbol: str) -> int:
@@ -283,16 +284,18 @@ def msg_contract_details_end(req_id: int) -> Fields:
 
 
 class _Session:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 withhold: set[str]) -> None:  # fmt: skip
         self.reader = reader
         self.writer = writer
+        self.withhold = withhold
         self.client_id: int | None = None
         self.market_data: dict[int, str] = {}  # reqId -> symbol
         self.positions_subscribed = False
         self.account_subscribed = ""
 
     def send(self, fields: Fields) -> None:
-        if self.writer.is_closing():
+        if self.writer.is_closing() or fields[0] in self.withhold:
             return
         payload = "".join(f"{f}\0" for f in fields).encode()
         self.writer.write(struct.pack(">I", len(payload)) + payload)
@@ -395,12 +398,17 @@ class FakeTWS:
     # -- the connection
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = _Session(reader, writer)
+        session = _Session(reader, writer, self.state.withhold)
         self._sessions.append(session)
         try:
             if await reader.readexactly(4) != b"API\0":
                 return
-            await self._read(reader)  # "v157..178": any range containing 176 will do
+            # "v157..178" (plus connect options after a space), without a trailing NUL
+            (size,) = struct.unpack(">I", await reader.readexactly(4))
+            versions = (await reader.readexactly(size)).decode().lstrip("v").split(" ")[0]
+            low, high = versions.split("..")
+            if not int(low) <= SERVER_VERSION <= int(high):
+                return  # TWS hangs up on a client that cannot speak its version
             session.send(msg_handshake())
             while True:
                 fields = await self._read(reader)

@@ -45,6 +45,20 @@ async def test_connects_with_its_client_id_and_is_ready_with_account_data(
         assert tws.requests_of(msg_id), msg_id
 
 
+@pytest.mark.parametrize(
+    ("msg_id", "what"),
+    [("62", "positions"), ("53", "open orders"), ("54", "account updates"), ("55", "executions")],
+)
+async def test_not_ready_until_the_start_up_answers_are_in(
+    tws: FakeTWS, make_broker: MakeBroker, msg_id: str, what: str
+) -> None:
+    tws.state.withhold.add(msg_id)  # TWS never finishes this answer
+    broker = await make_broker(connect=False, connect_timeout=0.3)
+    with pytest.raises(BrokerUnavailable, match=what):
+        await broker.connect()
+    assert not broker.connected
+
+
 async def test_day_start_equity_is_none_when_ib_does_not_send_it(
     tws: FakeTWS, make_broker: MakeBroker
 ) -> None:
