@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from brokers.base import (
@@ -41,6 +42,7 @@ from brokers.base import (
     utcnow,
 )
 from brokers.errors import BrokerUnavailable, OrderNotFound, OrderRejected
+from brokers.simulated_state import load_state, save_state
 
 ZERO = Decimal(0)
 
@@ -70,6 +72,7 @@ class SimulatedBroker:
         tick_s: float = 1.0,
         margin_multiplier: float | Decimal | int = 1,
         clock: Callable[[], datetime] = utcnow,
+        state_path: Path | None = None,
     ):
         self._clock = clock
         self._tick_s = tick_s
@@ -86,9 +89,49 @@ class SimulatedBroker:
         self._ticker: asyncio.Task[None] | None = None
         self._connected = False
         self.fail_cancels: dict[str, str] = {}  # broker_order_id -> reason, for drills
+        # How often each client_order_id reached submit(): a drill checks nobody sent one twice.
+        self.submit_counts: dict[str, int] = {}
         now = clock()
         for symbol, (bid, ask) in (quotes or {}).items():
             self._quotes[symbol] = _SimQuote(to_decimal(bid), to_decimal(ask), now, False)
+        self._state_path: Path | None = None
+        if state_path is not None:
+            self._restore(state_path)
+            self._state_path = state_path
+
+    # --- persistence (only with a state_path) ------------------------------------------------
+
+    def _restore(self, path: Path) -> None:
+        state = load_state(path)
+        if state is None:
+            return
+        self._cash = Decimal(state["cash"])
+        self._ids = itertools.count(int(state["next_id"]))
+        self._positions = {
+            s: _SimPosition(Decimal(q), Decimal(p)) for s, (q, p) in state["positions"].items()
+        }
+        for raw in state["orders"]:
+            self._store(BrokerOrder.model_validate(raw))
+        self._by_broker_id = {o.broker_order_id: c for c, o in self._orders.items()}
+        self.submit_counts = {k: int(v) for k, v in state["submit_counts"].items()}
+
+    def _save(self) -> None:
+        if self._state_path is None:
+            return
+        next_id = next(self._ids)
+        self._ids = itertools.count(next_id)
+        save_state(
+            self._state_path,
+            {
+                "cash": str(self._cash),
+                "next_id": next_id,
+                "positions": {
+                    s: [str(p.qty), str(p.avg_price)] for s, p in self._positions.items()
+                },
+                "orders": [o.model_dump(mode="json") for o in self._orders.values()],
+                "submit_counts": self.submit_counts,
+            },
+        )
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -217,8 +260,12 @@ class SimulatedBroker:
 
     async def submit(self, order: OrderRequest) -> BrokerOrder:
         self._require_connected()
+        self.submit_counts[order.client_order_id] = (
+            self.submit_counts.get(order.client_order_id, 0) + 1
+        )
         existing = self._orders.get(order.client_order_id)
         if existing is not None:
+            self._save()
             return existing  # idempotent: the same client_order_id never makes a second order
         quote = self._quotes.get(order.symbol)
         if quote is None:
@@ -256,6 +303,7 @@ class SimulatedBroker:
             self._open[order.client_order_id] = order
         else:
             self._open.pop(order.client_order_id, None)
+        self._save()
 
     @staticmethod
     def _crossing_price(order: BrokerOrder, quote: _SimQuote) -> Decimal | None:

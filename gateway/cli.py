@@ -126,9 +126,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.logs import configure_logging
         from gateway.server import serve
 
+        from gateway.journal import JournalError
+
         redactor = configure_logging()
         config = config.with_overrides(host=args.host, port=args.port, state_dir=args.state_dir)
-        return serve(config, redactor=redactor)
+        try:
+            return serve(config, redactor=redactor)
+        except JournalError as exc:
+            # Never trade on a journal we cannot read: refuse to start, and say why.
+            return _fail(str(exc), 2)
     try:
         remote = _Remote(config)
         if command == "status":

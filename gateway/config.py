@@ -262,6 +262,9 @@ class SimulatedBrokerSettings(_Section):
     quotes: dict[str, tuple[PositiveNum, PositiveNum]] = Field(default_factory=dict)
     tick_s: float = Field(default=1.0, gt=0, le=3600)
     margin_multiplier: PositiveNum = Decimal(1)
+    # With a state file the simulated market survives a gateway crash (staging drills, crash
+    # tests): it plays the broker that kept running. Relative to gateway.yaml's directory.
+    state_file: Path | None = None
 
 
 class AlpacaSettings(_Section):
@@ -375,6 +378,12 @@ def load_config(path: Path | None = None) -> GatewayConfig:
     except ValidationError as exc:
         problems.extend(_format_errors("brokers", exc))
         brokers = None
+    if brokers is not None and brokers.simulated.state_file is not None:
+        sim_state = brokers.simulated.state_file
+        sim_state = sim_state if sim_state.is_absolute() else (base / sim_state).resolve()
+        brokers = brokers.model_copy(
+            update={"simulated": brokers.simulated.model_copy(update={"state_file": sim_state})}
+        )
     risk: RiskConfig | None = None
     if settings is not None:
         risk_path = settings.risk_config

@@ -145,6 +145,7 @@ class Gateway:
         await self.sync_with_broker()
         self._restore_marks()
         self._restore_decisions()
+        await self._resolve_undecided()
         held = set(self.book.holdings) | {o.symbol for o in self.book.open_orders()}
         if held:
             self.broker.subscribe_quotes(sorted(held))
@@ -213,6 +214,62 @@ class Gateway:
         for stored in self.journal.signals():
             if stored.decision is not None:
                 self._decided[stored.signal_id] = (stored.body_hash, stored.decision)
+
+    async def _resolve_undecided(self) -> None:
+        """Intents journaled before a crash, with no broker answer: ask the broker by
+        client_order_id, never send again blindly."""
+        for signal_id, digest, body, coid in self.journal.undecided():
+            signal = Signal.model_validate_json(body)
+            order = await self.broker.get_order(coid) if coid else None
+            if order is None:
+                reason = Reason(
+                    code=ReasonCode.BROKER_UNAVAILABLE,
+                    message="no broker answer before a restart, and the broker has no order "
+                    f"{coid}: it was never placed",
+                )
+                if coid:
+                    self.journal.record_order_rejected(coid, reason.message)
+                decision = Decision(
+                    signal_id=signal_id, decision=DecisionKind.REJECTED, reasons=[reason]
+                )
+                outcome = DecisionKind.REJECTED.value
+            else:
+                self.book.apply_order(order)
+                decision = Decision(
+                    signal_id=signal_id,
+                    decision=DecisionKind.ACCEPTED,
+                    order=DecisionOrder(
+                        client_order_id=order.client_order_id,
+                        broker_order_id=order.broker_order_id,
+                        status=order.status.value,
+                        symbol=order.symbol,
+                        side=order.side,
+                        quantity=order.quantity,
+                        price=order.avg_fill_price or order.limit_price or ZERO,
+                        notional=order.quantity
+                        * (order.avg_fill_price or order.limit_price or ZERO),
+                        quote_time=None,
+                        order_type=order.order_type,
+                    ),
+                )
+                outcome = DecisionKind.ACCEPTED.value
+            decision_json = decision.model_dump_json()
+            self.journal.record_decision(signal_id, decision_json, outcome, order)
+            self.journal.record_event(
+                "recovered_intent",
+                {"signal_id": signal_id, "client_order_id": coid, "outcome": outcome},
+            )
+            self._decided[signal_id] = (digest, decision_json)
+            log.warning(
+                "resolved an undecided signal after restart: %s",
+                outcome,
+                extra={
+                    "signal_id": signal_id,
+                    "client_order_id": coid,
+                    "strategy": signal.strategy,
+                    "symbol": signal.symbol,
+                },
+            )
 
     # --- the pipeline ------------------------------------------------------------------------
 

@@ -415,6 +415,16 @@ class Journal:
         ):
             yield StoredSignal(*row)
 
+    def undecided(self) -> list[tuple[str, str, str, str | None]]:
+        """Signals whose intent was journaled but whose decision never was (a crash between):
+        (signal_id, body_hash, body, client_order_id)."""
+        return list(
+            self._db.execute(
+                "SELECT signal_id, body_hash, body, client_order_id FROM signals "
+                "WHERE decision IS NULL ORDER BY rowid"
+            )
+        )
+
     def signal(self, signal_id: str) -> StoredSignal | None:
         row = self._db.execute(
             "SELECT signal_id, body_hash, client_order_id, decision FROM signals WHERE signal_id=?",

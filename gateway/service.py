@@ -48,6 +48,7 @@ def build_broker(config: GatewayConfig, environ: Mapping[str, str]) -> Broker:
             quotes=dict(sim.quotes),
             tick_s=sim.tick_s,
             margin_multiplier=sim.margin_multiplier,
+            state_path=sim.state_file,
         )
     if name == "alpaca":
         from brokers.alpaca import AlpacaBroker
