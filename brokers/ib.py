@@ -191,9 +191,10 @@ class IBBroker:
         except BrokerError:
             ib.disconnect()
             raise
-        # Never hand out an order id this adapter already used, whatever nextValidId says.
-        ib.client.updateReqId(self._book.max_order_id + 1)  # type: ignore[no-untyped-call]
         self._emit_all(self._book.reconcile(ib.trades(), ib.fills(), self.client_id))
+        # Never hand out an order id this client already used (in this process or, as IB's
+        # reports show, before it), whatever nextValidId says.
+        ib.client.updateReqId(self._book.max_order_id + 1)  # type: ignore[no-untyped-call]
         ib.reqMarketDataType(DELAYED if self._quotes.allow_delayed else LIVE)
         # No await since connectAsync returned, so no socket callback can have run in between:
         # from here on a drop is seen by _on_disconnected.

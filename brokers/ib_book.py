@@ -203,6 +203,8 @@ class OrderBook:
                 ))  # fmt: skip
         # executions before statuses, so a fill missed while away comes with its Fill
         for fill in fills:
+            if fill.execution.clientId == client_id:
+                self.max_order_id = max(self.max_order_id, fill.execution.orderId)
             events += self.on_exec(fill.execution, client_id)
         for trade in trades:
             tracked = self.by_ref(trade.order.orderRef) if trade.order.orderRef else None

@@ -217,3 +217,20 @@ async def test_2110_is_a_lost_link_until_a_farm_is_back(tws: FakeTWS, broker: IB
     tws.broadcast_error(2104, "Market data farm connection is OK:usfarm")
     up = await next_event(events, is_connection(True))
     assert isinstance(up, ConnectionEvent) and up.reason.startswith("2104")
+
+
+async def test_order_ids_stay_above_what_ib_reports_even_if_next_valid_id_is_lower(
+    tws: FakeTWS, make_broker: MakeBroker
+) -> None:
+    first = await make_broker()
+    events = first.events()
+    for n in range(3):
+        await first.submit(resting(f"early-{n}", 250.0))  # marketable: fills at once
+    done = await next_event(events, is_order("early-2", "filled"))
+    assert isinstance(done, OrderEvent)
+    await first.close()
+    await tws.wait_until(lambda: tws.clients == [])
+    tws.state.next_order_id = 1  # TWS's API order id sequence was reset
+    second = await make_broker()
+    new = await second.submit(resting("later-1"))
+    assert int(new.broker_order_id) > int(done.order.broker_order_id)
