@@ -5,9 +5,12 @@ client order id, so the adapter keeps its own book: one ``TrackedOrder`` per cli
 holding the IB order id that ``submit`` returned (never changed afterwards), the last status and
 the fills seen (deduplicated by execution id, because IB repeats executions after a reconnect).
 
-After a (re)connect the book is reconciled from what IB reports: open orders and executions of
-this client id, matched by orderRef. Statuses only move forward: a late "Submitted" never
-reopens an order that is already filled or cancelled.
+After a (re)connect the book is reconciled from what IB reports: open orders, completed orders
+and executions, matched by orderRef (a restarted process adopts this client id's open orders).
+An order that was sent, never acknowledged, and that IB reports nowhere never reached IB: it is
+forgotten, so a retried submit may place it. Statuses only move forward: a late "Submitted"
+never reopens an order that is already filled or cancelled. Fills are counted once whichever
+of orderStatus and execDetails comes first.
 """
 
 from __future__ import annotations
@@ -49,15 +52,29 @@ class TrackedOrder:
     limit_price: Decimal | None
     time_in_force: TimeInForce
     status: OrderStatus = OrderStatus.NEW
-    filled: Decimal = Decimal(0)
-    avg_price: Decimal | None = None
     perm_id: int = 0
     reason: str | None = None
+    # Two accounts of the same fills, because IB sends orderStatus and execDetails in either
+    # order: the executions seen (exact, deduplicated) and IB's cumulative figures.
     fill_ids: set[str] = field(default_factory=set)
+    exec_qty: Decimal = Decimal(0)
+    exec_notional: Decimal = Decimal(0)
+    ib_filled: Decimal = Decimal(0)
+    ib_avg_price: Decimal | None = None
 
     @property
     def broker_order_id(self) -> str:
         return str(self.order_id)
+
+    @property
+    def filled(self) -> Decimal:
+        return max(self.exec_qty, self.ib_filled)
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        if self.ib_filled > self.exec_qty or (self.ib_avg_price and not self.exec_qty):
+            return self.ib_avg_price
+        return self.exec_notional / self.exec_qty if self.exec_qty else None
 
     def snapshot(self) -> BrokerOrder:
         return BrokerOrder(
@@ -86,24 +103,23 @@ class TrackedOrder:
         return True
 
     def set_filled(self, filled: Decimal, avg_price: Decimal | None) -> bool:
-        """Take IB's cumulative figures when they are ahead of the fills seen so far."""
-        if filled <= self.filled:
+        """Take IB's cumulative figures (orderStatus); True when the order moved."""
+        if filled <= self.ib_filled:
             return False
-        self.filled = filled
+        before = self.filled
+        self.ib_filled = filled
         if avg_price is not None:
-            self.avg_price = avg_price
+            self.ib_avg_price = avg_price
         self._status_from_fills()
-        return True
+        return self.filled > before
 
     def add_fill(self, fill_id: str, qty: Decimal, price: Decimal, ts: datetime) -> Fill | None:
         """Record one execution; None when it was seen before (IB repeats them)."""
         if fill_id in self.fill_ids:
             return None
         self.fill_ids.add(fill_id)
-        total = self.filled + qty
-        previous = (self.avg_price or Decimal(0)) * self.filled
-        self.avg_price = (previous + price * qty) / total
-        self.filled = total
+        self.exec_qty += qty
+        self.exec_notional += price * qty
         self._status_from_fills()
         return Fill(
             client_order_id=self.client_order_id,
@@ -152,9 +168,6 @@ class OrderBook:
 
     def by_id(self, order_id: int) -> TrackedOrder | None:
         return self._by_id.get(order_id)
-
-    def all(self) -> list[TrackedOrder]:
-        return list(self._by_ref.values())
 
     def open(self) -> list[TrackedOrder]:
         return [o for o in self._by_ref.values() if o.status.is_open]

@@ -101,6 +101,7 @@ class TWSState:
     unknown_symbols: set[str] = field(default_factory=set)  # no contract definition
     swallow_orders: bool = False  # placeOrder is lost on the way (no order, no answer)
     withhold: set[str] = field(default_factory=set)  # message ids never sent (e.g. "62")
+    status_first: bool = False  # on a fill, orderStatus before execDetails
     requests: list[tuple[int, Fields]] = field(default_factory=list)  # (client id, fields)
 
     def con_id(self, symbol: str) -> int:
@@ -608,8 +609,12 @@ class FakeTWS:
         account = self.state.accounts[0]
         for s in self._sessions:
             if s.sees(o):
-                s.send(msg_exec_details(self.state, -1, ex))
-                s.send(msg_order_status(o, price))
+                # TWS sends these two in either order; status_first shows the other one
+                first, second = msg_exec_details(self.state, -1, ex), msg_order_status(o, price)
+                if self.state.status_first:
+                    first, second = second, first
+                s.send(first)
+                s.send(second)
                 s.send(msg_commission_report(ex.exec_id))
             if s.positions_subscribed:
                 s.send(msg_position(self.state, account, o.symbol, new_qty, new_cost))

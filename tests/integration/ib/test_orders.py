@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from brokers.base import OrderEvent, OrderRequest, QuoteEvent
+from brokers.base import BrokerEvent, Fill, OrderEvent, OrderRequest, QuoteEvent
 from brokers.errors import BrokerUnavailable, OrderNotFound, OrderRejected
 from brokers.ib import IBBroker
 from tests.fakes.fake_tws import FakeTWS
@@ -102,17 +102,34 @@ async def test_limit_order_rests_then_fills_when_the_market_comes(
     assert await broker.open_orders() == []
 
 
-async def test_partial_fills_accumulate(tws: FakeTWS, broker: IBBroker) -> None:
+@pytest.mark.parametrize("status_first", [False, True])
+async def test_partial_fills_accumulate(
+    tws: FakeTWS, broker: IBBroker, status_first: bool
+) -> None:
+    tws.state.status_first = status_first  # IB's two reports of a fill, in either order
     events = broker.events()
     await broker.submit(limit("p-1", 150.0, qty=10))
     placed = tws.order_by_ref("p-1")
     assert placed is not None
     tws.fill(placed, 4, 150.0)
-    partial = await next_event(events, is_order("p-1", "partially_filled"))
-    assert isinstance(partial, OrderEvent) and partial.order.filled_quantity == 4
     tws.fill(placed, 6, 149.0)
-    done = await next_event(events, is_order("p-1", "filled"))
-    assert isinstance(done, OrderEvent) and done.order.avg_fill_price == Decimal("149.4")
+    fills: list[Fill] = []
+    statuses: list[str] = []
+
+    def both_fills_seen(event: BrokerEvent) -> bool:
+        if isinstance(event, OrderEvent) and event.order.client_order_id == "p-1":
+            statuses.append(event.order.status.value)
+            if event.fill is not None:
+                fills.append(event.fill)
+        return len(fills) == 2
+
+    await next_event(events, both_fills_seen)
+    assert [(f.quantity, f.price) for f in fills] == [(4, 150), (6, 149)]
+    assert "partially_filled" in statuses and statuses[-1] == "filled"
+    order = await broker.get_order("p-1")
+    assert order is not None and order.status == "filled"
+    assert order.filled_quantity == 10  # each fill counted once
+    assert order.avg_fill_price == Decimal("149.4")
 
 
 async def test_submit_is_idempotent_on_client_order_id(tws: FakeTWS, broker: IBBroker) -> None:
