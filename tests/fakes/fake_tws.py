@@ -307,6 +307,8 @@ class _Session:
 
 
 class FakeTWS:
+    """The fake TWS: start(), then point an adapter at 127.0.0.1:``port``."""
+
     def __init__(self, accounts: list[str] | None = None, *, port: int = 0) -> None:
         self.state = TWSState(accounts=accounts or ["DU1234567"])
         self.port = port

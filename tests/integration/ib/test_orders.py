@@ -183,3 +183,22 @@ async def test_an_unknown_symbol_is_rejected_before_any_order(
     with pytest.raises(OrderRejected, match="NOPE"):
         await broker.submit(market("u-1", symbol="NOPE"))
     assert tws.requests_of(3) == []
+
+
+async def test_the_contract_and_order_fields_ib_receives(
+    tws: FakeTWS, make_broker: MakeBroker
+) -> None:
+    broker = await make_broker(primary_exchange="NASDAQ")
+    await broker.submit(OrderRequest(client_order_id="f-1", symbol="AAPL", side="sell",
+                                     quantity=7, order_type="limit", limit_price=250.5,
+                                     time_in_force="gtc"))  # fmt: skip
+    [(client_id, fields)] = tws.requests_of(3)
+    # placeOrder: id, contract (conId symbol secType .. exchange primaryExchange currency ..),
+    # then action, quantity, type, limit, aux, tif, oca, account, openClose, origin, orderRef
+    assert client_id == 17
+    assert fields[2] == str(tws.state.con_id("AAPL"))  # qualified first
+    assert (fields[3], fields[4], fields[9], fields[10], fields[11]) == (
+        "AAPL", "STK", "SMART", "NASDAQ", "USD")  # fmt: skip
+    assert (fields[16], fields[17], fields[18], fields[19], fields[21]) == (
+        "SELL", "7.0", "LMT", "250.5", "GTC")  # fmt: skip
+    assert (fields[23], fields[26]) == (broker.account_id, "f-1")
