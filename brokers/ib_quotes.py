@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 LIVE, FROZEN, DELAYED, DELAYED_FROZEN = 1, 2, 3, 4
 DELAYED_TYPES = frozenset({DELAYED, DELAYED_FROZEN})
+DELAYED_TICKS = frozenset({66, 67, 68})  # delayed bid, ask, last
 IB_DELAY = timedelta(minutes=15)  # IB's delayed US equity data lags by 15 minutes
 
 
@@ -69,6 +70,8 @@ class QuoteBook:
     def update(self, symbol: str, ticker: Any) -> Quote | None:
         """The quote for a ticker that just ticked, or None when it is unusable."""
         data_type = getattr(ticker, "marketDataType", LIVE)
+        if any(getattr(t, "tickType", 0) in DELAYED_TICKS for t in ticker.ticks):
+            data_type = DELAYED  # delayed ticks say so themselves, whatever came before
         if data_type in DELAYED_TYPES and not self.allow_delayed:
             if symbol not in self._refused:
                 self._refused.add(symbol)

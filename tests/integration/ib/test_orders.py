@@ -57,6 +57,16 @@ async def test_delayed_data_is_refused_unless_allowed(
     assert (datetime.now(UTC) - quote.ts).total_seconds() >= 15 * 60 - 1
 
 
+async def test_delayed_ticks_are_refused_even_unannounced(
+    tws: FakeTWS, make_broker: MakeBroker
+) -> None:
+    tws.state.market_data_type = 3
+    tws.state.withhold.add("58")  # no marketDataType message: only the tick types tell
+    strict = await make_broker()
+    with pytest.raises(BrokerUnavailable):
+        await strict.quote("AAPL")
+
+
 async def test_market_order_fills_with_a_fill_event(tws: FakeTWS, broker: IBBroker) -> None:
     events = broker.events()
     submitted = await broker.submit(market("m-1"))
