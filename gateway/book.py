@@ -129,6 +129,15 @@ class Book:
             self.final_fills[coid] = order.filled_quantity
         return delta
 
+    def track(self, order: BrokerOrder, price: Decimal) -> None:
+        """Hold an open order known from the journal without replaying its fills: positions
+        come from the broker, and reconciliation settles any difference."""
+        if order.is_open and order.client_order_id not in self.orders:
+            self.orders[order.client_order_id] = TrackedOrder(order, price)
+            self._account_for(order.symbol, order.side, order.remaining_quantity, price, +1)
+        elif not order.is_open:
+            self.final_fills[order.client_order_id] = order.filled_quantity
+
     def _fill(self, symbol: str, side: Side, qty: Decimal, price: Decimal) -> None:
         signed = qty if side is Side.BUY else -qty
         self.cash -= signed * price

@@ -105,6 +105,8 @@ class Gateway:
         self._pending_updates: list[tuple[BrokerOrder, Fill | None, str | None]] = []
         self.ready = False
         self.shutting_down = False
+        # Called when the broker link comes back: the service reconciles before trusting the book.
+        self.on_reconnect: Callable[[], None] | None = None
 
     # --- state -------------------------------------------------------------------------------
 
@@ -169,11 +171,15 @@ class Gateway:
     async def sync_with_broker(self) -> None:
         account = await self.broker.account()
         positions = await self.broker.positions()
-        open_orders = await self.broker.open_orders()
         self.book.load_account(account)
         self.book.load_positions(positions)
-        for order in open_orders:
-            self.book.apply_order(order)
+        # Our open orders are the journal's; reconciliation then compares them with the broker's.
+        for stored in self.journal.orders(open_only=True):
+            if stored.status != "pending_submit":
+                order = stored.to_broker_order()
+                price = Decimal(stored.valued_at or stored.limit_price or 0)
+                self.book.track(order, price or order.limit_price or ZERO)
+        open_orders = self.book.open_orders()
         self._bp_snapshot = (account.buying_power, self.book.cash, self.book.open_buy_notional())
         for symbol in {p.symbol for p in positions} | {o.symbol for o in open_orders}:
             if self.quotes.get(symbol) is None:
@@ -234,7 +240,8 @@ class Gateway:
                 )
                 outcome = DecisionKind.REJECTED.value
             else:
-                self.book.apply_order(order)
+                # Positions already hold its fills (they came from the broker): only track it.
+                self.book.track(order, order.limit_price or order.avg_fill_price or ZERO)
                 decision = Decision(
                     signal_id=signal_id,
                     decision=DecisionKind.ACCEPTED,
@@ -573,6 +580,8 @@ class Gateway:
             self.journal.record_event(
                 "broker_connection", {"connected": event.connected, "reason": event.reason}
             )
+            if event.connected and self.ready and self.on_reconnect is not None:
+                self.on_reconnect()
 
     def apply_order_update(self, order: BrokerOrder, event: OrderEvent | None = None) -> None:
         """Apply at once; journal with the other updates of this loop tick, in one transaction."""

@@ -5,6 +5,7 @@ This is the one place that knows all the parts; the HTTP API and the CLI talk to
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -147,6 +148,8 @@ class GatewayService:
         )
         self.last_reconciliation: Reconciliation | None = None
         self._clock = clock
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self.engine.on_reconnect = self._reconcile_after_reconnect
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -164,6 +167,8 @@ class GatewayService:
     async def stop(self) -> None:
         self.engine.shutting_down = True
         self.scheduler.shutdown()
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
         if self.config.gateway.cancel_on_shutdown:
             try:
                 report = await self.broker.cancel_all()
@@ -313,6 +318,8 @@ class GatewayService:
         theirs = {o.client_order_id: o for o in orders}
         for coid in result.adopted:
             engine.apply_order_update(theirs[coid])
+        engine.flush_order_updates()
+        for coid in result.adopted:
             self.journal.mark_external(coid)
         for coid in result.lost:
             tracked = engine.book.orders.get(coid)
@@ -344,6 +351,13 @@ class GatewayService:
                 threshold=float(tolerance),
             )
         engine.evaluate_risk()
+
+    def _reconcile_after_reconnect(self) -> None:
+        if self._reconnect_task is not None and not self._reconnect_task.done():
+            return
+        self._reconnect_task = asyncio.create_task(
+            self.scheduler.jobs["reconcile"].run(), name="reconcile-after-reconnect"
+        )
 
     # --- status ------------------------------------------------------------------------------
 

@@ -106,3 +106,5 @@ def test_sigkill_mid_stream_loses_nothing(tmp_path: Path) -> None:
     assert after["risk"]["peak_equity"] >= before["risk"]["peak_equity"]
     # The broker's book and the journal agree after recovery.
     assert after["reconciliation"]["positions"] == []
+    assert after["reconciliation"]["adopted_orders"] == []
+    assert after["reconciliation"]["lost_orders"] == []
