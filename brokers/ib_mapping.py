@@ -16,9 +16,11 @@ Error codes (https://interactivebrokers.github.io/tws-api/message_codes.html):
 
     1100              connectivity between TWS and IB lost        -> link down
     1101, 1102        connectivity restored (1101: data lost)     -> link up (1101 resubscribes)
-    2110              TWS <-> server connectivity broken          -> link down
+    2110              TWS <-> server connectivity broken          -> link down, until 1101/1102
+                                                                     or a farm reports OK
     2103, 2105, 2157  a data farm is broken                       -> logged; quote age decides
     2104, 2106, 2107, 2108, 2158  a data farm is OK / on demand   -> logged
+    326               client id already in use                    -> connect fails (unavailable)
     an error that makes ib_async cancel a new order (201, 203, 103, 110, 200, ...), and
     201 at any time                                               -> rejected with IB's reason
     202               order cancelled                             -> canceled
