@@ -1,0 +1,96 @@
+"""Operating the real process: SIGTERM, the live guard, /metrics and the JSON logs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from gateway.client import GatewayClient
+from tests.conftest import STRATEGY_TOKEN
+from tests.e2e.process import GatewayProcess
+
+HEADERS = {"Authorization": f"Bearer {STRATEGY_TOKEN}"}
+
+
+def test_sigterm_finishes_in_flight_work_keeps_resting_orders_and_exits_0(tmp_path: Path) -> None:
+    gw = GatewayProcess(
+        tmp_path, gateway={"brokers": {"simulated": {"state_file": "sim.json"}}}
+    ).start()
+    with GatewayClient(gw.url, STRATEGY_TOKEN) as client:
+        resting = client.submit("rest-1", "s", "AAPL", "buy", 1, order_type="limit", limit_price=190)
+        assert resting.decision == "accepted"
+    answers: list[int] = []
+    stop = threading.Event()
+
+    def stream() -> None:
+        with httpx.Client(base_url=gw.url, headers=HEADERS, timeout=5) as c:
+            i = 0
+            while not stop.is_set():
+                try:
+                    r = c.post("/v1/signals", json={"signal_id": f"t-{i}", "strategy": "s",
+                                                    "symbol": "AAPL", "side": "buy" if i % 2 == 0 else "sell",
+                                                    "quantity": 1})
+                except httpx.HTTPError:
+                    return
+                answers.append(r.status_code)
+                i += 1
+
+    thread = threading.Thread(target=stream, daemon=True)
+    thread.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    assert gw.terminate() == 0
+    assert time.monotonic() - started < 10  # within shutdown_timeout_s
+    stop.set()
+    thread.join(timeout=5)
+    assert answers and set(answers) <= {200, 503}
+    state = json.loads((tmp_path / "sim.json").read_text())
+    open_orders = [o for o in state["orders"] if o["status"] == "accepted"]
+    assert [o["client_order_id"] for o in open_orders] == [resting.order.client_order_id]  # type: ignore[union-attr]
+    log = gw.log()
+    assert '"level": "INFO"' in log and "Application shutdown complete" in log
+
+
+def test_live_mode_cannot_start_by_accident(tmp_path: Path) -> None:
+    gw = GatewayProcess(tmp_path, gateway={"gateway": {"mode": "live"}})
+    result = gw.cli("serve")
+    assert result.returncode == 2
+    assert "allow_live" in result.stderr
+    gw2 = GatewayProcess(tmp_path / "b", gateway={"gateway": {"mode": "live", "allow_live": True}})
+    result = gw2.cli("serve")
+    assert result.returncode == 2
+    assert "simulated" in result.stderr
+
+
+def test_metrics_and_json_logs_carry_the_ids(tmp_path: Path) -> None:
+    secret = "super-secret-admin-token-1234"
+    gw = GatewayProcess(tmp_path, env={"GATEWAY_ADMIN_TOKEN": secret})
+    with gw:
+        with GatewayClient(gw.url, STRATEGY_TOKEN) as client:
+            client.submit("m-1", "momentum", "AAPL", "buy", 1)
+            client.submit("m-2", "momentum", "NOPE", "buy", 1)
+            client.halt("metrics drill")
+        metrics = httpx.get(f"{gw.url}/metrics").text
+        httpx.post(f"{gw.url}/v1/resume", headers={"Authorization": f"Bearer {secret}"}, json={})
+    for name in (
+        "gateway_signals_total",
+        "gateway_orders_total",
+        "gateway_submit_latency_seconds",
+        "gateway_state",
+        "gateway_halts_total",
+        "gateway_broker_connected",
+        "gateway_journal_write_seconds",
+    ):
+        assert name in metrics, name
+    assert 'decision="accepted"' in metrics and 'reason="quote_missing"' in metrics
+    assert 'trigger="manual"' in metrics
+    lines = [json.loads(line) for line in gw.log().splitlines() if line.startswith("{")]
+    decided = [e for e in lines if e.get("signal_id") == "m-1"]
+    assert decided, "the decision is logged with its signal_id"
+    assert {"ts", "level", "message", "strategy", "symbol", "client_order_id"} <= set(decided[0])
+    assert any(e["level"] == "CRITICAL" and "metrics drill" in e["message"] for e in lines)
+    assert secret not in gw.log()
