@@ -47,7 +47,7 @@ def write_config(directory: Path, durability: str) -> Path:
     return path
 
 
-async def run(n: int, durability: str) -> dict[str, object]:
+async def run(n: int, durability: str, concurrency: int = 1) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(write_config(Path(tmp), durability))
         service = GatewayService(config, environ={}, metrics=GatewayMetrics(process_metrics=False))
@@ -72,15 +72,27 @@ async def run(n: int, durability: str) -> dict[str, object]:
             )
         latencies: list[float] = []
         accepted = 0
+        refused: dict[str, int] = {}
+        queue = iter(bodies)
+
+        async def producer() -> None:
+            # One strategy connection: sends its next signal when the last one is decided.
+            nonlocal accepted
+            for body in queue:
+                t0 = time.perf_counter()
+                decision = await engine.submit_signal(Signal.model_validate(body))
+                latencies.append(time.perf_counter() - t0)
+                accepted += '"decision":"accepted"' in decision
+                if '"decision":"accepted"' not in decision:
+                    for code in json.loads(decision)["reasons"]:
+                        refused[code["code"]] = refused.get(code["code"], 0) + 1
+                # A request boundary, as between two HTTP requests: the broker's quote and
+                # order streams get their turn on the loop.
+                await asyncio.sleep(0)
+
         gc.collect()
         started = time.perf_counter()
-        for body in bodies:
-            t0 = time.perf_counter()
-            decision = await engine.submit_signal(Signal.model_validate(body))
-            latencies.append(time.perf_counter() - t0)
-            accepted += '"decision":"accepted"' in decision
-            if len(latencies) % 256 == 0:
-                await asyncio.sleep(0)  # let the broker-event consumer keep up, as in service
+        await asyncio.gather(*(producer() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
         await service.stop()
     latencies.sort()
@@ -88,7 +100,9 @@ async def run(n: int, durability: str) -> dict[str, object]:
         "benchmark": "pipeline",
         "signals": n,
         "accepted": accepted,
+        "refused": refused,
         "durability": durability,
+        "concurrency": concurrency,
         "signals_per_s": round(n / elapsed),
         "p50_ms": round(latencies[len(latencies) // 2] * 1000, 4),
         "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 4),
@@ -101,8 +115,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--signals", type=int, default=20000)
     parser.add_argument("--durability", choices=("process", "power"), default="process")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="signals in flight (strategy connections)"
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.signals, args.durability))))
+    print(json.dumps(asyncio.run(run(args.signals, args.durability, args.concurrency))))
 
 
 if __name__ == "__main__":

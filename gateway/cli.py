@@ -123,10 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(effective_config_text(config), end="")
         return 0
     if command == "serve":
+        from gateway.journal import JournalError
         from gateway.logs import configure_logging
         from gateway.server import serve
-
-        from gateway.journal import JournalError
 
         redactor = configure_logging()
         config = config.with_overrides(host=args.host, port=args.port, state_dir=args.state_dir)

@@ -15,8 +15,12 @@ refused with a clear message, never rewritten.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +32,8 @@ from typing import Any, Literal
 from brokers.base import BrokerOrder, Fill, OrderRequest, utcnow
 
 SCHEMA_VERSION = 1
+
+log = logging.getLogger("gateway.journal")
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -98,6 +104,33 @@ _MIGRATIONS: dict[int, str] = {
 OPEN_STATUSES = ("new", "accepted", "partially_filled", "pending_cancel", "pending_submit")
 
 
+class _Checkpointer:
+    """Copies the WAL into the database file from its own connection and thread, in PASSIVE
+    mode (never blocks the writer), so the WAL stays small without stalling a signal."""
+
+    def __init__(self, path: Path, *, interval_s: float):
+        self._path = path
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="journal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(self._interval):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # busy or I/O: the next round tries again
+                    log.warning("journal checkpoint failed: %s", exc)
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 class JournalError(Exception):
     """The journal cannot be opened or used (corrupt, or written by a newer version)."""
 
@@ -157,9 +190,13 @@ class Journal:
         *,
         durability: Literal["process", "power"] = "process",
         on_write: Callable[[float], None] | None = None,
+        checkpoint_interval_s: float = 1.0,
     ):
         self.path = path
         self._on_write = on_write
+        self._open = False
+        self._opened_at = 0.0
+        self._waiters: list[asyncio.Future[None]] = []
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -167,9 +204,13 @@ class Journal:
             sync = "FULL" if durability == "power" else "NORMAL"
             self._db.execute(f"PRAGMA synchronous={sync}")
             self._db.execute("PRAGMA foreign_keys=ON")
+            # Checkpoints run on a background thread (see _Checkpointer), not inside a commit on
+            # the event loop, where they cost a multi-millisecond fsync now and then.
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"journal {path} is unreadable: {exc}") from exc
+        self._checkpointer = _Checkpointer(path, interval_s=checkpoint_interval_s)
 
     # --- schema ------------------------------------------------------------------------------
 
@@ -191,19 +232,63 @@ class Journal:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        started = time.perf_counter()
-        self._db.execute("BEGIN IMMEDIATE")
+    def _tx(self, defer: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write. Committed before return, unless ``defer``: then it joins the open group
+        transaction and is durable once ``await commit()`` returns (group commit: the writes of
+        every signal decided in one loop tick share one commit)."""
+        if not self._open:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._open = True
+            self._opened_at = time.perf_counter()
+        self._db.execute("SAVEPOINT w")
         try:
             yield self._db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # Undo this write only; the group's other writes stay.
+            self._db.execute("ROLLBACK TO w")
+            self._db.execute("RELEASE w")
             raise
-        self._db.execute("COMMIT")
-        if self._on_write is not None:
-            self._on_write(time.perf_counter() - started)
+        self._db.execute("RELEASE w")
+        if not defer:
+            self._commit_now()
+
+    def commit_now(self) -> None:
+        self._commit_now()
+
+    def _commit_now(self) -> None:
+        if self._open:
+            self._db.execute("COMMIT")
+            self._open = False
+            if self._on_write is not None:
+                self._on_write(time.perf_counter() - self._opened_at)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def commit(self) -> None:
+        """Wait until every write made so far is committed (one commit for all waiters)."""
+        if not self._open:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self._waiters:
+            asyncio.get_running_loop().call_soon(self._commit_now)
+        self._waiters.append(waiter)
+        await waiter
+
+    def schedule_commit(self) -> None:
+        """Commit the open group soon, without waiting for it (broker events)."""
+        if self._open and not self._waiters:
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            loop.call_soon(self._commit_now)
 
     def close(self) -> None:
+        self._commit_now()
+        self._checkpointer.stop()
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
 
     # --- signals and orders ------------------------------------------------------------------
@@ -218,10 +303,11 @@ class Journal:
         symbol: str,
         order: OrderRequest | None,
         valued_at: str | None,
+        defer: bool = False,
     ) -> None:
         """The signal, and the order about to be sent: committed before the broker is called."""
         now = _now()
-        with self._tx() as db:
+        with self._tx(defer) as db:
             db.execute(
                 "INSERT INTO signals (signal_id, body_hash, body, strategy, symbol, "
                 "client_order_id, received_at) VALUES (?,?,?,?,?,?,?)",
@@ -266,10 +352,11 @@ class Journal:
         symbol: str,
         decision_json: str,
         outcome: str,
+        defer: bool = False,
     ) -> None:
-        """A signal refused before any order existed: one row, one transaction."""
+        """A signal refused before any order existed: one row."""
         now = _now()
-        with self._tx() as db:
+        with self._tx(defer) as db:
             db.execute(
                 "INSERT INTO signals (signal_id, body_hash, body, strategy, symbol, decision, "
                 "outcome, received_at, decided_at) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -277,10 +364,15 @@ class Journal:
             )
 
     def record_decision(
-        self, signal_id: str, decision_json: str, outcome: str, order: BrokerOrder | None = None
+        self,
+        signal_id: str,
+        decision_json: str,
+        outcome: str,
+        order: BrokerOrder | None = None,
+        defer: bool = False,
     ) -> None:
         now = _now()
-        with self._tx() as db:
+        with self._tx(defer) as db:
             db.execute(
                 "UPDATE signals SET decision=?, outcome=?, decided_at=? WHERE signal_id=?",
                 (decision_json, outcome, now, signal_id),
@@ -350,11 +442,11 @@ class Journal:
         self.record_order_updates([(order, fill, detail)])
 
     def record_order_updates(
-        self, updates: list[tuple[BrokerOrder, Fill | None, str | None]]
+        self, updates: list[tuple[BrokerOrder, Fill | None, str | None]], defer: bool = False
     ) -> None:
         """Broker events, many in one transaction (they arrive in bursts)."""
         now = _now()
-        with self._tx() as db:
+        with self._tx(defer) as db:
             for order, fill, detail in updates:
                 self._write_order_update(db, order, fill, detail, now)
 

@@ -75,6 +75,8 @@ def build_broker(config: GatewayConfig, environ: Mapping[str, str]) -> Broker:
         client_id=ib.client_id,
         account=ib.account,
         paper=paper,
+        gateway=ib.gateway,
+        allow_delayed_data=ib.allow_delayed_data,
     )
 
 

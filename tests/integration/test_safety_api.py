@@ -313,3 +313,21 @@ async def test_corrupt_halt_state_starts_halted(
         decision = (await client.post("/v1/signals", json=signal("x"))).json()
         assert decision["decision"] == "blocked"
     assert json.loads(state_file.read_text())  # rewritten as a readable HALTED state
+
+
+async def test_kill_switch_with_a_thousand_resting_orders_leaves_none_open(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    from gateway.models import Signal
+
+    service = await make_service(make_config(risk={"pre_trade": {"max_orders_per_second": 100000}}))
+    for i in range(1000):
+        await service.engine.submit_signal(
+            Signal(signal_id=f"r-{i}", strategy="s", symbol="AAPL", side="buy", quantity=1,
+                   order_type="limit", limit_price=50)
+        )
+    assert len(await sim(service).open_orders()) == 1000
+    report = await service.kill("thousand", by="test")
+    assert report["cancelled"] == 1000 and report["failed"] == []
+    assert await sim(service).open_orders() == []
+    assert service.open_orders() == []
