@@ -168,3 +168,24 @@ async def test_scheduled_reset_clears_reduce_only(
     assert service.engine.state.value == "reduce_only"
     await service.trading_day_reset()
     assert service.engine.state.value == "active"
+
+
+async def test_a_job_that_keeps_failing_halts_the_gateway(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    service: GatewayService = await make_service(make_config())
+    broker = service.broker
+
+    async def broken() -> list[Any]:
+        raise RuntimeError("broker API changed under us")
+
+    broker.positions = broken  # type: ignore[method-assign]
+    runner = service.scheduler.jobs["reconcile"]
+    for _ in range(2):
+        await runner.run()
+    assert service.engine.state.value == "active"  # counted, logged, not yet a halt
+    await runner.run()
+    summary = service.halt.summary()
+    assert summary is not None and summary["trigger"] == "job_failure"
+    assert service.status()["jobs"]["reconcile"]["consecutive_failures"] == 3
+    assert len([e for e in service.journal.events() if e["kind"] == "job_failure"]) == 3
