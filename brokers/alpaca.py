@@ -59,7 +59,7 @@ from brokers.alpaca_models import (
     parse_ts,
 )
 from brokers.alpaca_rest import RetryPolicy, answer_lost, tame, translate
-from brokers.alpaca_streams import Backoff, DataStream, EventFanout, TradingStream
+from brokers.alpaca_streams import Backoff, DataStream, TradingStream
 from brokers.base import (
     Account,
     BrokerEvent,
@@ -78,6 +78,7 @@ from brokers.errors import (
     OrderNotFound,
     OrderRejected,
 )
+from brokers.events import EventFanout
 
 log = logging.getLogger(__name__)
 

@@ -57,8 +57,8 @@ from brokers.base import (
     QuoteEvent,
 )
 from brokers.errors import BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected
+from brokers.events import EventFanout
 from brokers.ib_book import OrderBook, TrackedOrder
-from brokers.ib_events import EventFanout
 from brokers.ib_kill import confirm_cancels, list_open_orders
 from brokers.ib_quotes import DELAYED, LIVE, QuoteBook
 

@@ -1,10 +1,7 @@
-"""The IB adapter's event stream, fanned out to every consumer.
+"""Broker events fanned out to every consumer, shared by the adapters.
 
-ib_async reports through plain callbacks; the adapter turns them into ``BrokerEvent``s and
-publishes them here without awaiting. The first ``subscribe()`` gets every event since the
-adapter was built: the gateway connects, syncs, and only then starts consuming, and a fill
-during that sync, or the first ``ConnectionEvent``, must not be lost. Every later subscriber
-gets its own stream from the moment it subscribes. ``close()`` ends all streams.
+Adapters publish ``BrokerEvent``s here without awaiting (vendor callbacks, stream readers); each
+``events()`` caller drains its own queue.
 """
 
 from __future__ import annotations
@@ -17,9 +14,15 @@ from brokers.base import BrokerEvent
 
 
 class EventFanout:
+    """Every ``events()`` consumer gets every event from the moment it subscribes; the first
+    one also gets what was published before (the gateway connects and syncs before it starts
+    consuming: the first ConnectionEvent, or a fill during the sync, must not be lost).
+    ``close()`` ends every stream."""
+
     def __init__(self) -> None:
         self._backlog: asyncio.Queue[BrokerEvent | None] | None = asyncio.Queue()
         self._queues: list[asyncio.Queue[BrokerEvent | None]] = [self._backlog]
+        self._closed = False
 
     def subscribe(self) -> AsyncIterator[BrokerEvent]:
         if self._backlog is not None:
@@ -27,6 +30,8 @@ class EventFanout:
         else:
             queue = asyncio.Queue()
             self._queues.append(queue)
+            if self._closed:
+                queue.put_nowait(None)
         return self._drain(queue)
 
     def publish(self, event: BrokerEvent) -> None:
@@ -34,6 +39,7 @@ class EventFanout:
             queue.put_nowait(event)
 
     def close(self) -> None:
+        self._closed = True
         for queue in self._queues:
             queue.put_nowait(None)
 
