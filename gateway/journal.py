@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,6 +100,9 @@ _MIGRATIONS: dict[int, str] = {
     );
     """,
 }
+
+# How many orders' last journaled state is remembered to skip a repeated one (newest kept).
+_ORDER_STATES_KEPT = 10_000
 
 OPEN_STATUSES = ("new", "accepted", "partially_filled", "pending_cancel", "pending_submit")
 
@@ -179,8 +182,26 @@ class StoredOrder:
         )
 
 
-def _now() -> str:
-    return utcnow().isoformat()
+class _Stamp:
+    """``utcnow().isoformat()`` without a datetime per call: the text of the current second is
+    built once, the microseconds are appended (the same text, at a fraction of the cost)."""
+
+    __slots__ = ("prefix", "second")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.prefix = ""
+
+    def __call__(self) -> str:
+        second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+        if second != self.second:
+            self.prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self.second = second
+        # isoformat() leaves the fraction out when it is zero; so does this.
+        return f"{self.prefix}.{micro:06d}+00:00" if micro else f"{self.prefix}+00:00"
+
+
+_now = _Stamp()
 
 
 class Journal:
@@ -197,6 +218,10 @@ class Journal:
         self._open = False
         self._opened_at = 0.0
         self._waiters: list[asyncio.Future[None]] = []
+        # The order state last written per client_order_id (broker id, status, filled, average
+        # price): a broker event that repeats it (the fill that the submit answer already
+        # carried) adds its fill row but not a second identical order state.
+        self._order_states: dict[str, tuple[str, str, str, str | None]] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -236,28 +261,50 @@ class Journal:
         """One write. Committed before return, unless ``defer``: then it joins the open group
         transaction and is durable once ``await commit()`` returns (group commit: the writes of
         every signal decided in one loop tick share one commit)."""
+        db = self._db
         if not self._open:
-            self._db.execute("BEGIN IMMEDIATE")
+            # The write opens the transaction: undoing it is rolling the transaction back, so
+            # it needs no savepoint of its own.
+            db.execute("BEGIN IMMEDIATE")
             self._open = True
             self._opened_at = time.perf_counter()
-        self._db.execute("SAVEPOINT w")
-        try:
-            yield self._db
-        except BaseException:
-            # Undo this write only; the group's other writes stay.
-            self._db.execute("ROLLBACK TO w")
-            self._db.execute("RELEASE w")
-            raise
-        self._db.execute("RELEASE w")
+            try:
+                yield db
+            except BaseException:
+                self._rollback()
+                raise
+        else:
+            db.execute("SAVEPOINT w")
+            try:
+                yield db
+            except BaseException:
+                # Undo this write only; the group's other writes stay.
+                db.execute("ROLLBACK TO w")
+                db.execute("RELEASE w")
+                self._order_states.clear()
+                raise
+            db.execute("RELEASE w")
         if not defer:
             self._commit_now()
+
+    def _rollback(self) -> None:
+        """Roll back the open transaction, which holds only the write that failed."""
+        self._order_states.clear()
+        if self._open:
+            self._open = False
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def commit_now(self) -> None:
         self._commit_now()
 
     def _commit_now(self) -> None:
         if self._open:
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._order_states.clear()  # what was written is no longer known
+                raise
             self._open = False
             if self._on_write is not None:
                 self._on_write(time.perf_counter() - self._opened_at)
@@ -306,6 +353,8 @@ class Journal:
         defer: bool = False,
     ) -> None:
         """The signal, and the order about to be sent: committed before the broker is called."""
+        if order is not None:
+            self._order_states.pop(order.client_order_id, None)
         now = _now()
         with self._tx(defer) as db:
             db.execute(
@@ -381,6 +430,7 @@ class Journal:
                 self._write_order_state(db, order, now)
 
     def record_order_rejected(self, client_order_id: str, reason: str) -> None:
+        self._order_states.pop(client_order_id, None)
         now = _now()
         with self._tx() as db:
             db.execute(
@@ -395,17 +445,19 @@ class Journal:
     def _write_order_state(
         self, db: sqlite3.Connection, order: BrokerOrder, now: str, detail: str | None = None
     ) -> None:
+        coid = order.client_order_id
+        state = (
+            order.broker_order_id,
+            order.status.value,
+            str(order.filled_quantity),
+            str(order.avg_fill_price) if order.avg_fill_price is not None else None,
+        )
+        if detail is None and self._order_states.get(coid) == state:
+            return  # this very state is journaled already (an event repeating the submit answer)
         cur = db.execute(
             "UPDATE orders SET broker_order_id=?, status=?, filled_quantity=?, avg_fill_price=?, "
             "updated_at=? WHERE client_order_id=?",
-            (
-                order.broker_order_id,
-                order.status.value,
-                str(order.filled_quantity),
-                str(order.avg_fill_price) if order.avg_fill_price is not None else None,
-                now,
-                order.client_order_id,
-            ),
+            (*state, now, coid),
         )
         if cur.rowcount == 0:
             # An order we did not send (adopted from the broker): journal it as external.
@@ -433,8 +485,13 @@ class Journal:
         db.execute(
             "INSERT INTO order_events (client_order_id, status, filled_quantity, detail, at) "
             "VALUES (?,?,?,?,?)",
-            (order.client_order_id, order.status.value, str(order.filled_quantity), detail, now),
+            (coid, state[1], state[2], detail, now),
         )
+        states = self._order_states
+        states.pop(coid, None)
+        states[coid] = state
+        if len(states) > _ORDER_STATES_KEPT:
+            del states[next(iter(states))]  # the oldest: forgetting one only costs a rewrite
 
     def record_order_update(
         self, order: BrokerOrder, fill: Fill | None = None, detail: str | None = None
