@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import (
     AfterValidator,
@@ -97,6 +97,27 @@ def to_decimal(value: Any) -> Decimal:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+_set_attr = object.__setattr__
+
+
+def assemble(model: type[_M], fields: dict[str, Any]) -> _M:
+    """Build ``model`` from values that are valid already (taken from validated models, or
+    computed from them in trusted code), without validating them a second time.
+
+    ``fields`` names every field of the model. This is pydantic's ``model_construct`` without
+    its per-field bookkeeping (about 4x cheaper); never use it for data from outside: a client's
+    body or a broker's raw answer is validated by the model's constructor.
+    """
+    assert len(fields) == len(model.__pydantic_fields__), f"{model.__name__}: every field"
+    obj = model.__new__(model)
+    _set_attr(obj, "__dict__", fields)
+    _set_attr(obj, "__pydantic_fields_set__", set(fields))
+    _set_attr(obj, "__pydantic_extra__", None)
+    _set_attr(obj, "__pydantic_private__", None)
+    return obj
 
 
 class Side(StrEnum):

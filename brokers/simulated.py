@@ -38,6 +38,8 @@ from brokers.base import (
     Quote,
     QuoteEvent,
     Side,
+    TimeInForce,
+    assemble,
     to_decimal,
     utcnow,
 )
@@ -59,6 +61,17 @@ class _SimQuote:
     ask: Decimal
     ts: datetime
     pinned: bool  # set with an explicit ts: the ticker leaves its timestamp alone
+
+
+def _with(order: BrokerOrder, **changes: Any) -> BrokerOrder:
+    """``order`` with some fields changed (the simulator's own, valid values)."""
+    return assemble(BrokerOrder, {**order.__dict__, **changes})
+
+
+def _order_event(
+    order: BrokerOrder, fill: Fill | None = None, reason: str | None = None
+) -> OrderEvent:
+    return assemble(OrderEvent, {"kind": "order", "order": order, "fill": fill, "reason": reason})
 
 
 class SimulatedBroker:
@@ -275,26 +288,31 @@ class SimulatedBroker:
         if order.side is Side.BUY and order.quantity * price_for_bp > self._buying_power():
             raise OrderRejected("insufficient buying power", code="buying_power")
         broker_id = f"sim-{next(self._ids)}"
-        placed = BrokerOrder(
-            client_order_id=order.client_order_id,
-            broker_order_id=broker_id,
-            symbol=order.symbol,
-            side=order.side,
-            quantity=order.quantity,
-            filled_quantity=ZERO,
-            status=OrderStatus.ACCEPTED,
-            limit_price=order.limit_price,
-            order_type=order.order_type,
-            time_in_force=order.time_in_force,
+        # Every value comes from the validated request: no second validation.
+        placed = assemble(
+            BrokerOrder,
+            {
+                "client_order_id": order.client_order_id,
+                "broker_order_id": broker_id,
+                "symbol": order.symbol,
+                "side": order.side,
+                "quantity": order.quantity,
+                "filled_quantity": ZERO,
+                "status": OrderStatus.ACCEPTED,
+                "limit_price": order.limit_price,
+                "avg_fill_price": None,
+                "order_type": order.order_type,
+                "time_in_force": order.time_in_force,
+            },
         )
         self._store(placed)
         self._by_broker_id[broker_id] = order.client_order_id
         fill_price = self._crossing_price(placed, quote)
         if fill_price is not None:
             return self._fill(placed, fill_price)
-        if order.time_in_force.value == "ioc":
+        if order.time_in_force is TimeInForce.IOC:
             return self._set_status(placed, OrderStatus.CANCELED, "ioc not marketable")
-        self._publish(OrderEvent(order=placed))
+        self._publish(_order_event(placed))
         return placed
 
     def _store(self, order: BrokerOrder) -> None:
@@ -330,25 +348,26 @@ class SimulatedBroker:
         pos.qty = new_qty
         if new_qty == ZERO:
             del self._positions[order.symbol]
-        filled = order.model_copy(
-            update={
-                "filled_quantity": order.quantity,
-                "avg_fill_price": price,
-                "status": OrderStatus.FILLED,
-            }
+        filled = _with(
+            order,
+            filled_quantity=order.quantity,
+            avg_fill_price=price,
+            status=OrderStatus.FILLED,
         )
         self._store(filled)
-        fill = Fill(
-            client_order_id=order.client_order_id,
-            broker_order_id=order.broker_order_id,
-            symbol=order.symbol,
-            side=order.side,
-            quantity=qty,
-            price=price,
-            ts=self._clock(),
-            fill_id=f"{order.broker_order_id}-1",
-        )
-        self._publish(OrderEvent(order=filled, fill=fill))
+        fill_fields = {
+            "client_order_id": order.client_order_id,
+            "broker_order_id": order.broker_order_id,
+            "symbol": order.symbol,
+            "side": order.side,
+            "quantity": qty,
+            "price": price,
+            "ts": self._clock(),
+            "fill_id": f"{order.broker_order_id}-1",
+        }
+        # A fill of a price or quantity that is not positive is refused by the model, as ever.
+        fill = assemble(Fill, fill_fields) if price > ZERO and qty > ZERO else Fill(**fill_fields)
+        self._publish(_order_event(filled, fill))
         return filled
 
     def _match_resting(self, symbol: str) -> list[BrokerOrder]:
@@ -362,9 +381,9 @@ class SimulatedBroker:
         return filled
 
     def _set_status(self, order: BrokerOrder, status: OrderStatus, reason: str) -> BrokerOrder:
-        updated = order.model_copy(update={"status": status})
+        updated = _with(order, status=status)
         self._store(updated)
-        self._publish(OrderEvent(order=updated, reason=reason))
+        self._publish(_order_event(updated, reason=reason))
         return updated
 
     async def cancel(self, client_order_id: str) -> None:

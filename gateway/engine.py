@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from brokers.base import (
     OrderEvent,
     OrderRequest,
     QuoteEvent,
+    assemble,
     utcnow,
 )
 from brokers.errors import BrokerError, OrderRejected
@@ -36,7 +38,7 @@ from gateway.config import GatewayConfig
 from gateway.failures import FailureTracker, FailureType
 from gateway.halt import HaltManager
 from gateway.halt_state import HaltTrigger
-from gateway.ids import body_hash, client_order_id
+from gateway.ids import client_order_id
 from gateway.journal import Journal
 from gateway.metrics import GatewayMetrics
 from gateway.models import (
@@ -282,7 +284,9 @@ class Gateway:
 
     async def submit_signal(self, signal: Signal) -> str:
         """Decide on a signal; returns the Decision's JSON (a replay returns the first, exactly)."""
-        digest = body_hash(signal)
+        # The body is serialised once: its hash is gateway.ids.body_hash, and the journal keeps it.
+        body = signal.model_dump_json()
+        digest = hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
         known = self._decided.get(signal.signal_id)
         if known is not None:
             if known[0] != digest:
@@ -295,7 +299,7 @@ class Gateway:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._inflight[signal.signal_id] = future
         try:
-            decision_json = await self._decide(signal, digest)
+            decision_json = await self._decide(signal, digest, body)
             await self._durable()  # the decision is durable before anyone is told
             future.set_result(decision_json)
             return decision_json
@@ -306,15 +310,15 @@ class Gateway:
         finally:
             del self._inflight[signal.signal_id]
 
-    async def _decide(self, signal: Signal, digest: str) -> str:
+    async def _decide(self, signal: Signal, digest: str, body: str) -> str:
         started = time.perf_counter()
         coid = client_order_id(signal.signal_id)
         gate = self._gate(signal)
         if gate is not None:
-            return self._finish(signal, digest, DecisionKind.BLOCKED, [gate], started)
+            return self._finish(signal, digest, body, DecisionKind.BLOCKED, [gate], started)
         if not self._rate.try_take():
             reason = Reason(code=ReasonCode.RATE_LIMITED, message="max_orders_per_second reached")
-            return self._finish(signal, digest, DecisionKind.REJECTED, [reason], started)
+            return self._finish(signal, digest, body, DecisionKind.REJECTED, [reason], started)
         if self.quotes.get(signal.symbol) is None:
             await self._snapshot_quote(signal.symbol)
         priced = self.quotes.price_order(
@@ -330,7 +334,7 @@ class Gateway:
                         f"{self.risk.pre_trade.max_order_quantity}",
                     )
                 )
-            return self._finish(signal, digest, DecisionKind.REJECTED, reasons, started)
+            return self._finish(signal, digest, body, DecisionKind.REJECTED, reasons, started)
 
         async with self._lock:
             marks = self.quotes.marks()
@@ -346,11 +350,15 @@ class Gateway:
                 buying_power=self.buying_power(),
                 risk=self.risk,
             )
-            risk = DecisionRisk(
-                equity=equity,
-                position_risk=ctx.position_risk,
-                heat_before=ctx.heat_before,
-                heat_after=ctx.heat_after,
+            # Exact Decimals computed from validated values: no second validation.
+            risk = assemble(
+                DecisionRisk,
+                {
+                    "equity": equity,
+                    "position_risk": ctx.position_risk,
+                    "heat_before": ctx.heat_before,
+                    "heat_after": ctx.heat_after,
+                },
             )
             if self.state is RiskState.REDUCE_ONLY and not ctx.reduces_only:
                 reason = Reason(
@@ -358,18 +366,28 @@ class Gateway:
                     message=f"reduce-only ({self._reduce_only}): only orders that shrink a "
                     "position pass",
                 )
-                return self._finish(signal, digest, DecisionKind.BLOCKED, [reason], started, risk)
+                return self._finish(
+                    signal, digest, body, DecisionKind.BLOCKED, [reason], started, risk
+                )
             refusals = run_checks(ctx)
             if refusals:
-                return self._finish(signal, digest, DecisionKind.REJECTED, refusals, started, risk)
-            request = OrderRequest(
-                client_order_id=coid,
-                symbol=signal.symbol,
-                side=signal.side,
-                quantity=signal.quantity,
-                order_type=signal.order_type,
-                limit_price=signal.limit_price,
-                time_in_force=signal.time_in_force,
+                return self._finish(
+                    signal, digest, body, DecisionKind.REJECTED, refusals, started, risk
+                )
+            # Every value comes from the validated Signal, whose rules are the request's (the
+            # symbol, a positive quantity, a limit price exactly on limit orders): no second
+            # validation. The client_order_id is ours.
+            request = assemble(
+                OrderRequest,
+                {
+                    "client_order_id": coid,
+                    "symbol": signal.symbol,
+                    "side": signal.side,
+                    "quantity": signal.quantity,
+                    "order_type": signal.order_type,
+                    "limit_price": signal.limit_price,
+                    "time_in_force": signal.time_in_force,
+                },
             )
             self.book.reserve(
                 Reservation(coid, signal.symbol, signal.side, signal.quantity, priced.value)
@@ -378,7 +396,7 @@ class Gateway:
         self.journal.record_intent(
             signal_id=signal.signal_id,
             body_hash=digest,
-            body=signal.model_dump_json(),
+            body=body,
             strategy=signal.strategy,
             symbol=signal.symbol,
             order=request,
@@ -389,7 +407,7 @@ class Gateway:
         submit_started = time.perf_counter()
         outcome = await self._submitter.submit(request)
         self.metrics.observe_submit_latency(time.perf_counter() - submit_started)
-        return self._conclude(signal, digest, request, priced, outcome, risk, started)
+        return self._conclude(signal, digest, body, request, priced, outcome, risk, started)
 
     async def _durable(self) -> None:
         """Make every journal write so far durable. With other signals in flight their writes
@@ -434,6 +452,7 @@ class Gateway:
         self,
         signal: Signal,
         digest: str,
+        body: str,
         request: OrderRequest,
         priced: Price,
         outcome: SubmitOutcome,
@@ -455,7 +474,14 @@ class Gateway:
                 self._persist_failures()
             reason = Reason(code=code, message=message)
             return self._finish(
-                signal, digest, DecisionKind.REJECTED, [reason], started, risk, journaled=True
+                signal,
+                digest,
+                body,
+                DecisionKind.REJECTED,
+                [reason],
+                started,
+                risk,
+                journaled=True,
             )
         order = outcome.order
         self.book.apply_order(order, valued_at=priced.value)
@@ -463,34 +489,42 @@ class Gateway:
             self.failures.record_success(signal.strategy, signal.symbol)
             self._persist_failures()
         quote = priced.quote
-        decision = Decision(
-            signal_id=signal.signal_id,
-            decision=DecisionKind.ACCEPTED,
-            reasons=(
-                [
-                    Reason(
-                        code=ReasonCode.QUOTE_CONSERVATIVE,
-                        message="no usable quote: priced at the last known price x "
-                        f"{self.config.gateway.quotes.conservative_multiplier}",
-                    )
-                ]
-                if priced.conservative
-                else []
-            ),
-            order=DecisionOrder(
-                client_order_id=order.client_order_id,
-                broker_order_id=order.broker_order_id,
-                status=order.status.value,
-                symbol=order.symbol,
-                side=order.side,
-                quantity=order.quantity,
-                price=priced.value,
-                notional=order.quantity * priced.value,
-                quote_time=quote.ts if quote else None,
-                order_type=order.order_type,
-                priced_conservatively=priced.conservative,
-            ),
-            risk=risk,
+        # The broker's order is a validated BrokerOrder and the price an exact Decimal: the
+        # decision is assembled from them without a second validation.
+        decision = assemble(
+            Decision,
+            {
+                "signal_id": signal.signal_id,
+                "decision": DecisionKind.ACCEPTED,
+                "reasons": (
+                    [
+                        Reason(
+                            code=ReasonCode.QUOTE_CONSERVATIVE,
+                            message="no usable quote: priced at the last known price x "
+                            f"{self.config.gateway.quotes.conservative_multiplier}",
+                        )
+                    ]
+                    if priced.conservative
+                    else []
+                ),
+                "order": assemble(
+                    DecisionOrder,
+                    {
+                        "client_order_id": order.client_order_id,
+                        "broker_order_id": order.broker_order_id,
+                        "status": order.status.value,
+                        "symbol": order.symbol,
+                        "side": order.side,
+                        "quantity": order.quantity,
+                        "price": priced.value,
+                        "notional": order.quantity * priced.value,
+                        "quote_time": quote.ts if quote else None,
+                        "order_type": order.order_type,
+                        "priced_conservatively": priced.conservative,
+                    },
+                ),
+                "risk": risk,
+            },
         )
         decision_json = decision.model_dump_json()
         self.journal.record_decision(
@@ -514,6 +548,7 @@ class Gateway:
         self,
         signal: Signal,
         digest: str,
+        body: str,
         kind: DecisionKind,
         reasons: list[Reason],
         started: float,
@@ -531,7 +566,7 @@ class Gateway:
             self.journal.record_refusal(
                 signal_id=signal.signal_id,
                 body_hash=digest,
-                body=signal.model_dump_json(),
+                body=body,
                 strategy=signal.strategy,
                 symbol=signal.symbol,
                 decision_json=decision_json,
@@ -554,6 +589,8 @@ class Gateway:
     ) -> None:
         self._decided[signal.signal_id] = (digest, decision_json)
         self.metrics.observe_decision(kind.value, [r.code.value for r in reasons])
+        if not log.isEnabledFor(logging.INFO):
+            return  # nothing below is needed unless the line is written
         log.info(
             "signal %s %s",
             kind.value,

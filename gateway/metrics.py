@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -80,6 +81,8 @@ JOURNAL_BUCKETS = (
 
 def _label(value: object) -> str:
     """A label value from a str, a str enum, or an object with a ``code`` (a refusal reason)."""
+    if type(value) is str:
+        return value
     code = getattr(value, "code", None)
     if code is not None and not isinstance(value, str):
         value = code
@@ -172,6 +175,11 @@ class GatewayMetrics:
             PlatformCollector(registry=r)
             GCCollector(registry=r)
 
+        # The labelled children the hot path uses, by label values: labels() checks and locks on
+        # every call, a dict look-up does not. Children are never removed, so this stays true.
+        self._signal_children: dict[tuple[str, str], Any] = {}
+        self._reason_children: dict[tuple[str, str], Any] = {}
+        self._order_children: dict[str, Any] = {}
         # Known label values start at 0, so rate() and absent-series alerts work from the first
         # scrape rather than from the first event.
         for trigger in HALT_TRIGGERS:
@@ -183,13 +191,25 @@ class GatewayMetrics:
         """One decided signal. ``reasons``: reason codes (or objects with a ``code``)."""
         labels = [_label(reason) for reason in reasons]
         decision = _label(decision)
-        self.signals.labels(decision, labels[0] if labels else NO_REASON).inc()
+        key = (decision, labels[0] if labels else NO_REASON)
+        child = self._signal_children.get(key)
+        if child is None:
+            child = self._signal_children[key] = self.signals.labels(*key)
+        child.inc()
         for reason in labels:
-            self.decision_reasons.labels(decision, reason).inc()
+            key = (decision, reason)
+            child = self._reason_children.get(key)
+            if child is None:
+                child = self._reason_children[key] = self.decision_reasons.labels(*key)
+            child.inc()
 
     def observe_order_status(self, status: str) -> None:
         """An order entered ``status`` (new, accepted, filled, canceled, rejected, ...)."""
-        self.orders.labels(_label(status)).inc()
+        name = _label(status)
+        child = self._order_children.get(name)
+        if child is None:
+            child = self._order_children[name] = self.orders.labels(name)
+        child.inc()
 
     def observe_submit_latency(self, seconds: float) -> None:
         """Duration of one broker.submit call."""
