@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 
 from brokers.base import OrderType, Quote, Side
 from gateway.config import RiskConfig
@@ -22,9 +23,10 @@ from gateway.models import Reason, ReasonCode, Signal
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class OrderContext:
-    """Everything a check may look at, computed once per signal under the risk lock."""
+    """Everything a check may look at, computed once per signal under the risk lock (the
+    derived figures too: each is computed on first use and kept)."""
 
     signal: Signal
     price: Decimal
@@ -35,15 +37,15 @@ class OrderContext:
     buying_power: Decimal
     risk: RiskConfig
 
-    @property
+    @cached_property
     def exposure(self) -> Decimal:
         return self.signal.quantity * self.price
 
-    @property
+    @cached_property
     def signed_qty(self) -> Decimal:
         return self.signal.quantity if self.signal.side is Side.BUY else -self.signal.quantity
 
-    @property
+    @cached_property
     def reduces_only(self) -> bool:
         """True when the order shrinks an existing position and does not flip it."""
         pos = self.position_qty
@@ -51,23 +53,23 @@ class OrderContext:
             return False
         return self.signal.quantity <= abs(pos)
 
-    @property
+    @cached_property
     def adds_exposure(self) -> bool:
         return not self.reduces_only
 
-    @property
+    @cached_property
     def stop(self) -> Decimal:
         return self.risk.risk_management.stop_loss_percent
 
-    @property
+    @cached_property
     def position_risk(self) -> Decimal:
         return self.exposure * self.stop / self.equity if self.equity > 0 else Decimal(1)
 
-    @property
+    @cached_property
     def heat_before(self) -> Decimal:
         return self.gross_exposure * self.stop / self.equity if self.equity > 0 else Decimal(1)
 
-    @property
+    @cached_property
     def heat_after(self) -> Decimal:
         if not self.adds_exposure:
             return self.heat_before

@@ -101,6 +101,13 @@ _MIGRATIONS: dict[int, str] = {
     """,
 }
 
+# An order's journaled state: broker_order_id, status, filled_quantity, avg_fill_price.
+_OrderState = tuple[str, str, str, str | None]
+
+# How a write was started (Journal._begin): it opened the transaction, it joined the open one
+# as a single statement, or it joined it under a savepoint.
+_OPENED, _JOINED, _SAVEPOINT = 0, 1, 2
+
 # How many orders' last journaled state is remembered to skip a repeated one (newest kept).
 _ORDER_STATES_KEPT = 10_000
 
@@ -221,7 +228,7 @@ class Journal:
         # The order state last written per client_order_id (broker id, status, filled, average
         # price): a broker event that repeats it (the fill that the submit answer already
         # carried) adds its fill row but not a second identical order state.
-        self._order_states: dict[str, tuple[str, str, str, str | None]] = {}
+        self._order_states: dict[str, _OrderState] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -257,43 +264,49 @@ class Journal:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     @contextmanager
-    def _tx(self, defer: bool = False) -> Iterator[sqlite3.Connection]:
+    def _tx(self, defer: bool = False, statements: int = 2) -> Iterator[sqlite3.Connection]:
         """One write. Committed before return, unless ``defer``: then it joins the open group
         transaction and is durable once ``await commit()`` returns (group commit: the writes of
-        every signal decided in one loop tick share one commit)."""
-        db = self._db
+        every signal decided in one loop tick share one commit). The hot paths use the same
+        three steps without the context manager."""
+        how = self._begin(statements)
+        try:
+            yield self._db
+        except BaseException:
+            self._undo(how)
+            raise
+        self._end(how, defer)
+
+    def _begin(self, statements: int) -> int:
+        """Start one write of ``statements`` statements; returns how to end or undo it."""
         if not self._open:
             # The write opens the transaction: undoing it is rolling the transaction back, so
             # it needs no savepoint of its own.
-            db.execute("BEGIN IMMEDIATE")
+            self._db.execute("BEGIN IMMEDIATE")
             self._open = True
             self._opened_at = time.perf_counter()
-            try:
-                yield db
-            except BaseException:
-                self._rollback()
-                raise
-        else:
-            db.execute("SAVEPOINT w")
-            try:
-                yield db
-            except BaseException:
-                # Undo this write only; the group's other writes stay.
-                db.execute("ROLLBACK TO w")
-                db.execute("RELEASE w")
-                self._order_states.clear()
-                raise
-            db.execute("RELEASE w")
-        if not defer:
-            self._commit_now()
+            return _OPENED
+        if statements <= 1:
+            return _JOINED  # one statement is undone by SQLite itself when it fails
+        self._db.execute("SAVEPOINT w")
+        return _SAVEPOINT
 
-    def _rollback(self) -> None:
-        """Roll back the open transaction, which holds only the write that failed."""
-        self._order_states.clear()
-        if self._open:
+    def _undo(self, how: int) -> None:
+        """Undo the write that failed; the group's other writes stay."""
+        self._order_states.clear()  # what the failed write remembered is not written
+        if how == _OPENED:
             self._open = False
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
+        elif how == _SAVEPOINT:
+            self._db.execute("ROLLBACK TO w")
+            self._db.execute("RELEASE w")
+
+    def _end(self, how: int, defer: bool) -> None:
+        if how == _SAVEPOINT:
+            self._db.execute("RELEASE w")
+        if not defer:
+            self._commit_now()
 
     def commit_now(self) -> None:
         self._commit_now()
@@ -356,7 +369,9 @@ class Journal:
         if order is not None:
             self._order_states.pop(order.client_order_id, None)
         now = _now()
-        with self._tx(defer) as db:
+        how = self._begin(1 if order is None else 2)
+        try:
+            db = self._db
             db.execute(
                 "INSERT INTO signals (signal_id, body_hash, body, strategy, symbol, "
                 "client_order_id, received_at) VALUES (?,?,?,?,?,?,?)",
@@ -390,6 +405,10 @@ class Journal:
                         now,
                     ),
                 )
+        except BaseException:
+            self._undo(how)
+            raise
+        self._end(how, defer)
 
     def record_refusal(
         self,
@@ -405,7 +424,7 @@ class Journal:
     ) -> None:
         """A signal refused before any order existed: one row."""
         now = _now()
-        with self._tx(defer) as db:
+        with self._tx(defer, statements=1) as db:
             db.execute(
                 "INSERT INTO signals (signal_id, body_hash, body, strategy, symbol, decision, "
                 "outcome, received_at, decided_at) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -421,13 +440,19 @@ class Journal:
         defer: bool = False,
     ) -> None:
         now = _now()
-        with self._tx(defer) as db:
-            db.execute(
+        state = None if order is None else self._new_state(order, None)
+        how = self._begin(1 if state is None else 2)
+        try:
+            self._db.execute(
                 "UPDATE signals SET decision=?, outcome=?, decided_at=? WHERE signal_id=?",
                 (decision_json, outcome, now, signal_id),
             )
-            if order is not None:
-                self._write_order_state(db, order, now)
+            if order is not None and state is not None:
+                self._write_order_state(self._db, order, state, now)
+        except BaseException:
+            self._undo(how)
+            raise
+        self._end(how, defer)
 
     def record_order_rejected(self, client_order_id: str, reason: str) -> None:
         self._order_states.pop(client_order_id, None)
@@ -442,18 +467,28 @@ class Journal:
                 (client_order_id, "rejected", reason, now),
             )
 
-    def _write_order_state(
-        self, db: sqlite3.Connection, order: BrokerOrder, now: str, detail: str | None = None
-    ) -> None:
-        coid = order.client_order_id
+    def _new_state(self, order: BrokerOrder, detail: str | None) -> _OrderState | None:
+        """The order's state to journal, or None when this very state is journaled already
+        (an event repeating the submit answer) and there is no detail to add."""
         state = (
             order.broker_order_id,
             order.status.value,
             str(order.filled_quantity),
             str(order.avg_fill_price) if order.avg_fill_price is not None else None,
         )
-        if detail is None and self._order_states.get(coid) == state:
-            return  # this very state is journaled already (an event repeating the submit answer)
+        if detail is None and self._order_states.get(order.client_order_id) == state:
+            return None
+        return state
+
+    def _write_order_state(
+        self,
+        db: sqlite3.Connection,
+        order: BrokerOrder,
+        state: _OrderState,
+        now: str,
+        detail: str | None = None,
+    ) -> None:
+        coid = order.client_order_id
         cur = db.execute(
             "UPDATE orders SET broker_order_id=?, status=?, filled_quantity=?, avg_fill_price=?, "
             "updated_at=? WHERE client_order_id=?",
@@ -503,9 +538,24 @@ class Journal:
     ) -> None:
         """Broker events, many in one transaction (they arrive in bursts)."""
         now = _now()
-        with self._tx(defer) as db:
-            for order, fill, detail in updates:
-                self._write_order_update(db, order, fill, detail, now)
+        statements = 2  # a savepoint, unless this is one update of one statement
+        if len(updates) == 1:
+            order, fill, detail = updates[0]
+            state = self._new_state(order, detail)
+            statements = (state is not None) * 2 + (fill is not None)
+        how = self._begin(statements)
+        try:
+            if len(updates) == 1:
+                self._write_order_update(self._db, order, fill, detail, state, now)
+            else:
+                for order, fill, detail in updates:
+                    # In order: an update is compared with the state the previous one wrote.
+                    state = self._new_state(order, detail)
+                    self._write_order_update(self._db, order, fill, detail, state, now)
+        except BaseException:
+            self._undo(how)
+            raise
+        self._end(how, defer)
 
     def _write_order_update(
         self,
@@ -513,9 +563,11 @@ class Journal:
         order: BrokerOrder,
         fill: Fill | None,
         detail: str | None,
+        state: _OrderState | None,
         now: str,
     ) -> None:
-        self._write_order_state(db, order, now, detail)
+        if state is not None:
+            self._write_order_state(db, order, state, now, detail)
         if fill is not None:
             db.execute(
                 "INSERT INTO fills (client_order_id, fill_id, symbol, side, quantity, price, "

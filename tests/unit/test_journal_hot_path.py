@@ -120,3 +120,27 @@ def test_a_failed_first_write_leaves_nothing_open(tmp_path: Path) -> None:
     assert journal.signal("s-1") is not None
     assert journal.signal("s-1").decision == "{}"  # type: ignore[union-attr]
     journal.close()
+
+
+def test_a_batch_compares_each_update_with_the_one_before(tmp_path: Path) -> None:
+    journal = _journal(tmp_path)
+    journal.record_decision("s-1", "{}", "accepted", _order())
+    # A stale update, then the current state again, in one batch: the row ends current.
+    journal.record_order_updates(
+        [(_order("partially_filled", 5, "200.05"), None, None), (_order(), _fill(), None)]
+    )
+    row = journal._db.execute("SELECT status, filled_quantity FROM orders").fetchone()
+    assert row == ("filled", "10")
+    assert _count(journal, "order_events") == 3
+    journal.close()
+
+
+def test_single_statement_writes_join_the_group_and_commit_with_it(tmp_path: Path) -> None:
+    journal = _journal(tmp_path)
+    journal.record_decision("s-1", "{}", "accepted", _order(), defer=True)
+    journal.record_order_updates([(_order(), _fill(), None)], defer=True)
+    assert journal._db.in_transaction
+    journal.commit_now()
+    assert not journal._db.in_transaction
+    assert (_count(journal, "order_events"), _count(journal, "fills")) == (1, 1)
+    journal.close()
