@@ -12,9 +12,8 @@ that brings heat to exactly 5.00% passes and one that brings it to 5.0001% does 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cached_property
 
 from brokers.base import OrderType, Quote, Side
 from gateway.config import RiskConfig
@@ -23,10 +22,10 @@ from gateway.models import Reason, ReasonCode, Signal
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderContext:
-    """Everything a check may look at, computed once per signal under the risk lock (the
-    derived figures too: each is computed on first use and kept)."""
+    """Everything a check may look at, computed once per signal under the risk lock; the
+    derived figures (below the inputs) are computed once, at construction."""
 
     signal: Signal
     price: Decimal
@@ -36,44 +35,36 @@ class OrderContext:
     gross_exposure: Decimal  # positions + open orders + reservations, before this order
     buying_power: Decimal
     risk: RiskConfig
+    exposure: Decimal = field(init=False)
+    signed_qty: Decimal = field(init=False)
+    reduces_only: bool = field(init=False)  # the order shrinks a position and does not flip it
+    adds_exposure: bool = field(init=False)
+    stop: Decimal = field(init=False)
+    position_risk: Decimal = field(init=False)
+    heat_before: Decimal = field(init=False)
+    heat_after: Decimal = field(init=False)
 
-    @cached_property
-    def exposure(self) -> Decimal:
-        return self.signal.quantity * self.price
-
-    @cached_property
-    def signed_qty(self) -> Decimal:
-        return self.signal.quantity if self.signal.side is Side.BUY else -self.signal.quantity
-
-    @cached_property
-    def reduces_only(self) -> bool:
-        """True when the order shrinks an existing position and does not flip it."""
+    def __post_init__(self) -> None:
+        qty = self.signal.quantity
+        exposure = qty * self.price
+        signed = qty if self.signal.side is Side.BUY else -qty
         pos = self.position_qty
-        if pos == ZERO or (pos > 0) == (self.signed_qty > 0):
-            return False
-        return self.signal.quantity <= abs(pos)
-
-    @cached_property
-    def adds_exposure(self) -> bool:
-        return not self.reduces_only
-
-    @cached_property
-    def stop(self) -> Decimal:
-        return self.risk.risk_management.stop_loss_percent
-
-    @cached_property
-    def position_risk(self) -> Decimal:
-        return self.exposure * self.stop / self.equity if self.equity > 0 else Decimal(1)
-
-    @cached_property
-    def heat_before(self) -> Decimal:
-        return self.gross_exposure * self.stop / self.equity if self.equity > 0 else Decimal(1)
-
-    @cached_property
-    def heat_after(self) -> Decimal:
-        if not self.adds_exposure:
-            return self.heat_before
-        return self.heat_before + self.position_risk
+        reduces = not (pos == ZERO or (pos > 0) == (signed > 0)) and qty <= abs(pos)
+        stop = self.risk.risk_management.stop_loss_percent
+        equity = self.equity
+        position_risk = exposure * stop / equity if equity > 0 else Decimal(1)
+        heat_before = self.gross_exposure * stop / equity if equity > 0 else Decimal(1)
+        for name, value in (
+            ("exposure", exposure),
+            ("signed_qty", signed),
+            ("reduces_only", reduces),
+            ("adds_exposure", not reduces),
+            ("stop", stop),
+            ("position_risk", position_risk),
+            ("heat_before", heat_before),
+            ("heat_after", heat_before if reduces else heat_before + position_risk),
+        ):
+            object.__setattr__(self, name, value)
 
 
 Check = Callable[[OrderContext], Reason | None]

@@ -369,7 +369,9 @@ class Journal:
         if order is not None:
             self._order_states.pop(order.client_order_id, None)
         now = _now()
-        how = self._begin(1 if order is None else 2)
+        # Two inserts, and no savepoint when joining the open group: if the second fails, the
+        # first is undone by deleting the row it created (the first failing undoes itself).
+        how = self._begin(1)
         try:
             db = self._db
             db.execute(
@@ -385,6 +387,10 @@ class Journal:
                     now,
                 ),
             )
+        except BaseException:
+            self._undo(how)
+            raise
+        try:
             if order is not None:
                 db.execute(
                     "INSERT INTO orders (client_order_id, signal_id, symbol, side, quantity, "
@@ -406,6 +412,9 @@ class Journal:
                     ),
                 )
         except BaseException:
+            if how == _JOINED:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("DELETE FROM signals WHERE signal_id=?", (signal_id,))
             self._undo(how)
             raise
         self._end(how, defer)

@@ -144,3 +144,23 @@ def test_single_statement_writes_join_the_group_and_commit_with_it(tmp_path: Pat
     assert not journal._db.in_transaction
     assert (_count(journal, "order_events"), _count(journal, "fills")) == (1, 1)
     journal.close()
+
+
+def test_an_intent_whose_order_fails_leaves_no_signal_row(tmp_path: Path) -> None:
+    journal = _journal(tmp_path)
+    journal.record_decision("s-1", "{}", "accepted", _order(), defer=True)  # the group is open
+    with pytest.raises(sqlite3.IntegrityError):  # gw-1 exists: the order insert fails
+        journal.record_intent(
+            signal_id="s-2",
+            body_hash="h",
+            body="{}",
+            strategy="momentum",
+            symbol="AAPL",
+            order=OrderRequest(client_order_id="gw-1", symbol="AAPL", side="buy", quantity=1),
+            valued_at="200.05",
+            defer=True,
+        )
+    journal.commit_now()
+    assert journal.signal("s-2") is None
+    assert journal.signal("s-1").decision == "{}"  # type: ignore[union-attr]
+    journal.close()
