@@ -119,6 +119,15 @@ class Gateway:
         return RiskState.REDUCE_ONLY if self._reduce_only else RiskState.ACTIVE
 
     @property
+    def started(self) -> bool:
+        """True once the equity marks are known (after start)."""
+        return self._marks is not None
+
+    @property
+    def reduce_only_reason(self) -> str | None:
+        return self._reduce_only
+
+    @property
     def marks(self) -> EquityMarks:
         assert self._marks is not None, "gateway not started"
         return self._marks
@@ -167,7 +176,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._event_task
         self.flush_order_updates()
-        self._persist_marks()
+        self.persist_marks()
         await self.broker.close()
 
     async def sync_with_broker(self) -> None:
@@ -205,7 +214,7 @@ class Gateway:
         else:
             self._reduce_only = self.journal.get("reduce_only")
         self._marks = marks
-        self._persist_marks()
+        self.persist_marks()
 
     def reset_trading_day(self) -> None:
         self._marks = None
@@ -214,7 +223,7 @@ class Gateway:
         self.journal.put("reduce_only", None)
         self.evaluate_risk()
 
-    def _persist_marks(self) -> None:
+    def persist_marks(self) -> None:
         if self._marks is not None:
             self.journal.put("equity_marks", self._marks.to_json())
 
@@ -672,7 +681,7 @@ class Gateway:
                 measure=float(emergency.measure),
                 threshold=float(emergency.threshold),
             )
-            self._persist_marks()
+            self.persist_marks()
             self.metrics.set_state(self.state.value)
             return measures
         breach = limit_breach(measures, self.risk)
@@ -690,6 +699,6 @@ class Gateway:
                 },
             )
             log.warning("risk state REDUCE_ONLY: %s", self._reduce_only)
-            self._persist_marks()
+            self.persist_marks()
             self.metrics.set_state(self.state.value)
         return measures

@@ -36,9 +36,18 @@ class PricingRefusal:
 
 
 class QuoteBook:
-    def __init__(self, settings: QuoteSettings, *, clock: Callable[[], datetime] = utcnow):
+    def __init__(
+        self,
+        settings: QuoteSettings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        link_up: Callable[[], bool] | None = None,
+    ):
         self._settings = settings
         self._clock = clock
+        # The adapter's own view of its link, read at pricing time: the ConnectionEvent that
+        # also reports a drop may still be queued when the next signal arrives.
+        self._link_probe = link_up
         self._quotes: dict[str, Quote] = {}
         self._last_good: dict[str, Decimal] = {}
         self._max_spread = Decimal(repr(settings.max_spread_bps)) / BPS
@@ -70,7 +79,7 @@ class QuoteBook:
         quote = self._quotes.get(symbol)
         if quote is None:
             return PricingRefusal(ReasonCode.QUOTE_MISSING, f"no quote for {symbol}")
-        if not self._link_up:
+        if not self._link_up or (self._link_probe is not None and not self._link_probe()):
             return PricingRefusal(
                 ReasonCode.QUOTE_STALE, f"{symbol}: broker link down, last quote {quote.ts}"
             )

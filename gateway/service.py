@@ -121,7 +121,9 @@ class GatewayService:
             else FailureTracker(**tracker_args)
         )
         self.broker = broker or build_broker(config, self.environ)
-        self.quotes = QuoteBook(config.gateway.quotes, clock=clock)
+        self.quotes = QuoteBook(
+            config.gateway.quotes, clock=clock, link_up=lambda: self.broker.connected
+        )
         self.engine = Gateway(
             config,
             broker=self.broker,
@@ -295,7 +297,7 @@ class GatewayService:
 
     async def risk_sweep(self) -> None:
         self.engine.evaluate_risk()
-        self.engine._persist_marks()
+        self.engine.persist_marks()
         for symbol in self.quotes.symbols():
             age = self.quotes.age_s(symbol)
             if age is not None:
@@ -365,13 +367,13 @@ class GatewayService:
 
     def status(self) -> dict[str, Any]:
         engine = self.engine
-        measures = engine.measures() if engine._marks is not None else None
+        measures = engine.measures() if engine.started else None
         summary = self.halt.summary()
         failures = self.failures.status()
         return {
             "state": engine.state.value,
             "halt": summary,
-            "reduce_only": engine._reduce_only,
+            "reduce_only": engine.reduce_only_reason,
             "risk": measures.as_json() if measures else None,
             "failures": failures,
             "orders": {"open": len(engine.book.orders)},
