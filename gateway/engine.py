@@ -35,16 +35,15 @@ from brokers.errors import BrokerError, OrderRejected
 from gateway.book import Book, Reservation
 from gateway.checks import OrderContext, run_checks
 from gateway.config import GatewayConfig
+from gateway.decisions import accepted, order_summary
 from gateway.failures import FailureTracker, FailureType
 from gateway.halt import HaltManager
-from gateway.halt_state import HaltTrigger
 from gateway.ids import client_order_id
 from gateway.journal import Journal
 from gateway.metrics import GatewayMetrics
 from gateway.models import (
     Decision,
     DecisionKind,
-    DecisionOrder,
     DecisionRisk,
     Reason,
     ReasonCode,
@@ -52,14 +51,12 @@ from gateway.models import (
 )
 from gateway.quotes import Price, PricingRefusal, QuoteBook
 from gateway.ratelimit import TokenBucket
+from gateway.recovery import resolve_undecided
+from gateway.risk_monitor import RiskMonitor
 from gateway.risk_state import (
     EquityMarks,
     RiskMeasures,
     RiskState,
-    emergency_breach,
-    limit_breach,
-    measure,
-    trading_day,
 )
 from gateway.submitter import OrderSubmitter, SubmitOutcome
 
@@ -100,11 +97,18 @@ class Gateway:
         self._rate = TokenBucket(float(self.risk.pre_trade.max_orders_per_second))
         self._decided: dict[str, tuple[str, str]] = {}  # signal_id -> (body hash, decision JSON)
         self._inflight: dict[str, asyncio.Future[str]] = {}
-        self._marks: EquityMarks | None = None
         self._bp_snapshot = (ZERO, ZERO, ZERO)  # buying power, cash, open buys at last sync
-        self._reduce_only: str | None = None
         self._event_task: asyncio.Task[None] | None = None
         self._pending_updates: list[tuple[BrokerOrder, Fill | None, str | None]] = []
+        self.monitor = RiskMonitor(
+            config,
+            book=self.book,
+            quotes=quotes,
+            journal=journal,
+            halt=halt,
+            metrics=metrics,
+            clock=clock,
+        )
         self.ready = False
         self.shutting_down = False
         # Called when the broker link comes back: the service reconciles before trusting the book.
@@ -114,35 +118,26 @@ class Gateway:
 
     @property
     def state(self) -> RiskState:
-        if self.halt.is_halted:
-            return RiskState.HALTED
-        return RiskState.REDUCE_ONLY if self._reduce_only else RiskState.ACTIVE
+        return self.monitor.state
 
     @property
     def started(self) -> bool:
         """True once the equity marks are known (after start)."""
-        return self._marks is not None
+        return self.monitor.started
 
     @property
     def reduce_only_reason(self) -> str | None:
-        return self._reduce_only
+        return self.monitor.reduce_only
 
     @property
     def marks(self) -> EquityMarks:
-        assert self._marks is not None, "gateway not started"
-        return self._marks
+        return self.monitor.marks
 
     def equity(self) -> Decimal:
-        return self.book.cash + self.book.market_value(self.quotes.marks())
+        return self.monitor.equity()
 
     def measures(self) -> RiskMeasures:
-        marks = self.quotes.marks()
-        return measure(
-            equity=self.book.cash + self.book.market_value(marks),
-            marks=self.marks,
-            gross_exposure=self.book.gross_exposure(marks),
-            stop_loss=self.risk.risk_management.stop_loss_percent,
-        )
+        return self.monitor.measures()
 
     def buying_power(self) -> Decimal:
         """The broker's figure at the last sync, moved by our own fills and orders since."""
@@ -156,9 +151,9 @@ class Gateway:
         self.halt.restore()
         await self.broker.connect()
         await self.sync_with_broker()
-        self._restore_marks()
+        self.monitor.restore()
         self._restore_decisions()
-        await self._resolve_undecided()
+        self._decided.update(await resolve_undecided(self.journal, self.broker, self.book))
         held = set(self.book.holdings) | {o.symbol for o in self.book.open_orders()}
         if held:
             self.broker.subscribe_quotes(sorted(held))
@@ -197,97 +192,16 @@ class Gateway:
                 with contextlib.suppress(BrokerError):
                     self.quotes.update(await self.broker.quote(symbol))
 
-    def _restore_marks(self) -> None:
-        today = trading_day(self._clock(), self.config.gateway.schedule)
-        stored = self.journal.get("equity_marks")
-        marks = EquityMarks.from_json(stored) if stored else None
-        if marks is None or marks.trading_day != today:
-            # A new trading day (or the first start): it starts from the equity we see now,
-            # while the peak carries over: drawdown is measured from the all-time peak.
-            equity = self.equity()
-            peak = max(marks.peak_equity, equity) if marks else equity
-            marks = EquityMarks(today, equity, peak)
-            self._reduce_only = None
-            self.journal.record_event(
-                "trading_day_reset", {"trading_day": today.isoformat(), **marks.to_json()}
-            )
-        else:
-            self._reduce_only = self.journal.get("reduce_only")
-        self._marks = marks
-        self.persist_marks()
-
     def reset_trading_day(self) -> None:
-        self._marks = None
-        self.journal.put("equity_marks", None)
-        self._restore_marks()
-        self.journal.put("reduce_only", None)
-        self.evaluate_risk()
+        self.monitor.reset_trading_day()
 
     def persist_marks(self) -> None:
-        if self._marks is not None:
-            self.journal.put("equity_marks", self._marks.to_json())
+        self.monitor.persist()
 
     def _restore_decisions(self) -> None:
         for stored in self.journal.signals():
             if stored.decision is not None:
                 self._decided[stored.signal_id] = (stored.body_hash, stored.decision)
-
-    async def _resolve_undecided(self) -> None:
-        """Intents journaled before a crash, with no broker answer: ask the broker by
-        client_order_id, never send again blindly."""
-        for signal_id, digest, body, coid in self.journal.undecided():
-            signal = Signal.model_validate_json(body)
-            order = await self.broker.get_order(coid) if coid else None
-            if order is None:
-                reason = Reason(
-                    code=ReasonCode.BROKER_UNAVAILABLE,
-                    message="no broker answer before a restart, and the broker has no order "
-                    f"{coid}: it was never placed",
-                )
-                if coid:
-                    self.journal.record_order_rejected(coid, reason.message)
-                decision = Decision(
-                    signal_id=signal_id, decision=DecisionKind.REJECTED, reasons=[reason]
-                )
-                outcome = DecisionKind.REJECTED.value
-            else:
-                # Positions already hold its fills (they came from the broker): only track it.
-                self.book.track(order, order.limit_price or order.avg_fill_price or ZERO)
-                decision = Decision(
-                    signal_id=signal_id,
-                    decision=DecisionKind.ACCEPTED,
-                    order=DecisionOrder(
-                        client_order_id=order.client_order_id,
-                        broker_order_id=order.broker_order_id,
-                        status=order.status.value,
-                        symbol=order.symbol,
-                        side=order.side,
-                        quantity=order.quantity,
-                        price=order.avg_fill_price or order.limit_price or ZERO,
-                        notional=order.quantity
-                        * (order.avg_fill_price or order.limit_price or ZERO),
-                        quote_time=None,
-                        order_type=order.order_type,
-                    ),
-                )
-                outcome = DecisionKind.ACCEPTED.value
-            decision_json = decision.model_dump_json()
-            self.journal.record_decision(signal_id, decision_json, outcome, order)
-            self.journal.record_event(
-                "recovered_intent",
-                {"signal_id": signal_id, "client_order_id": coid, "outcome": outcome},
-            )
-            self._decided[signal_id] = (digest, decision_json)
-            log.warning(
-                "resolved an undecided signal after restart: %s",
-                outcome,
-                extra={
-                    "signal_id": signal_id,
-                    "client_order_id": coid,
-                    "strategy": signal.strategy,
-                    "symbol": signal.symbol,
-                },
-            )
 
     # --- the pipeline ------------------------------------------------------------------------
 
@@ -372,7 +286,7 @@ class Gateway:
             if self.state is RiskState.REDUCE_ONLY and not ctx.reduces_only:
                 reason = Reason(
                     code=ReasonCode.REDUCE_ONLY,
-                    message=f"reduce-only ({self._reduce_only}): only orders that shrink a "
+                    message=f"reduce-only ({self.monitor.reduce_only}): only orders that shrink a "
                     "position pass",
                 )
                 return self._finish(
@@ -498,47 +412,23 @@ class Gateway:
             self.failures.record_success(signal.strategy, signal.symbol)
             self._persist_failures()
         quote = priced.quote
-        # The broker's order is a validated BrokerOrder and the price an exact Decimal: the
-        # decision is assembled from them without a second validation.
-        decision = assemble(
-            Decision,
-            {
-                "signal_id": signal.signal_id,
-                "decision": DecisionKind.ACCEPTED,
-                "reasons": (
-                    [
-                        Reason(
-                            code=ReasonCode.QUOTE_CONSERVATIVE,
-                            message="no usable quote: priced at the last known price x "
-                            f"{self.config.gateway.quotes.conservative_multiplier}",
-                        )
-                    ]
-                    if priced.conservative
-                    else []
-                ),
-                "order": assemble(
-                    DecisionOrder,
-                    {
-                        "client_order_id": order.client_order_id,
-                        "broker_order_id": order.broker_order_id,
-                        "status": order.status.value,
-                        "symbol": order.symbol,
-                        "side": order.side,
-                        "quantity": order.quantity,
-                        "price": priced.value,
-                        "notional": order.quantity * priced.value,
-                        "quote_time": quote.ts if quote else None,
-                        "order_type": order.order_type,
-                        "priced_conservatively": priced.conservative,
-                    },
-                ),
-                "risk": risk,
-            },
+        notes = (
+            [
+                Reason(
+                    code=ReasonCode.QUOTE_CONSERVATIVE,
+                    message="no usable quote: priced at the last known price x "
+                    f"{self.config.gateway.quotes.conservative_multiplier}",
+                )
+            ]
+            if priced.conservative
+            else None
         )
+        summary = order_summary(
+            order, priced.value, quote.ts if quote else None, conservative=priced.conservative
+        )
+        decision = accepted(signal.signal_id, summary, risk, notes)
         decision_json = decision.model_dump_json()
-        self.journal.record_decision(
-            signal.signal_id, decision_json, "accepted", order, defer=True
-        )
+        self.journal.record_decision(signal.signal_id, decision_json, "accepted", order, defer=True)
         self._remember(
             signal,
             digest,
@@ -665,40 +555,4 @@ class Gateway:
     # --- risk evaluation ---------------------------------------------------------------------
 
     def evaluate_risk(self) -> RiskMeasures:
-        """Recompute the measures; halt on an emergency, latch REDUCE_ONLY on a limit breach."""
-        measures = self.measures()
-        marks = self.marks
-        if measures.equity > marks.peak_equity:
-            marks.peak_equity = measures.equity
-        if self.halt.is_halted:
-            return measures
-        emergency = emergency_breach(measures, self.risk)
-        if emergency is not None:
-            self.halt.halt(
-                emergency.describe("emergency"),
-                HaltTrigger(emergency.trigger),
-                by="risk",
-                measure=float(emergency.measure),
-                threshold=float(emergency.threshold),
-            )
-            self.persist_marks()
-            self.metrics.set_state(self.state.value)
-            return measures
-        breach = limit_breach(measures, self.risk)
-        if breach is not None and self._reduce_only is None:
-            self._reduce_only = breach.describe("limit")
-            self.journal.put("reduce_only", self._reduce_only)
-            self.journal.record_event(
-                "state_transition",
-                {
-                    "from": "active",
-                    "to": "reduce_only",
-                    "trigger": breach.trigger,
-                    "measure": float(breach.measure),
-                    "threshold": float(breach.threshold),
-                },
-            )
-            log.warning("risk state REDUCE_ONLY: %s", self._reduce_only)
-            self.persist_marks()
-            self.metrics.set_state(self.state.value)
-        return measures
+        return self.monitor.evaluate()

@@ -164,7 +164,7 @@ async def test_scheduled_reset_clears_reduce_only(
     make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
 ) -> None:
     service: GatewayService = await make_service(make_config(), environ=TEST_ENV)
-    service.engine._reduce_only = "daily_loss 3% >= limit 2%"
+    service.engine.monitor.reduce_only = "daily_loss 3% >= limit 2%"
     assert service.engine.state.value == "reduce_only"
     await service.trading_day_reset()
     assert service.engine.state.value == "active"

@@ -1,0 +1,52 @@
+"""Building decisions: the accepted one from a broker's order, and the order summary in it.
+
+The broker's order is a validated BrokerOrder and the price an exact Decimal, so both are
+assembled without a second validation (the hot path builds one per signal).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from brokers.base import BrokerOrder, assemble
+from gateway.models import Decision, DecisionKind, DecisionOrder, DecisionRisk, Reason
+
+
+def order_summary(
+    order: BrokerOrder, price: Decimal, quote_time: datetime | None, *, conservative: bool = False
+) -> DecisionOrder:
+    return assemble(
+        DecisionOrder,
+        {
+            "client_order_id": order.client_order_id,
+            "broker_order_id": order.broker_order_id,
+            "status": order.status.value,
+            "symbol": order.symbol,
+            "side": order.side,
+            "quantity": order.quantity,
+            "price": price,
+            "notional": order.quantity * price,
+            "quote_time": quote_time,
+            "order_type": order.order_type,
+            "priced_conservatively": conservative,
+        },
+    )
+
+
+def accepted(
+    signal_id: str,
+    order: DecisionOrder,
+    risk: DecisionRisk,
+    reasons: list[Reason] | None = None,
+) -> Decision:
+    return assemble(
+        Decision,
+        {
+            "signal_id": signal_id,
+            "decision": DecisionKind.ACCEPTED,
+            "reasons": reasons or [],
+            "order": order,
+            "risk": risk,
+        },
+    )

@@ -1,0 +1,159 @@
+"""The journal's on-disk shape: the versioned schema and its migrations, the rows it reads
+back, and the background WAL checkpointer. ``gateway.journal`` is the only user."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from brokers.base import BrokerOrder
+
+log = logging.getLogger("gateway.journal")
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE signals (
+        signal_id TEXT PRIMARY KEY,
+        body_hash TEXT NOT NULL,
+        body TEXT NOT NULL,
+        strategy TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        client_order_id TEXT,
+        decision TEXT,
+        outcome TEXT,
+        received_at TEXT NOT NULL,
+        decided_at TEXT
+    );
+    CREATE TABLE orders (
+        client_order_id TEXT PRIMARY KEY,
+        signal_id TEXT,
+        broker_order_id TEXT,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        quantity TEXT NOT NULL,
+        order_type TEXT NOT NULL,
+        limit_price TEXT,
+        time_in_force TEXT NOT NULL,
+        valued_at TEXT,
+        status TEXT NOT NULL,
+        filled_quantity TEXT NOT NULL DEFAULT '0',
+        avg_fill_price TEXT,
+        external INTEGER NOT NULL DEFAULT 0,
+        submit_count INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX orders_status ON orders(status);
+    CREATE TABLE order_events (
+        id INTEGER PRIMARY KEY,
+        client_order_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        filled_quantity TEXT,
+        detail TEXT,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE fills (
+        id INTEGER PRIMARY KEY,
+        client_order_id TEXT NOT NULL,
+        fill_id TEXT,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        quantity TEXT NOT NULL,
+        price TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX events_kind ON events(kind);
+    CREATE TABLE kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+}
+
+OPEN_STATUSES = ("new", "accepted", "partially_filled", "pending_cancel", "pending_submit")
+
+
+class Checkpointer:
+    """Copies the WAL into the database file from its own connection and thread, in PASSIVE
+    mode (never blocks the writer), so the WAL stays small without stalling a signal."""
+
+    def __init__(self, path: Path, *, interval_s: float):
+        self._path = path
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="journal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(self._interval):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # busy or I/O: the next round tries again
+                    log.warning("journal checkpoint failed: %s", exc)
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class JournalError(Exception):
+    """The journal cannot be opened or used (corrupt, or written by a newer version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSignal:
+    signal_id: str
+    body_hash: str
+    client_order_id: str | None
+    decision: str | None  # the exact JSON of the first decision; None if never decided
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    client_order_id: str
+    signal_id: str | None
+    broker_order_id: str | None
+    symbol: str
+    side: str
+    quantity: str
+    order_type: str
+    limit_price: str | None
+    time_in_force: str
+    valued_at: str | None
+    status: str
+    filled_quantity: str
+    avg_fill_price: str | None
+    external: bool
+    submit_count: int
+
+    def to_broker_order(self) -> BrokerOrder:
+        # "pending_submit" is the journal's own state: the intent, before any broker answer.
+        status = "new" if self.status in ("pending_submit", "lost") else self.status
+        return BrokerOrder(
+            client_order_id=self.client_order_id,
+            broker_order_id=self.broker_order_id or "",
+            symbol=self.symbol,
+            side=self.side,
+            quantity=self.quantity,
+            filled_quantity=self.filled_quantity,
+            status=status,
+            limit_price=self.limit_price,
+            avg_fill_price=self.avg_fill_price,
+            order_type=self.order_type,
+            time_in_force=self.time_in_force,
+        )
