@@ -115,11 +115,17 @@ class GatewayService:
             "on_threshold": self._on_failure_threshold,
             "clock": clock,
         }
-        self.failures = (
-            FailureTracker.restore(stored_failures, **tracker_args)
-            if stored_failures
-            else FailureTracker(**tracker_args)
-        )
+        self._unreadable: str | None = None
+        try:
+            self.failures = (
+                FailureTracker.restore(stored_failures, **tracker_args)
+                if stored_failures
+                else FailureTracker(**tracker_args)
+            )
+        except ValueError as exc:
+            # Counts we cannot read: start from zero, but halted (see start), never silently.
+            self.failures = FailureTracker(**tracker_args)
+            self._unreadable = f"failure counts in the journal are unreadable: {exc}"
         self.broker = broker or build_broker(config, self.environ)
         self.quotes = QuoteBook(
             config.gateway.quotes, clock=clock, link_up=lambda: self.broker.connected
@@ -159,6 +165,8 @@ class GatewayService:
 
     async def start(self) -> None:
         await self.engine.start()
+        if self._unreadable:
+            self.halt.halt(self._unreadable, HaltTrigger.STATE_UNREADABLE, by="service")
         await self.reconcile()
         self.scheduler.start()
         log.info(
@@ -203,7 +211,8 @@ class GatewayService:
             self.metrics.observe_halt(event.record.trigger.value)
         if event.kind in ("halt", "forced_resume"):
             self.alerts.send(event.kind, {"summary": event.summary, **payload})
-        self.metrics.set_state(self.engine.state.value if hasattr(self, "engine") else "halted")
+        # Listeners only fire from the engine's start on (restore), when the engine exists.
+        self.metrics.set_state(self.engine.state.value)
 
     def _on_failure_threshold(self, reason: str, failure: SignalGenerationFailure) -> None:
         self.halt.halt(reason, HaltTrigger.TECHNICAL_FAILURE, by="failure_tracker")

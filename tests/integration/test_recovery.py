@@ -189,3 +189,16 @@ async def test_a_job_that_keeps_failing_halts_the_gateway(
     assert summary is not None and summary["trigger"] == "job_failure"
     assert service.status()["jobs"]["reconcile"]["consecutive_failures"] == 3
     assert len([e for e in service.journal.events() if e["kind"] == "job_failure"]) == 3
+
+
+async def test_unreadable_failure_counts_start_the_gateway_halted(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    config = make_config()
+    journal = Journal(config.gateway.state_dir / "journal.sqlite3")
+    journal.put("failures", {"version": 999})
+    journal.close()
+    service = await make_service(config)
+    summary = service.halt.summary()
+    assert summary is not None and summary["trigger"] == "state_unreadable"
+    assert "failure counts" in summary["reason"]
