@@ -161,6 +161,28 @@ _OPEN_STATUSES = frozenset(
 )
 
 
+def check_limit_price(order_type: OrderType, limit_price: Decimal | None) -> None:
+    """A limit order needs a limit price; a market order must not have one."""
+    if order_type is OrderType.LIMIT and limit_price is None:
+        raise ValueError("limit_price: required for a limit order")
+    if order_type is OrderType.MARKET and limit_price is not None:
+        raise ValueError("limit_price: not allowed on a market order")
+
+
+def position_after_fill(
+    qty: Decimal, avg_price: Decimal, side: Side, fill_qty: Decimal, price: Decimal
+) -> tuple[Decimal, Decimal]:
+    """A position's signed quantity and average price after a fill (brokers' convention: the
+    average moves when opening or adding, stays when reducing, resets when flipping)."""
+    signed = fill_qty if side is Side.BUY else -fill_qty
+    new_qty = qty + signed
+    if qty == 0 or (qty > 0) == (signed > 0):
+        return new_qty, (abs(qty) * avg_price + fill_qty * price) / abs(new_qty)
+    if new_qty != 0 and (new_qty > 0) != (qty > 0):
+        return new_qty, price  # flipped through zero: what remains was opened at this price
+    return new_qty, avg_price
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
@@ -178,10 +200,7 @@ class OrderRequest(_Frozen):
 
     @model_validator(mode="after")
     def _limit_price_matches_type(self) -> OrderRequest:
-        if self.order_type is OrderType.LIMIT and self.limit_price is None:
-            raise ValueError("limit_price: required for a limit order")
-        if self.order_type is OrderType.MARKET and self.limit_price is not None:
-            raise ValueError("limit_price: not allowed on a market order")
+        check_limit_price(self.order_type, self.limit_price)
         return self
 
 

@@ -40,6 +40,7 @@ from brokers.base import (
     Side,
     TimeInForce,
     assemble,
+    position_after_fill,
     to_decimal,
     utcnow,
 )
@@ -337,16 +338,10 @@ class SimulatedBroker:
 
     def _fill(self, order: BrokerOrder, price: Decimal) -> BrokerOrder:
         qty = order.remaining_quantity
-        signed = qty if order.side is Side.BUY else -qty
-        self._cash -= signed * price
+        self._cash -= (qty if order.side is Side.BUY else -qty) * price
         pos = self._positions.setdefault(order.symbol, _SimPosition())
-        new_qty = pos.qty + signed
-        if pos.qty == ZERO or (pos.qty > 0) == (signed > 0):
-            pos.avg_price = (abs(pos.qty) * pos.avg_price + qty * price) / abs(new_qty)
-        elif new_qty != ZERO and (new_qty > 0) != (pos.qty > 0):
-            pos.avg_price = price
-        pos.qty = new_qty
-        if new_qty == ZERO:
+        pos.qty, pos.avg_price = position_after_fill(pos.qty, pos.avg_price, order.side, qty, price)
+        if pos.qty == ZERO:
             del self._positions[order.symbol]
         filled = _with(
             order,

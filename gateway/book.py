@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from brokers.base import Account, BrokerOrder, Position, Side
+from brokers.base import Account, BrokerOrder, Position, Side, position_after_fill
 
 ZERO = Decimal(0)
 
@@ -139,19 +139,12 @@ class Book:
             self.final_fills[order.client_order_id] = order.filled_quantity
 
     def _fill(self, symbol: str, side: Side, qty: Decimal, price: Decimal) -> None:
-        signed = qty if side is Side.BUY else -qty
-        self.cash -= signed * price
+        self.cash -= (qty if side is Side.BUY else -qty) * price
         holding = self.holdings.setdefault(symbol, Holding())
-        new_qty = holding.qty + signed
-        if holding.qty == ZERO or (holding.qty > 0) == (signed > 0):
-            # Opening or adding: the average price moves.
-            total = abs(holding.qty) * holding.avg_price + qty * price
-            holding.avg_price = total / abs(new_qty)
-        elif new_qty != ZERO and (new_qty > 0) != (holding.qty > 0):
-            # Flipped through zero: what remains was opened at this fill's price.
-            holding.avg_price = price
-        holding.qty = new_qty
-        if new_qty == ZERO:
+        holding.qty, holding.avg_price = position_after_fill(
+            holding.qty, holding.avg_price, side, qty, price
+        )
+        if holding.qty == ZERO:
             del self.holdings[symbol]
 
     # --- measures ----------------------------------------------------------------------------

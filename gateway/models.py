@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from brokers.base import Num, OrderType, PositiveNum, Side, TimeInForce
+from brokers.base import Num, OrderType, PositiveNum, Side, TimeInForce, check_limit_price
 
 
 class ReasonCode(StrEnum):
@@ -68,10 +68,7 @@ class Signal(BaseModel):
 
     @model_validator(mode="after")
     def _limit_price_matches_type(self) -> Signal:
-        if self.order_type is OrderType.LIMIT and self.limit_price is None:
-            raise ValueError("limit_price: required for a limit order")
-        if self.order_type is OrderType.MARKET and self.limit_price is not None:
-            raise ValueError("limit_price: not allowed on a market order")
+        check_limit_price(self.order_type, self.limit_price)
         return self
 
 
