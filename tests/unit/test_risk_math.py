@@ -271,3 +271,14 @@ def test_position_risk_formula(qty: int, price: Decimal) -> None:
     assert c.position_risk == D(qty) * D(repr(float(price))) * STOP / D(100000)
     refused = ReasonCode.POSITION_RISK in {r.code for r in run_checks(c)}
     assert refused == (c.position_risk > RISK.risk_management.max_single_position_risk)
+
+
+def test_position_after_fill_opens_adds_reduces_and_flips() -> None:
+    from brokers.base import position_after_fill
+
+    assert position_after_fill(D(0), D(0), Side.BUY, D(10), D(100)) == (D(10), D(100))
+    assert position_after_fill(D(10), D(100), Side.BUY, D(10), D(110)) == (D(20), D(105))
+    assert position_after_fill(D(20), D(105), Side.SELL, D(5), D(120)) == (D(15), D(105))
+    assert position_after_fill(D(15), D(105), Side.SELL, D(20), D(90)) == (D(-5), D(90))
+    qty, _ = position_after_fill(D(-5), D(90), Side.BUY, D(5), D(80))
+    assert qty == 0
