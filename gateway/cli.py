@@ -123,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(effective_config_text(config), end="")
         return 0
     if command == "serve":
+        from brokers.errors import BrokerError
         from gateway.journal import JournalError
         from gateway.logs import configure_logging
         from gateway.server import serve
@@ -134,6 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except JournalError as exc:
             # Never trade on a journal we cannot read: refuse to start, and say why.
             return _fail(str(exc), 2)
+        except BrokerError as exc:
+            # Missing keys or a bad broker setting cannot heal by restarting (exit 2); a broker
+            # that cannot be reached may (exit 1, and systemd tries again).
+            code = 2 if exc.code in ("missing_credentials", "bad_config") else 1
+            return _fail(f"broker: {exc}", code)
     try:
         remote = _Remote(config)
         if command == "status":

@@ -94,3 +94,13 @@ def test_metrics_and_json_logs_carry_the_ids(tmp_path: Path) -> None:
     assert {"ts", "level", "message", "strategy", "symbol", "client_order_id"} <= set(decided[0])
     assert any(e["level"] == "CRITICAL" and "metrics drill" in e["message"] for e in lines)
     assert secret not in gw.log()
+
+
+def test_alpaca_without_keys_refuses_to_start_with_one_line(tmp_path: Path) -> None:
+    gw = GatewayProcess(tmp_path, gateway={"gateway": {"broker": "alpaca"}})
+    for var in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"):
+        gw.env.pop(var, None)
+    result = gw.cli("serve")
+    assert result.returncode == 2
+    assert "ALPACA_API_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
