@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from brokers.base import NonNegativeNum, Num, PositiveNum
+from brokers.base import Num, PositiveNum
 
 DEFAULT_CONFIG_PATH = Path("config/gateway.yaml")
 MAX_STOP_LOSS = Decimal("0.20")
@@ -432,7 +432,6 @@ __all__ = [
     "DEFAULT_EMERGENCY_THRESHOLDS",
     "ConfigError",
     "GatewayConfig",
-    "NonNegativeNum",
     "RiskConfig",
     "effective_config_text",
     "load_config",

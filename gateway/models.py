@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -159,6 +158,3 @@ class SimQuote(BaseModel):
     ask: PositiveNum
     ts: datetime | float | None = None
 
-
-def fraction(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)

@@ -133,7 +133,3 @@ class QuoteBook:
     def marks(self) -> dict[str, Decimal]:
         """Mid of the last sane quote per symbol (read-only view), for marking positions."""
         return self._last_good
-
-    def mark(self, symbol: str) -> Decimal | None:
-        """Mid of the last sane quote, for marking positions (not for pricing new orders)."""
-        return self._last_good.get(symbol)
