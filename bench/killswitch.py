@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.config import load_config
-from gateway.metrics import GatewayMetrics
 from gateway.models import Signal
+from gateway.ops.metrics import GatewayMetrics
 from gateway.service import GatewayService
 
 
@@ -47,8 +47,15 @@ async def one_run(n: int) -> tuple[float, float, int]:
         for i in range(n):
             # 1 share at 50: passive, rests; 1,000 of them stay inside every risk limit.
             await service.engine.submit_signal(
-                Signal(signal_id=f"rest-{i}", strategy="bench", symbol="AAPL", side="buy",
-                       quantity=1, order_type="limit", limit_price=50)
+                Signal(
+                    signal_id=f"rest-{i}",
+                    strategy="bench",
+                    symbol="AAPL",
+                    side="buy",
+                    quantity=1,
+                    order_type="limit",
+                    limit_price=50,
+                )
             )
         assert len(await service.broker.open_orders()) == n
         report = await service.kill("benchmark", by="bench")

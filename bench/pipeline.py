@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.config import load_config
-from gateway.metrics import GatewayMetrics
 from gateway.models import Signal
+from gateway.ops.metrics import GatewayMetrics
 from gateway.service import GatewayService
 
 

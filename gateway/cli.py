@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 
-from gateway.auth import load_tokens
 from gateway.config import (
     ConfigError,
     GatewayConfig,
@@ -24,6 +23,7 @@ from gateway.config import (
     effective_config_text,
     load_config,
 )
+from gateway.http.auth import load_tokens
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command
     try:
         if command == "demo":
-            from gateway.demo import run_demo
+            from gateway.demo.run import run_demo
 
             return run_demo(fast=args.fast)
         config = _load(args.config)
@@ -124,9 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if command == "serve":
         from brokers.errors import BrokerError
-        from gateway.journal import JournalError
-        from gateway.logs import configure_logging
-        from gateway.server import serve
+        from gateway.http.server import serve
+        from gateway.ops.logs import configure_logging
+        from gateway.store.journal import JournalError
 
         redactor = configure_logging()
         config = config.with_overrides(host=args.host, port=args.port, state_dir=args.state_dir)

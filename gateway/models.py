@@ -157,4 +157,3 @@ class SimQuote(BaseModel):
     bid: PositiveNum
     ask: PositiveNum
     ts: datetime | float | None = None
-

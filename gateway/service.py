@@ -15,20 +15,20 @@ from typing import Any
 
 from brokers.base import Broker, BrokerOrder, OrderStatus, utcnow
 from brokers.errors import BrokerError
-from gateway.alerts import AlertSender
 from gateway.config import GatewayConfig
-from gateway.engine import Gateway
-from gateway.failures import FailureTracker, FailureType, SignalGenerationFailure
-from gateway.halt import HaltEvent, HaltManager
-from gateway.halt_state import HaltStateStore, HaltTrigger
-from gateway.journal import Journal
-from gateway.killswitch import KillReport, KillSwitch
-from gateway.metrics import GatewayMetrics
 from gateway.models import OutcomeReport
-from gateway.quotes import QuoteBook
-from gateway.reconcile import Reconciliation, compare
-from gateway.risk_state import trigger_still_active
-from gateway.scheduler import GatewayScheduler
+from gateway.ops.alerts import AlertSender
+from gateway.ops.metrics import GatewayMetrics
+from gateway.ops.scheduler import GatewayScheduler
+from gateway.pipeline.engine import Gateway
+from gateway.pipeline.reconcile import Reconciliation, compare
+from gateway.risk.quotes import QuoteBook
+from gateway.risk.state import trigger_still_active
+from gateway.safety.failures import FailureTracker, FailureType, SignalGenerationFailure
+from gateway.safety.halt import HaltEvent, HaltManager
+from gateway.safety.halt_state import HaltStateStore, HaltTrigger
+from gateway.safety.killswitch import KillReport, KillSwitch
+from gateway.store.journal import Journal
 
 log = logging.getLogger("gateway.service")
 
@@ -41,7 +41,7 @@ def build_broker(config: GatewayConfig, environ: Mapping[str, str]) -> Broker:
     name = config.gateway.broker
     paper = config.gateway.mode == "paper"
     if name == "simulated":
-        from brokers.simulated import SimulatedBroker
+        from brokers.simulated.broker import SimulatedBroker
 
         sim = config.brokers.simulated
         return SimulatedBroker(
@@ -52,7 +52,7 @@ def build_broker(config: GatewayConfig, environ: Mapping[str, str]) -> Broker:
             state_path=sim.state_file,
         )
     if name == "alpaca":
-        from brokers.alpaca import AlpacaBroker
+        from brokers.alpaca.broker import AlpacaBroker
 
         a = config.brokers.alpaca
         urls = {
@@ -66,7 +66,7 @@ def build_broker(config: GatewayConfig, environ: Mapping[str, str]) -> Broker:
             if v
         }
         return AlpacaBroker.from_env(paper=paper, feed=a.feed, environ=environ, **urls)  # type: ignore[no-any-return]
-    from brokers.ib import IBBroker
+    from brokers.ib.broker import IBBroker
 
     ib = config.brokers.ib
     return IBBroker(  # type: ignore[no-any-return]

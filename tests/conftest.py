@@ -12,9 +12,9 @@ import httpx
 import pytest
 import yaml
 
-from gateway.api import create_app
-from gateway.auth import Tokens
 from gateway.config import GatewayConfig, load_config
+from gateway.http.api import create_app
+from gateway.http.auth import Tokens
 from gateway.service import GatewayService
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ import pytest
 import vcr
 
 from gateway.config import GatewayConfig
-from gateway.ids import client_order_id
+from gateway.pipeline.ids import client_order_id
 from gateway.service import GatewayService
 from tests.conftest import TEST_ENV, api_client, signal
 from tests.fakes.alpaca_streams import FakeDataStream, FakeTradingStream, order_json
@@ -49,14 +49,24 @@ async def test_gateway_trades_through_alpaca(
     fakes: tuple[FakeTradingStream, FakeDataStream],
 ) -> None:
     trading, data = fakes
-    config = make_config({
-        "gateway": {"broker": "alpaca"},
-        "brokers": {"alpaca": {"feed": "iex", "trading_stream_url": trading.url,
-                               "data_stream_url": data.url}},
-    })
-    recorder = vcr.VCR(cassette_library_dir=str(ROOT / "cassettes" / "alpaca"),
-                       record_mode="none", ignore_hosts=["gateway"],  # the in-process API
-                       filter_headers=["APCA-API-KEY-ID", "APCA-API-SECRET-KEY"])
+    config = make_config(
+        {
+            "gateway": {"broker": "alpaca"},
+            "brokers": {
+                "alpaca": {
+                    "feed": "iex",
+                    "trading_stream_url": trading.url,
+                    "data_stream_url": data.url,
+                }
+            },
+        }
+    )
+    recorder = vcr.VCR(
+        cassette_library_dir=str(ROOT / "cassettes" / "alpaca"),
+        record_mode="none",
+        ignore_hosts=["gateway"],  # the in-process API
+        filter_headers=["APCA-API-KEY-ID", "APCA-API-SECRET-KEY"],
+    )
     # Repeats: the gateway reads account, positions and open orders at start, at
     # reconciliation and on a kill; the answers stay the same.
     with recorder.use_cassette("e2e_gateway.yaml", allow_playback_repeats=True) as cassette:
@@ -73,8 +83,12 @@ async def test_gateway_trades_through_alpaca(
                 assert [r["code"] for r in first["reasons"]] == ["quote_stale"]
                 await data.wait_subscribed("AAPL")
                 await data.send_quote("AAPL", 190.85, 190.88)
-                await until(lambda: service.quotes.age_s("AAPL") is not None
-                            and service.quotes.age_s("AAPL") < 5)
+                await until(
+                    lambda: (
+                        service.quotes.age_s("AAPL") is not None
+                        and service.quotes.age_s("AAPL") < 5
+                    )
+                )
 
                 answer = (await client.post("/v1/signals", json=signal("e2e-alpaca-2"))).json()
                 assert answer["decision"] == "accepted", answer
@@ -85,9 +99,18 @@ async def test_gateway_trades_through_alpaca(
                 # The fill arrives on the trading stream and moves the book.
                 await trading.send_update(
                     "fill",
-                    order_json(BROKER_ORDER_ID, client_order_id("e2e-alpaca-2"), qty="10",
-                               status="filled", filled_qty="10", filled_avg_price="190.87"),
-                    qty="10", price="190.87", execution_id="e2e-exec-1")
+                    order_json(
+                        BROKER_ORDER_ID,
+                        client_order_id("e2e-alpaca-2"),
+                        qty="10",
+                        status="filled",
+                        filled_qty="10",
+                        filled_avg_price="190.87",
+                    ),
+                    qty="10",
+                    price="190.87",
+                    execution_id="e2e-exec-1",
+                )
                 book = service.engine.book
                 await until(lambda: "AAPL" in book.holdings and book.holdings["AAPL"].qty == 10)
                 positions = (await client.get("/v1/positions")).json()
@@ -104,6 +127,5 @@ async def test_gateway_trades_through_alpaca(
                 assert kill["cancelled"] == 0 and kill["failed"] == []
         finally:
             await service.stop()
-    posts = sum(n for i, n in cassette.play_counts.items()
-                if cassette.requests[i].method == "POST")
+    posts = sum(n for i, n in cassette.play_counts.items() if cassette.requests[i].method == "POST")
     assert posts == 1  # three signals, one order

@@ -96,7 +96,7 @@ def test_demo_runs_every_step_from_an_installed_copy_and_leaves_nothing(tmp_path
     site = _installed_copy(tmp_path)
 
     where = _run(
-        [sys.executable, "-c", "import gateway.demo as d; print(d.__file__)"], tmp_path, site
+        [sys.executable, "-c", "import gateway.demo.run as d; print(d.__file__)"], tmp_path, site
     )
     assert Path(where.stdout.strip()).is_relative_to(site), where.stdout + where.stderr
 

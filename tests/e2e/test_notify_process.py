@@ -39,8 +39,11 @@ def test_ready_status_watchdog_and_stopping(tmp_path: Path) -> None:
         ready = [m for m in first if "READY=1" in m]
         assert ready and "STATUS=ACTIVE" in ready[0]
         # /readyz was 200 when start() returned, and READY=1 came with it, not before the start.
-        httpx.post(f"{gw.url}/v1/halt", json={"reason": "notify drill"},
-                   headers={"Authorization": f"Bearer {STRATEGY_TOKEN}"})
+        httpx.post(
+            f"{gw.url}/v1/halt",
+            json={"reason": "notify drill"},
+            headers={"Authorization": f"Bearer {STRATEGY_TOKEN}"},
+        )
         halted = _messages(sock, "STATUS=HALTED")
         assert any("STATUS=HALTED: manual: notify drill" in m for m in halted)
         assert gw.terminate() == 0

@@ -21,7 +21,9 @@ def test_sigterm_finishes_in_flight_work_keeps_resting_orders_and_exits_0(tmp_pa
         tmp_path, gateway={"brokers": {"simulated": {"state_file": "sim.json"}}}
     ).start()
     with GatewayClient(gw.url, STRATEGY_TOKEN) as client:
-        resting = client.submit("rest-1", "s", "AAPL", "buy", 1, order_type="limit", limit_price=190)
+        resting = client.submit(
+            "rest-1", "s", "AAPL", "buy", 1, order_type="limit", limit_price=190
+        )
         assert resting.decision == "accepted"
     answers: list[int] = []
     stop = threading.Event()
@@ -31,9 +33,16 @@ def test_sigterm_finishes_in_flight_work_keeps_resting_orders_and_exits_0(tmp_pa
             i = 0
             while not stop.is_set():
                 try:
-                    r = c.post("/v1/signals", json={"signal_id": f"t-{i}", "strategy": "s",
-                                                    "symbol": "AAPL", "side": "buy" if i % 2 == 0 else "sell",
-                                                    "quantity": 1})
+                    r = c.post(
+                        "/v1/signals",
+                        json={
+                            "signal_id": f"t-{i}",
+                            "strategy": "s",
+                            "symbol": "AAPL",
+                            "side": "buy" if i % 2 == 0 else "sell",
+                            "quantity": 1,
+                        },
+                    )
                 except httpx.HTTPError:
                     return
                 answers.append(r.status_code)

@@ -127,8 +127,16 @@ class FakeTradingStream(_FakeServer):
             data = auth.get("data") or {}
             key, secret = data.get("key_id"), data.get("secret_key")
         ok = not self.reject_auth and (key, secret) == (self.key, self.secret)
-        await self._send(ws, {"stream": "authorization", "data": {
-            "action": "authenticate", "status": "authorized" if ok else "unauthorized"}})
+        await self._send(
+            ws,
+            {
+                "stream": "authorization",
+                "data": {
+                    "action": "authenticate",
+                    "status": "authorized" if ok else "unauthorized",
+                },
+            },
+        )
         if not ok:
             await ws.close(1008, "unauthorized")
             return
@@ -170,15 +178,37 @@ def order_json(
     """An order as Alpaca's trade_updates carry it (numbers as strings)."""
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     return {
-        "id": order_id, "client_order_id": client_order_id, "created_at": now,
-        "updated_at": now, "submitted_at": now, "filled_at": None, "expired_at": None,
-        "canceled_at": None, "failed_at": None, "replaced_at": None, "replaced_by": None,
-        "replaces": None, "asset_id": "b0b6dd9d-8b9b-48a9-ba46-b9d54906e415", "symbol": symbol,
-        "asset_class": "us_equity", "notional": None, "qty": qty, "filled_qty": filled_qty,
-        "filled_avg_price": filled_avg_price, "order_class": "", "order_type": order_type,
-        "type": order_type, "side": side, "time_in_force": time_in_force,
-        "limit_price": limit_price, "stop_price": None, "status": status,
-        "extended_hours": False, "legs": None, "trail_percent": None, "trail_price": None,
+        "id": order_id,
+        "client_order_id": client_order_id,
+        "created_at": now,
+        "updated_at": now,
+        "submitted_at": now,
+        "filled_at": None,
+        "expired_at": None,
+        "canceled_at": None,
+        "failed_at": None,
+        "replaced_at": None,
+        "replaced_by": None,
+        "replaces": None,
+        "asset_id": "b0b6dd9d-8b9b-48a9-ba46-b9d54906e415",
+        "symbol": symbol,
+        "asset_class": "us_equity",
+        "notional": None,
+        "qty": qty,
+        "filled_qty": filled_qty,
+        "filled_avg_price": filled_avg_price,
+        "order_class": "",
+        "order_type": order_type,
+        "type": order_type,
+        "side": side,
+        "time_in_force": time_in_force,
+        "limit_price": limit_price,
+        "stop_price": None,
+        "status": status,
+        "extended_hours": False,
+        "legs": None,
+        "trail_percent": None,
+        "trail_price": None,
         "hwm": None,
     }
 
@@ -205,8 +235,9 @@ class FakeDataStream(_FakeServer):
         return json.dumps(messages, default=lambda d: d.isoformat())
 
     def _decode(self, raw: bytes | str) -> dict[str, Any]:
-        message: dict[str, Any] = (msgpack.unpackb(raw) if isinstance(raw, bytes)
-                                   else json.loads(raw))
+        message: dict[str, Any] = (
+            msgpack.unpackb(raw) if isinstance(raw, bytes) else json.loads(raw)
+        )
         return message
 
     async def _send(self, ws: ServerConnection, messages: list[dict[str, Any]]) -> None:
@@ -230,7 +261,8 @@ class FakeDataStream(_FakeServer):
         auth = self._decode(await ws.recv())
         self.auth_attempts += 1
         if auth.get("action") != "auth" or (auth.get("key"), auth.get("secret")) != (
-            self.key, self.secret
+            self.key,
+            self.secret,
         ):
             await self._send(ws, [{"T": "error", "code": 402, "msg": "auth failed"}])
             await ws.close()
@@ -253,11 +285,23 @@ class FakeDataStream(_FakeServer):
                     self.subscribe_messages.append(quotes)
                     self.subscriptions[ws].update(quotes)
                     await self._notify()
-                    await self._send(ws, [{
-                        "T": "subscription", "trades": [], "quotes": sorted(self.subscriptions[ws]),
-                        "bars": [], "updatedBars": [], "dailyBars": [], "statuses": [],
-                        "lulds": [], "corrections": [], "cancelErrors": [],
-                    }])
+                    await self._send(
+                        ws,
+                        [
+                            {
+                                "T": "subscription",
+                                "trades": [],
+                                "quotes": sorted(self.subscriptions[ws]),
+                                "bars": [],
+                                "updatedBars": [],
+                                "dailyBars": [],
+                                "statuses": [],
+                                "lulds": [],
+                                "corrections": [],
+                                "cancelErrors": [],
+                            }
+                        ],
+                    )
         finally:
             self.subscriptions.pop(ws, None)
             self._msgpack_clients.discard(ws)
@@ -271,11 +315,23 @@ class FakeDataStream(_FakeServer):
     async def wait_subscribed(self, *symbols: str, within_s: float = 3.0) -> None:
         await self.wait_until(lambda: set(symbols) <= self.subscribed(), within_s)
 
-    async def send_quote(self, symbol: str, bid: float, ask: float,
-                         ts: datetime | None = None) -> None:
+    async def send_quote(
+        self, symbol: str, bid: float, ask: float, ts: datetime | None = None
+    ) -> None:
         """Push one quote to every client subscribed to ``symbol`` (``t`` as msgpack timestamp)."""
-        message = {"T": "q", "S": symbol, "bx": "V", "bp": bid, "bs": 3, "ax": "V", "ap": ask,
-                   "as": 2, "c": ["R"], "z": "C", "t": ts or datetime.now(UTC)}
+        message = {
+            "T": "q",
+            "S": symbol,
+            "bx": "V",
+            "bp": bid,
+            "bs": 3,
+            "ax": "V",
+            "ap": ask,
+            "as": 2,
+            "c": ["R"],
+            "z": "C",
+            "t": ts or datetime.now(UTC),
+        }
         for ws, symbols in list(self.subscriptions.items()):
             if symbol in symbols:
                 await self._send(ws, [message])

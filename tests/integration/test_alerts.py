@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.alerts import AlertSender
+from gateway.ops.alerts import AlertSender
 
 FAST: dict[str, Any] = {"backoff_s": 0.01, "max_backoff_s": 0.05}
 
@@ -71,14 +71,16 @@ def webhook() -> Iterator[Webhook]:
 
 def _messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     return [
-        r.getMessage() for r in caplog.records if r.name == "gateway.alerts" and r.levelno == level
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "gateway.ops.alerts" and r.levelno == level
     ]
 
 
 async def test_retries_503_then_delivers(
     webhook: Webhook, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.alerts")
+    caplog.set_level(logging.INFO, logger="gateway.ops.alerts")
     webhook.statuses = [503, 503]
     webhook.delay_s = 0.1
     sender = AlertSender(webhook.url, **FAST)

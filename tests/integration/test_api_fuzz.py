@@ -20,7 +20,13 @@ scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=40),
 )
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 signal_like = st.fixed_dictionaries(
     {},
     optional={
@@ -54,12 +60,18 @@ def test_random_bodies_never_yield_a_500(config: GatewayConfig, body: Any) -> No
         try:
             async with api_client(service) as client, api_client(service, ADMIN_TOKEN) as admin:
                 return [
-                    (await client.post("/v1/signals", content=content, headers=headers)).status_code,
-                    (await client.post("/v1/outcomes", content=content, headers=headers)).status_code,
+                    (
+                        await client.post("/v1/signals", content=content, headers=headers)
+                    ).status_code,
+                    (
+                        await client.post("/v1/outcomes", content=content, headers=headers)
+                    ).status_code,
                     (await client.post("/v1/halt", content=content, headers=headers)).status_code,
                     (await client.post("/v1/kill", content=content, headers=headers)).status_code,
                     (await admin.post("/v1/resume", content=content, headers=headers)).status_code,
-                    (await admin.post("/v1/sim/quotes", content=content, headers=headers)).status_code,
+                    (
+                        await admin.post("/v1/sim/quotes", content=content, headers=headers)
+                    ).status_code,
                 ]
         finally:
             await service.stop()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from gateway.api import create_app
-from gateway.auth import Tokens
 from gateway.client import AsyncGatewayClient, GatewayClientError
+from gateway.http.api import create_app
+from gateway.http.auth import Tokens
 from gateway.service import GatewayService
 from tests.conftest import ADMIN_TOKEN, STRATEGY_TOKEN
 

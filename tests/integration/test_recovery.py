@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from brokers.base import OrderRequest
-from brokers.simulated import SimulatedBroker
+from brokers.simulated.broker import SimulatedBroker
 from gateway.config import GatewayConfig
-from gateway.journal import SCHEMA_VERSION, Journal, JournalError
 from gateway.models import Signal
 from gateway.service import GatewayService
+from gateway.store.journal import SCHEMA_VERSION, Journal, JournalError
 from tests.conftest import TEST_ENV, signal
 from tests.e2e.process import GatewayProcess
 
@@ -43,11 +43,19 @@ async def test_undecided_intent_is_resolved_by_asking_the_broker(
     lost = OrderRequest(client_order_id="gw-never-sent", symbol="AAPL", side="buy", quantity=4)
     for sid, order in (("landed", landed), ("never", lost)):
         body = Signal(**signal(sid, quantity=order.quantity)).model_dump_json()
-        journal.record_intent(signal_id=sid, body_hash="h", body=body, strategy="momentum",
-                              symbol="AAPL", order=order, valued_at="200")
+        journal.record_intent(
+            signal_id=sid,
+            body_hash="h",
+            body=body,
+            strategy="momentum",
+            symbol="AAPL",
+            order=order,
+            valued_at="200",
+        )
     journal.close()
-    broker = SimulatedBroker(quotes={"AAPL": (199.95, 200.05)},
-                             state_path=config.brokers.simulated.state_file)
+    broker = SimulatedBroker(
+        quotes={"AAPL": (199.95, 200.05)}, state_path=config.brokers.simulated.state_file
+    )
     await broker.connect()
     await broker.submit(landed)
     await broker.close()
@@ -71,10 +79,19 @@ async def test_reconciliation_adopts_marks_lost_and_corrects_positions(
     sim = service.broker
     assert isinstance(sim, SimulatedBroker)
     # An order placed at the broker by hand, and a fill the gateway never heard of.
-    await sim.submit(OrderRequest(client_order_id="by-hand", symbol="AAPL", side="buy",
-                                  quantity=5, order_type="limit", limit_price=150))
-    await sim.submit(OrderRequest(client_order_id="by-hand-2", symbol="AAPL", side="buy",
-                                  quantity=10))
+    await sim.submit(
+        OrderRequest(
+            client_order_id="by-hand",
+            symbol="AAPL",
+            side="buy",
+            quantity=5,
+            order_type="limit",
+            limit_price=150,
+        )
+    )
+    await sim.submit(
+        OrderRequest(client_order_id="by-hand-2", symbol="AAPL", side="buy", quantity=10)
+    )
     await service.reconcile()
     status = service.status()
     rec = status["reconciliation"]

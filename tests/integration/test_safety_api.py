@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from brokers.simulated import SimulatedBroker
+from brokers.simulated.broker import SimulatedBroker
 from gateway.config import GatewayConfig
 from gateway.service import GatewayService
 from tests.conftest import ADMIN_TOKEN, RESUME_CODE, api_client, signal
@@ -323,8 +323,15 @@ async def test_kill_switch_with_a_thousand_resting_orders_leaves_none_open(
     service = await make_service(make_config(risk={"pre_trade": {"max_orders_per_second": 100000}}))
     for i in range(1000):
         await service.engine.submit_signal(
-            Signal(signal_id=f"r-{i}", strategy="s", symbol="AAPL", side="buy", quantity=1,
-                   order_type="limit", limit_price=50)
+            Signal(
+                signal_id=f"r-{i}",
+                strategy="s",
+                symbol="AAPL",
+                side="buy",
+                quantity=1,
+                order_type="limit",
+                limit_price=50,
+            )
         )
     assert len(await sim(service).open_orders()) == 1000
     report = await service.kill("thousand", by="test")

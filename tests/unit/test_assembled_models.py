@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from brokers.base import BrokerOrder, OrderRequest, assemble
-from gateway.ids import body_hash
 from gateway.models import Decision, DecisionKind, DecisionOrder, DecisionRisk, Signal
+from gateway.pipeline.ids import body_hash
 
 ORDER = {
     "client_order_id": "gw-1",

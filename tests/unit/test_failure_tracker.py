@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from gateway.failures import FailureTracker, FailureType, SignalGenerationFailure
-from gateway.halt import HaltManager, HaltStateStore, HaltTrigger
+from gateway.safety.failures import FailureTracker, FailureType, SignalGenerationFailure
+from gateway.safety.halt import HaltManager, HaltStateStore, HaltTrigger
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -302,7 +302,7 @@ def test_12_trackers_are_independent_instances(clock: FakeClock) -> None:
     assert first.consecutive == 2  # a reset of one does not touch the other
     assert first.total == 2
 
-    import gateway.failures as module
+    import gateway.safety.failures as module
 
     # Nothing in the module holds a tracker: there is no global to share.
     assert not [v for v in vars(module).values() if isinstance(v, FailureTracker)]

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.halt import (
+from gateway.safety.halt import (
     HaltEvent,
     HaltManager,
     HaltRecord,

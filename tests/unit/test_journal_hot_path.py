@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from brokers.base import BrokerOrder, Fill, OrderRequest
-from gateway.journal import Journal, _Stamp
+from gateway.store.journal import Journal, _Stamp
 
 
 def _order(status: str = "filled", filled: int = 10, avg: str | None = "200.05") -> BrokerOrder:

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.logs import REDACTED, configure_logging
+from gateway.ops.logs import REDACTED, configure_logging
 
 TOKEN = "tok-3f9a7c1e5b2d"
 ALPACA_SECRET = "alpaca-secret-9d8c7b6a"
@@ -43,7 +43,7 @@ def _lines(stream: io.StringIO) -> list[dict[str, object]]:
 def test_json_line_with_fields_and_ids() -> None:
     out = io.StringIO()
     configure_logging(stream=out, environ={})
-    logging.getLogger("gateway.engine").info(
+    logging.getLogger("gateway.pipeline.engine").info(
         "signal decided",
         extra={
             "signal_id": "sig-1",
@@ -67,7 +67,7 @@ def test_json_line_with_fields_and_ids() -> None:
         "symbol",
     ]
     assert entry["level"] == "INFO"
-    assert entry["logger"] == "gateway.engine"
+    assert entry["logger"] == "gateway.pipeline.engine"
     assert entry["message"] == "signal decided"
     assert entry["signal_id"] == "sig-1"
     assert entry["client_order_id"] == "gw-sig-1"
@@ -183,14 +183,14 @@ def test_secret_with_json_special_characters() -> None:
 def test_human_format_on_a_terminal() -> None:
     out = FakeTTY()
     configure_logging(stream=out, environ=ENV)  # json=None: auto
-    logging.getLogger("gateway.engine").info(
+    logging.getLogger("gateway.pipeline.engine").info(
         "signal decided",
         extra={"signal_id": "sig-1", "strategy": "momo", "note": f"two words {TOKEN}"},
     )
     line = out.getvalue().rstrip("\n")
     assert not line.startswith("{")
     assert "INFO" in line
-    assert "gateway.engine: signal decided" in line
+    assert "gateway.pipeline.engine: signal decided" in line
     assert "signal_id=sig-1 strategy=momo" in line
     assert f'note="two words {REDACTED}"' in line
     assert TOKEN not in line

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.notify import SystemdNotifier
+from gateway.ops.notify import SystemdNotifier
 
 # WATCHDOG_USEC=200000 (0.2 s), so a ping every 0.1 s.
 WATCHDOG_USEC = "200000"

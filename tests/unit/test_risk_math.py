@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from brokers.base import BrokerOrder, OrderType, Quote, Side
-from gateway.book import Book, Reservation
-from gateway.checks import OrderContext, portfolio_heat, run_checks
 from gateway.config import QuoteSettings, RiskConfig
 from gateway.models import ReasonCode, Signal
-from gateway.quotes import Price, PricingRefusal, QuoteBook
+from gateway.risk.book import Book, Reservation
+from gateway.risk.checks import OrderContext, portfolio_heat, run_checks
+from gateway.risk.quotes import Price, PricingRefusal, QuoteBook
 
 D = Decimal
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)

@@ -55,11 +55,15 @@ class ScriptedTransport(BaseAdapter):
         response = requests.Response()
         response.status_code = action.status
         response.reason = requests.status_codes._codes.get(action.status, ("",))[0].upper()
-        text = action.body if isinstance(action.body, str) else (
-            "" if action.body is None else json.dumps(action.body))
+        text = (
+            action.body
+            if isinstance(action.body, str)
+            else ("" if action.body is None else json.dumps(action.body))
+        )
         response._content = text.encode()
         response.headers = CaseInsensitiveDict(
-            {"Content-Type": "application/json; charset=UTF-8", **action.headers})
+            {"Content-Type": "application/json; charset=UTF-8", **action.headers}
+        )
         response.url = request.url or ""
         response.request = request
         response.encoding = "utf-8"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from alpaca_helpers import FAST, KEY, SECRET  # also puts the repo root on sys.path
 
-from brokers.alpaca import AlpacaBroker
+from brokers.alpaca.broker import AlpacaBroker
 from tests.fakes.alpaca_streams import FakeDataStream, FakeTradingStream
 
 
@@ -24,7 +24,9 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def guarded(self: socket.socket, address: Any) -> Any:
         host = address[0] if isinstance(address, tuple) else address
         if self.family in (socket.AF_INET, socket.AF_INET6) and host not in (
-            "127.0.0.1", "::1", "localhost"
+            "127.0.0.1",
+            "::1",
+            "localhost",
         ):
             raise AssertionError(f"test tried to reach the network: {address!r}")
         return real_connect(self, address)

@@ -17,7 +17,7 @@ import requests
 from alpaca_fake_http import Answer, ScriptedTransport
 from alpaca_helpers import make_vcr, played
 
-from brokers.alpaca import AlpacaBroker
+from brokers.alpaca.broker import AlpacaBroker
 from brokers.base import OrderRequest, OrderStatus
 from brokers.errors import (
     BrokerError,
@@ -32,13 +32,15 @@ Build = Callable[..., AlpacaBroker]
 ORDER = OrderRequest(client_order_id="sig-1", symbol="AAPL", side="buy", quantity=1)
 POSTS = ("POST", "/v2/orders")
 LOOKUP = ("GET", "/v2/orders:by_client_order_id")
-LANDED = order_json("0d7c4e1a-2f3b-4c5d-9e8f-7a6b5c4d3e2f", "sig-1", "AAPL", "1", "buy",
-                    status="accepted")
+LANDED = order_json(
+    "0d7c4e1a-2f3b-4c5d-9e8f-7a6b5c4d3e2f", "sig-1", "AAPL", "1", "buy", status="accepted"
+)
 NOT_FOUND = Answer(404, {"code": 40410000, "message": "order not found for sig-1"})
 ACCOUNT = {"equity": "1000", "cash": "1000", "buying_power": "2000", "last_equity": "990"}
 
 
 # ---------------------------------------------------------------- mapping (cassettes)
+
 
 async def test_401_without_code_is_rejected_with_the_brokers_message(make_broker: Build) -> None:
     with make_vcr().use_cassette("error_401_account.yaml") as cassette:
@@ -128,31 +130,38 @@ async def test_cancel_all_retried_after_503(make_broker: Build) -> None:
 
 # ---------------------------------------------------------------- lost answers (transport)
 
+
 async def test_lost_answer_is_looked_up_and_not_posted_again(make_broker: Build) -> None:
-    transport = ScriptedTransport({
-        POSTS: [requests.ReadTimeout("read timed out")],
-        LOOKUP: [Answer(200, LANDED)],
-    })
+    transport = ScriptedTransport(
+        {
+            POSTS: [requests.ReadTimeout("read timed out")],
+            LOOKUP: [Answer(200, LANDED)],
+        }
+    )
     order = await make_broker(transport=transport).submit(ORDER)
     assert order.broker_order_id == LANDED["id"]
     assert transport.count("POST") == 1 and transport.calls == [POSTS, LOOKUP]
 
 
 async def test_connection_reset_before_landing_posts_once_more(make_broker: Build) -> None:
-    transport = ScriptedTransport({
-        POSTS: [requests.ConnectionError("connection reset by peer"), Answer(200, LANDED)],
-        LOOKUP: [NOT_FOUND],
-    })
+    transport = ScriptedTransport(
+        {
+            POSTS: [requests.ConnectionError("connection reset by peer"), Answer(200, LANDED)],
+            LOOKUP: [NOT_FOUND],
+        }
+    )
     order = await make_broker(transport=transport).submit(ORDER)
     assert order.client_order_id == "sig-1"
     assert transport.calls == [POSTS, LOOKUP, POSTS]
 
 
 async def test_unreadable_success_is_treated_as_a_lost_answer(make_broker: Build) -> None:
-    transport = ScriptedTransport({
-        POSTS: [Answer(200, "<html>proxy says hi</html>")],
-        LOOKUP: [Answer(200, LANDED)],
-    })
+    transport = ScriptedTransport(
+        {
+            POSTS: [Answer(200, "<html>proxy says hi</html>")],
+            LOOKUP: [Answer(200, LANDED)],
+        }
+    )
     order = await make_broker(transport=transport).submit(ORDER)
     assert order.broker_order_id == LANDED["id"] and transport.count("POST") == 1
 
@@ -160,10 +169,12 @@ async def test_unreadable_success_is_treated_as_a_lost_answer(make_broker: Build
 async def test_out_of_attempts_after_lost_answer_still_reports_a_landed_order(
     make_broker: Build,
 ) -> None:
-    transport = ScriptedTransport({
-        POSTS: [requests.ReadTimeout("read timed out")],
-        LOOKUP: [Answer(200, LANDED)],
-    })
+    transport = ScriptedTransport(
+        {
+            POSTS: [requests.ReadTimeout("read timed out")],
+            LOOKUP: [Answer(200, LANDED)],
+        }
+    )
     order = await make_broker(transport=transport, retry_attempts=1).submit(ORDER)
     assert order.broker_order_id == LANDED["id"] and transport.count("POST") == 1
 
@@ -171,10 +182,12 @@ async def test_out_of_attempts_after_lost_answer_still_reports_a_landed_order(
 async def test_every_attempt_lost_raises_unavailable_with_one_post_per_clean_lookup(
     make_broker: Build,
 ) -> None:
-    transport = ScriptedTransport({
-        POSTS: [requests.ConnectionError("down")] * 3,
-        LOOKUP: [NOT_FOUND] * 3,
-    })
+    transport = ScriptedTransport(
+        {
+            POSTS: [requests.ConnectionError("down")] * 3,
+            LOOKUP: [NOT_FOUND] * 3,
+        }
+    )
     with pytest.raises(BrokerUnavailable):
         await make_broker(transport=transport, retry_attempts=3).submit(ORDER)
     # each POST after the first followed a look-up that found nothing
@@ -190,13 +203,21 @@ async def test_unexpected_vendor_exception_never_leaks(make_broker: Build) -> No
 
 # ---------------------------------------------------------------- rate limits and the loop
 
+
 async def test_rate_limit_reset_header_is_honoured(make_broker: Build) -> None:
     reset = int(time.time()) + 2  # epoch seconds, as Alpaca sends it
-    transport = ScriptedTransport({("GET", "/v2/account"): [
-        Answer(429, {"code": 42910000, "message": "rate limit exceeded"},
-               {"X-Ratelimit-Reset": str(reset), "X-Ratelimit-Remaining": "0"}),
-        Answer(200, ACCOUNT),
-    ]})
+    transport = ScriptedTransport(
+        {
+            ("GET", "/v2/account"): [
+                Answer(
+                    429,
+                    {"code": 42910000, "message": "rate limit exceeded"},
+                    {"X-Ratelimit-Reset": str(reset), "X-Ratelimit-Remaining": "0"},
+                ),
+                Answer(200, ACCOUNT),
+            ]
+        }
+    )
     started = time.time()
     account = await make_broker(transport=transport).account()
     assert account.day_start_equity == 990
@@ -204,10 +225,17 @@ async def test_rate_limit_reset_header_is_honoured(make_broker: Build) -> None:
 
 
 async def test_rate_limit_reset_too_far_goes_to_the_caller(make_broker: Build) -> None:
-    transport = ScriptedTransport({("GET", "/v2/account"): [
-        Answer(429, {"code": 42910000, "message": "rate limit exceeded"},
-               {"X-Ratelimit-Reset": str(int(time.time()) + 120)}),
-    ]})
+    transport = ScriptedTransport(
+        {
+            ("GET", "/v2/account"): [
+                Answer(
+                    429,
+                    {"code": 42910000, "message": "rate limit exceeded"},
+                    {"X-Ratelimit-Reset": str(int(time.time()) + 120)},
+                ),
+            ]
+        }
+    )
     with pytest.raises(RateLimited) as caught:
         await make_broker(transport=transport, max_rate_limit_wait_s=5).account()
     assert caught.value.retry_after_s is not None and caught.value.retry_after_s > 100
@@ -217,13 +245,15 @@ async def test_rate_limit_reset_too_far_goes_to_the_caller(make_broker: Build) -
 async def test_event_loop_keeps_ticking_during_slow_and_rate_limited_calls(
     make_broker: Build,
 ) -> None:
-    transport = ScriptedTransport({
-        ("GET", "/v2/account"): [
-            Answer(429, {"code": 42910000, "message": "rate limit exceeded"}, delay_s=0.4),
-            Answer(200, ACCOUNT, delay_s=0.4),
-        ],
-        POSTS: [Answer(200, LANDED, delay_s=0.4)],
-    })
+    transport = ScriptedTransport(
+        {
+            ("GET", "/v2/account"): [
+                Answer(429, {"code": 42910000, "message": "rate limit exceeded"}, delay_s=0.4),
+                Answer(200, ACCOUNT, delay_s=0.4),
+            ],
+            POSTS: [Answer(200, LANDED, delay_s=0.4)],
+        }
+    )
     broker = make_broker(transport=transport, retry_initial_wait_s=0.2, retry_max_wait_s=0.3)
     ticks: list[float] = []
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from brokers.alpaca_models import (
+from brokers.alpaca.models import (
     UnparsableAnswer,
     map_status,
     order_request,
@@ -57,14 +57,26 @@ def test_unknown_status_is_open_by_fills_and_logged(caplog: pytest.LogCaptureFix
 
 
 def test_short_position_is_negative_even_if_qty_came_unsigned() -> None:
-    position = parse_position({"symbol": "TSLA", "qty": "5", "side": "short",
-                               "avg_entry_price": "250.1", "current_price": None})
+    position = parse_position(
+        {
+            "symbol": "TSLA",
+            "qty": "5",
+            "side": "short",
+            "avg_entry_price": "250.1",
+            "current_price": None,
+        }
+    )
     assert position.qty == -5 and position.market_price is None
 
 
 def test_cancel_report_failure_without_body_names_the_status() -> None:
-    report = parse_cancel_report([{"id": "a", "status": 200}, {"id": "b", "status": 404},
-                                  {"id": "c", "status": 500, "body": {"message": "busy"}}])
+    report = parse_cancel_report(
+        [
+            {"id": "a", "status": 200},
+            {"id": "b", "status": 404},
+            {"id": "c", "status": 500, "body": {"message": "busy"}},
+        ]
+    )
     assert report.cancelled == ["a"] and report.failed == {"b": "HTTP 404", "c": "busy"}
     assert parse_cancel_report(None).cancelled == []
 
@@ -77,8 +89,14 @@ def test_notional_orders_are_left_out_not_guessed(caplog: pytest.LogCaptureFixtu
 
 
 def test_stop_and_odd_time_in_force_parse_to_the_nearest_base_value() -> None:
-    stop_limit = parse_orders([{**order_json("s-1", "x", order_type="stop_limit",
-                                             limit_price="10.5"), "time_in_force": "fok"}])[0]
+    stop_limit = parse_orders(
+        [
+            {
+                **order_json("s-1", "x", order_type="stop_limit", limit_price="10.5"),
+                "time_in_force": "fok",
+            }
+        ]
+    )[0]
     assert stop_limit.order_type is OrderType.LIMIT and stop_limit.limit_price == Decimal("10.5")
     assert stop_limit.time_in_force is TimeInForce.IOC
     with pytest.raises(UnparsableAnswer):
@@ -86,16 +104,25 @@ def test_stop_and_odd_time_in_force_parse_to_the_nearest_base_value() -> None:
 
 
 def test_trade_update_reasons() -> None:
-    refused = parse_trade_update({"event": "order_cancel_rejected",
-                                  "order": order_json("o", "c", status="new")})
+    refused = parse_trade_update(
+        {"event": "order_cancel_rejected", "order": order_json("o", "c", status="new")}
+    )
     assert refused.reason == "order_cancel_rejected" and refused.order.is_open
     assert parse_trade_update({"event": "new", "order": order_json("o", "c")}).reason is None
 
 
 def test_order_request_carries_client_id_and_limit() -> None:
-    request = order_request(OrderRequest(client_order_id="gw-1", symbol="AAPL", side="sell",
-                                         quantity=3, order_type="limit", limit_price="10.25",
-                                         time_in_force="ioc"))
+    request = order_request(
+        OrderRequest(
+            client_order_id="gw-1",
+            symbol="AAPL",
+            side="sell",
+            quantity=3,
+            order_type="limit",
+            limit_price="10.25",
+            time_in_force="ioc",
+        )
+    )
     fields = request.to_request_fields()
     assert fields["client_order_id"] == "gw-1" and fields["limit_price"] == 10.25
     assert fields["time_in_force"] == "ioc" and fields["side"] == "sell" and fields["qty"] == 3.0

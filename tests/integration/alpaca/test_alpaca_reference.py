@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from alpaca_helpers import CASSETTES, NO_QUERY, make_vcr, played
 
-from brokers.alpaca import AlpacaBroker
-from brokers.alpaca_models import parse_order
+from brokers.alpaca.broker import AlpacaBroker
+from brokers.alpaca.models import parse_order
 from brokers.base import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 
 REF = "reference/pypaca__test_"
@@ -43,7 +43,10 @@ async def test_get_orders(make_broker: Build) -> None:
         orders = await make_broker().open_orders()
     assert played(cassette, "GET") == 1
     assert [o.broker_order_id for o in orders] == [
-        ORDER_ID, "2bd3282f-f502-4799-a85b-b50366521487", "874b676e-476a-4c41-8044-7aa35afef33f"]
+        ORDER_ID,
+        "2bd3282f-f502-4799-a85b-b50366521487",
+        "874b676e-476a-4c41-8044-7aa35afef33f",
+    ]
     assert orders[2].client_order_id == "AAPL-buy-Order-b4eda1f7-6da3-4628-8f0c-51794350b5fa"
     for order in orders:
         assert (order.symbol, order.side, order.quantity) == ("AAPL", Side.BUY, Decimal(1))
@@ -56,7 +59,11 @@ def _check_reference_order(order_json: object) -> None:
     order = parse_order(order_json)  # type: ignore[arg-type]
     assert order.broker_order_id == ORDER_ID and order.client_order_id == CLIENT_ID
     assert (order.symbol, order.side, order.quantity, order.status) == (
-        "AAPL", Side.BUY, Decimal(1), OrderStatus.ACCEPTED)
+        "AAPL",
+        Side.BUY,
+        Decimal(1),
+        OrderStatus.ACCEPTED,
+    )
 
 
 async def test_get_order_by_id(make_broker: Build) -> None:
@@ -88,7 +95,10 @@ async def test_cancel_orders_207(make_broker: Build) -> None:
     with make_vcr().use_cassette(f"{REF}cancel_orders.yaml") as cassette:
         report = await make_broker().cancel_all()
     assert report.cancelled == [
-        "2bd3282f-f502-4799-a85b-b50366521487", "874b676e-476a-4c41-8044-7aa35afef33f", ORDER_ID]
+        "2bd3282f-f502-4799-a85b-b50366521487",
+        "874b676e-476a-4c41-8044-7aa35afef33f",
+        ORDER_ID,
+    ]
     assert report.failed == {}
     assert played(cassette, "DELETE") == 1
 
@@ -112,8 +122,10 @@ async def test_set_account_configurations(make_broker: Build) -> None:
     # Not something the gateway does; replayed through the raw helper to show it parses.
     with make_vcr().use_cassette(f"{REF}set_account_configurations.yaml") as cassette:
         config = await make_broker().rest(
-            "PATCH", "/account/configurations",
-            {"fractional_trading": True, "trade_confirm_email": "none"})
+            "PATCH",
+            "/account/configurations",
+            {"fractional_trading": True, "trade_confirm_email": "none"},
+        )
     assert config["trade_confirm_email"] == "none" and config["fractional_trading"] is True
     assert played(cassette, "PATCH") == 1
 

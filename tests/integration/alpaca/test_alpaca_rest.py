@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from alpaca_helpers import KEY, SECRET, make_vcr, played
 
-from brokers.alpaca import AlpacaBroker
+from brokers.alpaca.broker import AlpacaBroker
 from brokers.base import Broker, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from brokers.errors import BrokerError, OrderNotFound, OrderRejected
 
@@ -81,14 +81,26 @@ async def test_submit_market_is_one_post(make_broker: Build) -> None:
 
 
 async def test_submit_limit_sends_price_tif_and_client_id(make_broker: Build) -> None:
-    order = OrderRequest(client_order_id="sig-2", symbol="MSFT", side="sell", quantity="2.5",
-                         order_type="limit", limit_price="401.25", time_in_force="gtc")
+    order = OrderRequest(
+        client_order_id="sig-2",
+        symbol="MSFT",
+        side="sell",
+        quantity="2.5",
+        order_type="limit",
+        limit_price="401.25",
+        time_in_force="gtc",
+    )
     with make_vcr().use_cassette("submit_limit.yaml") as cassette:
         placed = await make_broker().submit(order)
     assert played(cassette, "POST") == 1
     sent = cassette.requests[0].body
-    for fragment in (b'"client_order_id": "sig-2"', b'"limit_price": 401.25', b'"qty": 2.5',
-                     b'"time_in_force": "gtc"', b'"type": "limit"'):
+    for fragment in (
+        b'"client_order_id": "sig-2"',
+        b'"limit_price": 401.25',
+        b'"qty": 2.5',
+        b'"time_in_force": "gtc"',
+        b'"type": "limit"',
+    ):
         assert fragment in (sent if isinstance(sent, bytes) else sent.encode())
     assert placed.order_type is OrderType.LIMIT and placed.limit_price == Decimal("401.25")
     assert placed.quantity == Decimal("2.5") and placed.status is OrderStatus.NEW
@@ -110,8 +122,10 @@ async def test_cancel_all_is_one_delete_with_per_order_report(make_broker: Build
     with make_vcr().use_cassette("cancel_all.yaml") as cassette:
         report = await make_broker().cancel_all()
     assert played(cassette) == 1 and played(cassette, "DELETE") == 1
-    assert report.cancelled == ["61e69015-8549-4bfd-b9c3-01e75843f47d",
-                                "7a2b1f3c-0f24-4a39-9c41-5f7d9d5b6a11"]
+    assert report.cancelled == [
+        "61e69015-8549-4bfd-b9c3-01e75843f47d",
+        "7a2b1f3c-0f24-4a39-9c41-5f7d9d5b6a11",
+    ]
     assert report.failed == {"9c1e8f2a-6b3d-4e5f-8a7b-1c2d3e4f5a6b": "order is not cancelable"}
 
 

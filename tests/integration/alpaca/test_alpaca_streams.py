@@ -14,7 +14,7 @@ from typing import TypeVar
 import pytest
 from alpaca_helpers import KEY, SECRET
 
-from brokers.alpaca import AlpacaBroker
+from brokers.alpaca.broker import AlpacaBroker
 from brokers.base import BrokerEvent, ConnectionEvent, OrderEvent, OrderStatus, QuoteEvent
 from brokers.errors import BrokerUnavailable
 from tests.fakes.alpaca_streams import FakeDataStream, FakeTradingStream, order_json
@@ -43,14 +43,31 @@ async def test_connect_then_fills_arrive_as_order_events(
 
     await trading_fake.send_update("new", order_json(OID, "sig-7", qty="10", status="new"))
     await trading_fake.send_update(
-        "partial_fill", order_json(OID, "sig-7", qty="10", status="partially_filled",
-                                   filled_qty="4", filled_avg_price="190.1"),
-        qty="4", price="190.1", position_qty="4", execution_id="exec-1",
-        timestamp="2023-11-06T15:31:02.123456789Z")
+        "partial_fill",
+        order_json(
+            OID,
+            "sig-7",
+            qty="10",
+            status="partially_filled",
+            filled_qty="4",
+            filled_avg_price="190.1",
+        ),
+        qty="4",
+        price="190.1",
+        position_qty="4",
+        execution_id="exec-1",
+        timestamp="2023-11-06T15:31:02.123456789Z",
+    )
     await trading_fake.send_update(
-        "fill", order_json(OID, "sig-7", qty="10", status="filled", filled_qty="10",
-                           filled_avg_price="190.16"),
-        qty="6", price="190.2", position_qty="10", execution_id="exec-2")
+        "fill",
+        order_json(
+            OID, "sig-7", qty="10", status="filled", filled_qty="10", filled_avg_price="190.16"
+        ),
+        qty="6",
+        price="190.2",
+        position_qty="10",
+        execution_id="exec-2",
+    )
 
     new = await next_of(events, OrderEvent)
     assert new.order.status is OrderStatus.NEW and new.fill is None and new.reason is None
@@ -80,7 +97,8 @@ async def test_rejections_and_cancels_carry_status_and_reason(
 
 
 async def test_a_malformed_update_is_logged_and_the_stream_stays_up(
-    streaming_broker: AlpacaBroker, trading_fake: FakeTradingStream,
+    streaming_broker: AlpacaBroker,
+    trading_fake: FakeTradingStream,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     events = streaming_broker.events()
@@ -117,8 +135,9 @@ async def test_quotes_arrive_for_symbols_subscribed_before_and_after_connect(
 async def test_sip_feed_is_asked_for_when_configured(
     make_broker: Build, trading_fake: FakeTradingStream, data_fake: FakeDataStream
 ) -> None:
-    broker = make_broker(feed="sip", trading_stream_url=trading_fake.url,
-                         data_stream_url=data_fake.url)
+    broker = make_broker(
+        feed="sip", trading_stream_url=trading_fake.url, data_stream_url=data_fake.url
+    )
     try:
         await broker.connect()
     finally:
@@ -168,13 +187,19 @@ async def test_trading_stream_down_and_back(
 
 
 async def test_connection_limit_406_is_logged_backed_off_and_recovered(
-    make_broker: Build, trading_fake: FakeTradingStream, data_fake: FakeDataStream,
+    make_broker: Build,
+    trading_fake: FakeTradingStream,
+    data_fake: FakeDataStream,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="brokers")
     data_fake.occupy_slot()  # another process already streams with this key
-    broker = make_broker(trading_stream_url=trading_fake.url, data_stream_url=data_fake.url,
-                         connection_limit_backoff_s=0.3, connect_timeout_s=1.0)
+    broker = make_broker(
+        trading_stream_url=trading_fake.url,
+        data_stream_url=data_fake.url,
+        connection_limit_backoff_s=0.3,
+        connect_timeout_s=1.0,
+    )
     events = broker.events()
     try:
         with pytest.raises(BrokerUnavailable, match="connection limit exceeded"):
@@ -198,8 +223,9 @@ async def test_refused_trading_auth_fails_connect_with_the_reason(
     make_broker: Build, trading_fake: FakeTradingStream, data_fake: FakeDataStream
 ) -> None:
     trading_fake.reject_auth = True
-    broker = make_broker(trading_stream_url=trading_fake.url, data_stream_url=data_fake.url,
-                         connect_timeout_s=0.5)
+    broker = make_broker(
+        trading_stream_url=trading_fake.url, data_stream_url=data_fake.url, connect_timeout_s=0.5
+    )
     try:
         with pytest.raises(BrokerUnavailable, match="authorization failed"):
             await broker.connect()
@@ -208,7 +234,8 @@ async def test_refused_trading_auth_fails_connect_with_the_reason(
 
 
 async def test_data_stream_errors_other_than_406_keep_the_connection(
-    streaming_broker: AlpacaBroker, data_fake: FakeDataStream,
+    streaming_broker: AlpacaBroker,
+    data_fake: FakeDataStream,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     events = streaming_broker.events()
@@ -241,7 +268,8 @@ async def test_close_stops_every_task_and_ends_events(
 
 
 async def test_keys_never_reach_the_logs_even_at_debug(
-    streaming_broker: AlpacaBroker, data_fake: FakeDataStream,
+    streaming_broker: AlpacaBroker,
+    data_fake: FakeDataStream,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)

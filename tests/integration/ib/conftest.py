@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:  # so ``tests.fakes`` imports however pytest was started
     sys.path.insert(0, str(ROOT))
 
-from brokers.ib import IBBroker  # noqa: E402
+from brokers.ib.broker import IBBroker  # noqa: E402
 from tests.fakes.fake_tws import FakeTWS  # noqa: E402
 from tests.integration.ib.support import ACCOUNT, FAST, MakeBroker  # noqa: E402
 

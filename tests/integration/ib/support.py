@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from brokers.base import BrokerEvent, ConnectionEvent, OrderEvent, QuoteEvent
-from brokers.ib import IBBroker
+from brokers.ib.broker import IBBroker
 
 ACCOUNT = "DU1234567"
 # Short timeouts and backoff: the fake answers at once, so these only bound failures.

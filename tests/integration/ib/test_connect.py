@@ -8,7 +8,7 @@ import pytest
 
 from brokers.base import Broker, ConnectionEvent
 from brokers.errors import BrokerError, BrokerUnavailable
-from brokers.ib import IBBroker, default_port
+from brokers.ib.broker import IBBroker, default_port
 from tests.fakes.fake_tws import FakeTWS
 from tests.integration.ib.support import ACCOUNT, MakeBroker, is_connection, next_event
 

@@ -8,7 +8,7 @@ import pytest
 
 from brokers.base import ConnectionEvent, OrderEvent, OrderRequest, QuoteEvent
 from brokers.errors import BrokerUnavailable
-from brokers.ib import IBBroker
+from brokers.ib.broker import IBBroker
 from tests.fakes.fake_tws import FakeTWS, msg_completed_order
 from tests.integration.ib.support import (
     MakeBroker,

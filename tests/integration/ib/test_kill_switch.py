@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from brokers.base import OrderRequest
-from brokers.ib import IBBroker
+from brokers.ib.broker import IBBroker
 from tests.fakes.fake_tws import FakeTWS
 from tests.integration.ib.support import MakeBroker
 

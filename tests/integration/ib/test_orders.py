@@ -9,7 +9,7 @@ import pytest
 
 from brokers.base import BrokerEvent, Fill, OrderEvent, OrderRequest, QuoteEvent
 from brokers.errors import BrokerUnavailable, OrderNotFound, OrderRejected
-from brokers.ib import IBBroker
+from brokers.ib.broker import IBBroker
 from tests.fakes.fake_tws import FakeTWS
 from tests.integration.ib.support import MakeBroker, is_order, is_quote, next_event
 
@@ -113,9 +113,7 @@ async def test_limit_order_rests_then_fills_when_the_market_comes(
 
 
 @pytest.mark.parametrize("status_first", [False, True])
-async def test_partial_fills_accumulate(
-    tws: FakeTWS, broker: IBBroker, status_first: bool
-) -> None:
+async def test_partial_fills_accumulate(tws: FakeTWS, broker: IBBroker, status_first: bool) -> None:
     tws.state.status_first = status_first  # IB's two reports of a fill, in either order
     events = broker.events()
     await broker.submit(limit("p-1", 150.0, qty=10))

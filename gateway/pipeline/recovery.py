@@ -7,12 +7,12 @@ import logging
 from decimal import Decimal
 
 from brokers.base import Broker
-from gateway.book import Book
-from gateway.decisions import accepted, order_summary
-from gateway.journal import Journal
 from gateway.models import Decision, DecisionKind, DecisionRisk, Reason, ReasonCode, Signal
+from gateway.pipeline.decisions import accepted, order_summary
+from gateway.risk.book import Book
+from gateway.store.journal import Journal
 
-log = logging.getLogger("gateway.recovery")
+log = logging.getLogger("gateway.pipeline.recovery")
 
 ZERO = Decimal(0)
 

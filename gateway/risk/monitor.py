@@ -14,14 +14,11 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
-from gateway.book import Book
 from gateway.config import GatewayConfig
-from gateway.halt import HaltManager
-from gateway.halt_state import HaltTrigger
-from gateway.journal import Journal
-from gateway.metrics import GatewayMetrics
-from gateway.quotes import QuoteBook
-from gateway.risk_state import (
+from gateway.ops.metrics import GatewayMetrics
+from gateway.risk.book import Book
+from gateway.risk.quotes import QuoteBook
+from gateway.risk.state import (
     EquityMarks,
     RiskMeasures,
     RiskState,
@@ -30,6 +27,9 @@ from gateway.risk_state import (
     measure,
     trading_day,
 )
+from gateway.safety.halt import HaltManager
+from gateway.safety.halt_state import HaltTrigger
+from gateway.store.journal import Journal
 
 log = logging.getLogger("gateway.risk")
 

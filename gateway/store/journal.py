@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from brokers.base import BrokerOrder, Fill, OrderRequest, utcnow
-from gateway.journal_schema import (
+from gateway.store.schema import (
     MIGRATIONS,
     OPEN_STATUSES,
     SCHEMA_VERSION,
@@ -40,7 +40,7 @@ from gateway.journal_schema import (
 
 __all__ = ["SCHEMA_VERSION", "Journal", "JournalError", "StoredOrder", "StoredSignal"]
 
-log = logging.getLogger("gateway.journal")
+log = logging.getLogger("gateway.store.journal")
 
 # An order's journaled state: broker_order_id, status, filled_quantity, avg_fill_price.
 _OrderState = tuple[str, str, str, str | None]

@@ -17,7 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway.config import ScheduleSettings
 
-log = logging.getLogger("gateway.scheduler")
+log = logging.getLogger("gateway.ops.scheduler")
 
 Job = Callable[[], Awaitable[None]]
 

@@ -22,7 +22,7 @@ from tenacity import (
 from brokers.base import Broker, BrokerOrder, OrderRequest
 from brokers.errors import BrokerError, DuplicateOrder, RateLimited
 
-log = logging.getLogger("gateway.submitter")
+log = logging.getLogger("gateway.pipeline.submitter")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
 """The journal's on-disk shape: the versioned schema and its migrations, the rows it reads
-back, and the background WAL checkpointer. ``gateway.journal`` is the only user."""
+back, and the background WAL checkpointer. ``gateway.store.journal`` is the only user."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from brokers.base import BrokerOrder
 
-log = logging.getLogger("gateway.journal")
+log = logging.getLogger("gateway.store.journal")
 
 SCHEMA_VERSION = 1
 

@@ -44,7 +44,7 @@ import msgpack
 import websockets
 from websockets.asyncio.client import connect as ws_connect  # the asyncio API (websockets >= 13)
 
-from brokers.alpaca_models import parse_quote_message, parse_trade_update
+from brokers.alpaca.models import parse_quote_message, parse_trade_update
 from brokers.base import BrokerEvent, QuoteEvent
 from brokers.errors import BrokerError
 
@@ -89,8 +89,16 @@ class _Stream:
 
     name = "stream"
 
-    def __init__(self, url: str, key: str, secret: str, *, emit: EmitEvent,
-                 on_state: StateChange, backoff: Backoff):
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        secret: str,
+        *,
+        emit: EmitEvent,
+        on_state: StateChange,
+        backoff: Backoff,
+    ):
         self.url = url
         self._key = key
         self._secret = secret
@@ -129,8 +137,11 @@ class _Stream:
                 refused = exc.code
                 reason = f"refused: {exc} (code {exc.code})"
                 if exc.code == CONNECTION_LIMIT:
-                    log.error("alpaca %s stream: connection limit exceeded (406): another "
-                              "connection already uses this API key (Alpaca allows one)", self.name)
+                    log.error(
+                        "alpaca %s stream: connection limit exceeded (406): another "
+                        "connection already uses this API key (Alpaca allows one)",
+                        self.name,
+                    )
             except websockets.ConnectionClosed as exc:
                 reason = f"connection closed: {exc}"
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
@@ -143,13 +154,17 @@ class _Stream:
             self._on_state(self.name, False, reason)
             attempt += 1
             delay = self._backoff.delay(attempt, refused)
-            log.warning("alpaca %s stream down (%s); reconnecting in %.2fs", self.name, reason,
-                        delay)
+            log.warning(
+                "alpaca %s stream down (%s); reconnecting in %.2fs", self.name, reason, delay
+            )
             await asyncio.sleep(delay)
 
     def _connect_kwargs(self) -> dict[str, Any]:
-        return {"open_timeout": self._backoff.handshake_timeout_s, "max_size": 2**22,
-                "logger": _WIRE_LOG}
+        return {
+            "open_timeout": self._backoff.handshake_timeout_s,
+            "max_size": 2**22,
+            "logger": _WIRE_LOG,
+        }
 
     async def _handshake(self, ws: Any) -> None:
         raise NotImplementedError
@@ -176,8 +191,7 @@ class TradingStream(_Stream):
         answer = self._decode(await ws.recv())
         data = answer.get("data") or {}
         if answer.get("stream") != "authorization" or data.get("status") != "authorized":
-            raise StreamRefused(f"authorization failed: {data.get('status') or answer}",
-                                code=401)
+            raise StreamRefused(f"authorization failed: {data.get('status') or answer}", code=401)
         await ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
         # Connected means listening: the gateway reconciles on connect, so every update after
         # that point must reach us.
@@ -209,8 +223,16 @@ class TradingStream(_Stream):
 class DataStream(_Stream):
     name = "data"
 
-    def __init__(self, url: str, key: str, secret: str, *, emit: EmitEvent,
-                 on_state: StateChange, backoff: Backoff):
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        secret: str,
+        *,
+        emit: EmitEvent,
+        on_state: StateChange,
+        backoff: Backoff,
+    ):
         super().__init__(url, key, secret, emit=emit, on_state=on_state, backoff=backoff)
         self.symbols: set[str] = set()
         self._sends: set[asyncio.Task[None]] = set()
@@ -236,8 +258,9 @@ class DataStream(_Stream):
     @staticmethod
     def _refusal(message: dict[str, Any]) -> StreamRefused:
         code = message.get("code")
-        return StreamRefused(str(message.get("msg") or "error"),
-                             code=code if isinstance(code, int) else None)
+        return StreamRefused(
+            str(message.get("msg") or "error"), code=code if isinstance(code, int) else None
+        )
 
     async def _expect_success(self, ws: Any, expected: str) -> None:
         for message in self._decode(await ws.recv()):
@@ -269,7 +292,8 @@ class DataStream(_Stream):
         if ws is None:
             return  # sent with the others once connected
         task = asyncio.get_running_loop().create_task(
-            self._send_subscribe(ws, sorted(new)), name="alpaca-data-subscribe")
+            self._send_subscribe(ws, sorted(new)), name="alpaca-data-subscribe"
+        )
         self._sends.add(task)
         task.add_done_callback(self._sent)
 

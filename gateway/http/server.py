@@ -17,14 +17,14 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from gateway.api import create_app
-from gateway.auth import ensure_tokens
 from gateway.config import GatewayConfig
-from gateway.logs import Redactor
-from gateway.notify import SystemdNotifier
+from gateway.http.api import create_app
+from gateway.http.auth import ensure_tokens
+from gateway.ops.logs import Redactor
+from gateway.ops.notify import SystemdNotifier
 from gateway.service import GatewayService
 
-log = logging.getLogger("gateway.server")
+log = logging.getLogger("gateway.http.server")
 
 LIVE_BANNER = """
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!

@@ -47,7 +47,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.requests import GetOrdersRequest
 
-from brokers.alpaca_models import (
+from brokers.alpaca.models import (
     UnparsableAnswer,
     order_request,
     parse_account,
@@ -58,8 +58,8 @@ from brokers.alpaca_models import (
     parse_positions,
     parse_ts,
 )
-from brokers.alpaca_rest import RetryPolicy, answer_lost, tame, translate
-from brokers.alpaca_streams import Backoff, DataStream, TradingStream
+from brokers.alpaca.rest import RetryPolicy, answer_lost, tame, translate
+from brokers.alpaca.streams import Backoff, DataStream, TradingStream
 from brokers.base import (
     Account,
     BrokerEvent,
@@ -124,35 +124,50 @@ class AlpacaBroker:
         transport: requests.adapters.BaseAdapter | None = None,
     ):
         if not api_key or not secret_key:
-            raise BrokerError("AlpacaBroker needs an api_key and a secret_key",
-                              code="missing_credentials")
+            raise BrokerError(
+                "AlpacaBroker needs an api_key and a secret_key", code="missing_credentials"
+            )
         if feed not in FEEDS:
-            raise BrokerError(f"feed: must be one of {', '.join(FEEDS)}, not {feed!r}",
-                              code="bad_config")
+            raise BrokerError(
+                f"feed: must be one of {', '.join(FEEDS)}, not {feed!r}", code="bad_config"
+            )
         self.paper = paper
         self.feed = feed
         trading_root = base_url or (BaseURL.TRADING_PAPER if paper else BaseURL.TRADING_LIVE).value
-        self._trading = TradingClient(api_key, secret_key, paper=paper, raw_data=True,
-                                      url_override=trading_root.rstrip("/"))
+        self._trading = TradingClient(
+            api_key, secret_key, paper=paper, raw_data=True, url_override=trading_root.rstrip("/")
+        )
         data_root = (data_url or BaseURL.DATA.value).rstrip("/")
-        self._data = StockHistoricalDataClient(api_key, secret_key, raw_data=True,
-                                               url_override=data_root)
+        self._data = StockHistoricalDataClient(
+            api_key, secret_key, raw_data=True, url_override=data_root
+        )
         for client in (self._trading, self._data):
             tame(client, timeout_s=timeout_s, transport=transport)
-        self._policy = RetryPolicy(attempts=retry_attempts, initial_wait_s=retry_initial_wait_s,
-                                   max_wait_s=retry_max_wait_s,
-                                   max_rate_limit_wait_s=max_rate_limit_wait_s)
+        self._policy = RetryPolicy(
+            attempts=retry_attempts,
+            initial_wait_s=retry_initial_wait_s,
+            max_wait_s=retry_max_wait_s,
+            max_rate_limit_wait_s=max_rate_limit_wait_s,
+        )
 
         stream = BaseURL.TRADING_STREAM_PAPER if paper else BaseURL.TRADING_STREAM_LIVE
         data_stream_root = (data_stream_url or BaseURL.MARKET_DATA_STREAM.value).rstrip("/")
-        backoff = Backoff(initial_s=reconnect_initial_s, max_s=reconnect_max_s,
-                          limit_backoff_s=connection_limit_backoff_s)
-        wiring: dict[str, Any] = {"emit": self._emit, "on_state": self._on_state,
-                                  "backoff": backoff}
-        self._trade_stream = TradingStream(trading_stream_url or stream.value, api_key,
-                                           secret_key, **wiring)
-        self._data_stream = DataStream(f"{data_stream_root}/v2/{feed}", api_key, secret_key,
-                                       **wiring)
+        backoff = Backoff(
+            initial_s=reconnect_initial_s,
+            max_s=reconnect_max_s,
+            limit_backoff_s=connection_limit_backoff_s,
+        )
+        wiring: dict[str, Any] = {
+            "emit": self._emit,
+            "on_state": self._on_state,
+            "backoff": backoff,
+        }
+        self._trade_stream = TradingStream(
+            trading_stream_url or stream.value, api_key, secret_key, **wiring
+        )
+        self._data_stream = DataStream(
+            f"{data_stream_root}/v2/{feed}", api_key, secret_key, **wiring
+        )
         self._connect_timeout_s = connect_timeout_s
         self._events = EventFanout()
         self._tasks: list[asyncio.Task[None]] = []
@@ -162,8 +177,14 @@ class AlpacaBroker:
         self._closed = False
 
     @classmethod
-    def from_env(cls, *, paper: bool = True, feed: str = "iex",
-                 environ: Mapping[str, str] | None = None, **options: Any) -> AlpacaBroker:
+    def from_env(
+        cls,
+        *,
+        paper: bool = True,
+        feed: str = "iex",
+        environ: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> AlpacaBroker:
         """Build from ALPACA_API_KEY / ALPACA_SECRET_KEY (the systemd EnvironmentFile);
         ``environ`` defaults to ``os.environ``."""
         env = os.environ if environ is None else environ
@@ -171,8 +192,10 @@ class AlpacaBroker:
         for var in (API_KEY_ENV, SECRET_KEY_ENV):
             value = env.get(var, "").strip()
             if not value:
-                raise BrokerError(f"{var} is not set: the Alpaca keys come from the environment",
-                                  code="missing_credentials")
+                raise BrokerError(
+                    f"{var} is not set: the Alpaca keys come from the environment",
+                    code="missing_credentials",
+                )
             keys.append(value)
         return cls(keys[0], keys[1], paper=paper, feed=feed, **options)
 
@@ -197,7 +220,8 @@ class AlpacaBroker:
     async def account_configurations(self) -> dict[str, Any]:
         """GET /v2/account/configurations (no_shorting, suspend_trade, ...), raw."""
         result: dict[str, Any] = await self._policy.run(
-            "account_configurations", lambda: self.rest("GET", "/account/configurations"))
+            "account_configurations", lambda: self.rest("GET", "/account/configurations")
+        )
         return result
 
     # ------------------------------------------------------------------ REST: reads
@@ -248,7 +272,8 @@ class AlpacaBroker:
 
         async def op() -> Quote:
             return parse_latest_quote(
-                symbol, await self._call(self._data.get_stock_latest_quote, request))
+                symbol, await self._call(self._data.get_stock_latest_quote, request)
+            )
 
         return await self._policy.run("quote", op)
 
@@ -257,15 +282,23 @@ class AlpacaBroker:
     @staticmethod
     def _adopt(order: OrderRequest, existing: BrokerOrder) -> BrokerOrder:
         """The order Alpaca holds under our client_order_id: ours if it is the same order."""
-        same = (existing.symbol == order.symbol and existing.side == order.side
-                and existing.quantity == order.quantity)
+        same = (
+            existing.symbol == order.symbol
+            and existing.side == order.side
+            and existing.quantity == order.quantity
+        )
         if not same:
             raise DuplicateOrder(
                 f"client_order_id {order.client_order_id} is already used by order "
                 f"{existing.broker_order_id} ({existing.side} {existing.quantity} "
-                f"{existing.symbol})", code="client_order_id_in_use")
-        log.info("alpaca: adopted order %s for client_order_id %s (it had landed)",
-                 existing.broker_order_id, order.client_order_id)
+                f"{existing.symbol})",
+                code="client_order_id_in_use",
+            )
+        log.info(
+            "alpaca: adopted order %s for client_order_id %s (it had landed)",
+            existing.broker_order_id,
+            order.client_order_id,
+        )
         return existing
 
     async def submit(self, order: OrderRequest) -> BrokerOrder:
@@ -319,8 +352,10 @@ class AlpacaBroker:
                 log.info("alpaca: order %s is already canceled", existing.broker_order_id)
                 return
             if not existing.is_open:
-                raise OrderRejected(f"order {existing.broker_order_id} is {existing.status}: "
-                                    "not cancelable", code="not_open")
+                raise OrderRejected(
+                    f"order {existing.broker_order_id} is {existing.status}: not cancelable",
+                    code="not_open",
+                )
             await self._call(self._trading.cancel_order_by_id, existing.broker_order_id)
 
         await self._policy.run("cancel", op)
@@ -366,10 +401,14 @@ class AlpacaBroker:
             async with asyncio.timeout(self._connect_timeout_s):
                 await self._up_event.wait()
         except TimeoutError:
-            errors = "; ".join(f"{s.name}: {s.last_error or 'no answer'}"
-                               for s in (self._trade_stream, self._data_stream) if not s.up)
+            errors = "; ".join(
+                f"{s.name}: {s.last_error or 'no answer'}"
+                for s in (self._trade_stream, self._data_stream)
+                if not s.up
+            )
             raise BrokerUnavailable(
-                f"alpaca streams not up after {self._connect_timeout_s}s ({errors})") from None
+                f"alpaca streams not up after {self._connect_timeout_s}s ({errors})"
+            ) from None
 
     def subscribe_quotes(self, symbols: Iterable[str]) -> None:
         self._data_stream.subscribe(symbols)

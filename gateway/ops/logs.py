@@ -194,7 +194,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class HumanFormatter(logging.Formatter):
-    """``2026-11-25T11:37:16.123Z INFO  gateway.engine: signal decided signal_id=s1 ...``."""
+    """``2026-11-25T11:37:16.123Z INFO  gateway.pipeline.engine: signal decided ...``."""
 
     def __init__(self, redactor: Redactor | None = None) -> None:
         super().__init__()

@@ -47,14 +47,16 @@ class _TimeoutSession(requests.Session):
         super().__init__()
         self.timeout_s = timeout_s
 
-    def request(self, method: str, url: str, *args: Any,  # type: ignore[override]
-                **kwargs: Any) -> requests.Response:
+    def request(  # type: ignore[override]
+        self, method: str, url: str, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout_s)
         return super().request(method, url, *args, **kwargs)
 
 
-def tame(client: Any, *, timeout_s: float,
-         transport: requests.adapters.BaseAdapter | None = None) -> None:
+def tame(
+    client: Any, *, timeout_s: float, transport: requests.adapters.BaseAdapter | None = None
+) -> None:
     """Make an alpaca-py ``RESTClient`` safe for us (see the module docstring).
 
     ``retry_attempts=0`` cannot be passed to the constructor (alpaca-py ignores values <= 0),
@@ -116,8 +118,9 @@ def translate(exc: BaseException) -> BrokerError:
         status = exc.status_code
         message, code = _body(exc)
         if status == 429:
-            return RateLimited(message, retry_after_s=_retry_after_s(exc.response),
-                               code=code, status=status)
+            return RateLimited(
+                message, retry_after_s=_retry_after_s(exc.response), code=code, status=status
+            )
         if status is None or status >= 500:
             return BrokerUnavailable(message, code=code, status=status)
         if status == 404:
@@ -174,8 +177,13 @@ class RetryPolicy:
     async def run(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome is not None else None
-            log.warning("alpaca %s failed (attempt %d/%d), retrying: %s", what,
-                        state.attempt_number, self.attempts, exc)
+            log.warning(
+                "alpaca %s failed (attempt %d/%d), retrying: %s",
+                what,
+                state.attempt_number,
+                self.attempts,
+                exc,
+            )
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(max(1, self.attempts)),
@@ -184,6 +192,7 @@ class RetryPolicy:
             before_sleep=before_sleep,
             reraise=True,
         )
+
         async def call() -> T:  # a coroutine function, whatever ``op`` is (tenacity checks)
             return await op()
 

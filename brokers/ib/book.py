@@ -25,7 +25,6 @@ from decimal import Decimal
 from ib_async import Execution, Trade
 from ib_async import Fill as IBFill
 
-from brokers import ib_mapping as m
 from brokers.base import (
     BrokerOrder,
     Fill,
@@ -36,7 +35,8 @@ from brokers.base import (
     TimeInForce,
     to_decimal,
 )
-from brokers.ib_mapping import TERMINAL
+from brokers.ib import mapping as m
+from brokers.ib.mapping import TERMINAL
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +205,11 @@ class OrderBook:
         reported = {t.order.orderRef for t in trades} | {f.execution.orderRef for f in fills}
         for trade in trades:
             o = trade.order
-            if o.orderRef and self.by_ref(o.orderRef) is None and o.orderId > 0 and (
-                o.clientId == client_id
+            if (
+                o.orderRef
+                and self.by_ref(o.orderRef) is None
+                and o.orderId > 0
+                and (o.clientId == client_id)
             ):
                 self.add(TrackedOrder(
                     client_order_id=o.orderRef, order_id=o.orderId, symbol=trade.contract.symbol,

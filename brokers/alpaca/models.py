@@ -71,8 +71,14 @@ _STATUS: dict[str, OrderStatus] = {
 # Alpaca's order types and times in force beyond the two/three the gateway uses: the closest
 # base value, so orders placed outside the gateway (a stop, an "opg" order) still parse.
 _ORDER_TYPE = {"limit": OrderType.LIMIT, "stop_limit": OrderType.LIMIT}
-_TIF = {"day": TimeInForce.DAY, "gtc": TimeInForce.GTC, "ioc": TimeInForce.IOC,
-        "fok": TimeInForce.IOC, "opg": TimeInForce.DAY, "cls": TimeInForce.DAY}
+_TIF = {
+    "day": TimeInForce.DAY,
+    "gtc": TimeInForce.GTC,
+    "ioc": TimeInForce.IOC,
+    "fok": TimeInForce.IOC,
+    "opg": TimeInForce.DAY,
+    "cls": TimeInForce.DAY,
+}
 
 
 class UnparsableAnswer(BrokerError):
@@ -248,8 +254,9 @@ def parse_latest_quote(symbol: str, data: Any) -> Quote:
 def parse_quote_message(symbol: str, data: Mapping[str, Any]) -> Quote:
     """A quote from REST or the data stream: ``bp``/``ap`` numbers, ``t`` RFC 3339 or datetime."""
     try:
-        return Quote(symbol=symbol, bid=_req(data, "bp"), ask=_req(data, "ap"),
-                     ts=parse_ts(_req(data, "t")))
+        return Quote(
+            symbol=symbol, bid=_req(data, "bp"), ask=_req(data, "ap"), ts=parse_ts(_req(data, "t"))
+        )
     except ValueError as exc:
         raise UnparsableAnswer(f"quote for {symbol}: {exc}") from exc
 
@@ -273,6 +280,10 @@ def parse_trade_update(data: Mapping[str, Any]) -> OrderEvent:
         )
     # The event name is the reason when it says more than the status (rejected, a refused
     # cancel or replace, a restatement).
-    reason = None if event in {"new", "fill", "partial_fill", "canceled", "expired",
-                               "pending_new", "pending_cancel"} else event
+    reason = (
+        None
+        if event
+        in {"new", "fill", "partial_fill", "canceled", "expired", "pending_new", "pending_cancel"}
+        else event
+    )
     return OrderEvent(order=order, fill=fill, reason=reason)

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from brokers.base import BrokerOrder, Position
-from gateway.book import Book
+from gateway.risk.book import Book
 
 ZERO = Decimal(0)
 

@@ -29,7 +29,7 @@ import httpx
 
 from gateway.client import AsyncGatewayClient
 from gateway.config import load_config
-from gateway.demo_strategies import (
+from gateway.demo.strategies import (
     DEMO_CLOSES,
     BarFeed,
     MeanReversion,
@@ -38,11 +38,11 @@ from gateway.demo_strategies import (
     codes,
     describe,
 )
-from gateway.journal import Journal
-from gateway.logs import configure_logging
+from gateway.http.server import build_server
 from gateway.models import Decision
-from gateway.server import build_server
+from gateway.ops.logs import configure_logging
 from gateway.service import JOURNAL_FILE, GatewayService
+from gateway.store.journal import Journal
 
 # The demo's own config, embedded: an installed package has no config/ directory to read.
 DEMO_GATEWAY_YAML = """\

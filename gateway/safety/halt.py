@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
-from gateway.halt_state import (
+from gateway.safety.halt_state import (
     SCHEMA_VERSION,
     HaltHistoryEntry,
     HaltRecord,

@@ -20,13 +20,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from brokers.base import BrokerOrder, Position, QuoteEvent
-from gateway.auth import Role, Tokens
-from gateway.engine import SignalConflict
-from gateway.halt import ResumeForbidden, ResumeRefused
+from gateway.http.auth import Role, Tokens
 from gateway.models import Decision, HaltRequest, OutcomeReport, ResumeRequest, Signal, SimQuote
+from gateway.pipeline.engine import SignalConflict
+from gateway.safety.halt import ResumeForbidden, ResumeRefused
 from gateway.service import GatewayService
 
-log = logging.getLogger("gateway.api")
+log = logging.getLogger("gateway.http.api")
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -176,7 +176,7 @@ def create_app(
     async def post_sim_quotes(
         quotes: list[SimQuote], role: Role = admin_token
     ) -> list[dict[str, Any]]:
-        from brokers.simulated import SimulatedBroker
+        from brokers.simulated.broker import SimulatedBroker
 
         broker = service.broker
         if not isinstance(broker, SimulatedBroker):

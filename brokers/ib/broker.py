@@ -43,7 +43,6 @@ from typing import Any
 from ib_async import IB, Contract, Trade
 from ib_async import Fill as IBFill
 
-from brokers import ib_mapping as m
 from brokers.base import (
     Account,
     BrokerEvent,
@@ -58,9 +57,10 @@ from brokers.base import (
 )
 from brokers.errors import BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected
 from brokers.events import EventFanout
-from brokers.ib_book import OrderBook, TrackedOrder
-from brokers.ib_kill import confirm_cancels, list_open_orders
-from brokers.ib_quotes import DELAYED, LIVE, QuoteBook
+from brokers.ib import mapping as m
+from brokers.ib.book import OrderBook, TrackedOrder
+from brokers.ib.kill import confirm_cancels, list_open_orders
+from brokers.ib.quotes import DELAYED, LIVE, QuoteBook
 
 log = logging.getLogger(__name__)
 

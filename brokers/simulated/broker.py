@@ -45,7 +45,7 @@ from brokers.base import (
     utcnow,
 )
 from brokers.errors import BrokerUnavailable, OrderNotFound, OrderRejected
-from brokers.simulated_state import load_state, save_state
+from brokers.simulated.state import load_state, save_state
 
 ZERO = Decimal(0)
 

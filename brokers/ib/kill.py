@@ -16,7 +16,7 @@ from ib_async import IB
 from ib_async import OrderStatus as IBStatus
 
 from brokers.base import CancelReport, OrderStatus
-from brokers.ib_book import OrderBook, TrackedOrder
+from brokers.ib.book import OrderBook, TrackedOrder
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from brokers.base import Broker, BrokerOrder, OrderRequest, OrderStatus, Side
 from brokers.errors import BrokerError
-from gateway.halt import HaltManager, HaltStateWriteError
-from gateway.halt_state import HaltTrigger
+from gateway.safety.halt import HaltManager, HaltStateWriteError
+from gateway.safety.halt_state import HaltTrigger
 
-log = logging.getLogger("gateway.killswitch")
+log = logging.getLogger("gateway.safety.killswitch")
 
 
 @dataclass

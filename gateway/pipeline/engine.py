@@ -32,15 +32,7 @@ from brokers.base import (
     utcnow,
 )
 from brokers.errors import BrokerError, OrderRejected
-from gateway.book import Book, Reservation
-from gateway.checks import OrderContext, run_checks
 from gateway.config import GatewayConfig
-from gateway.decisions import accepted, order_summary
-from gateway.failures import FailureTracker, FailureType
-from gateway.halt import HaltManager
-from gateway.ids import client_order_id
-from gateway.journal import Journal
-from gateway.metrics import GatewayMetrics
 from gateway.models import (
     Decision,
     DecisionKind,
@@ -49,18 +41,26 @@ from gateway.models import (
     ReasonCode,
     Signal,
 )
-from gateway.quotes import Price, PricingRefusal, QuoteBook
-from gateway.ratelimit import TokenBucket
-from gateway.recovery import resolve_undecided
-from gateway.risk_monitor import RiskMonitor
-from gateway.risk_state import (
+from gateway.ops.metrics import GatewayMetrics
+from gateway.pipeline.decisions import accepted, order_summary
+from gateway.pipeline.ids import client_order_id
+from gateway.pipeline.ratelimit import TokenBucket
+from gateway.pipeline.recovery import resolve_undecided
+from gateway.pipeline.submitter import OrderSubmitter, SubmitOutcome
+from gateway.risk.book import Book, Reservation
+from gateway.risk.checks import OrderContext, run_checks
+from gateway.risk.monitor import RiskMonitor
+from gateway.risk.quotes import Price, PricingRefusal, QuoteBook
+from gateway.risk.state import (
     EquityMarks,
     RiskMeasures,
     RiskState,
 )
-from gateway.submitter import OrderSubmitter, SubmitOutcome
+from gateway.safety.failures import FailureTracker, FailureType
+from gateway.safety.halt import HaltManager
+from gateway.store.journal import Journal
 
-log = logging.getLogger("gateway.engine")
+log = logging.getLogger("gateway.pipeline.engine")
 
 ZERO = Decimal(0)
 
@@ -207,7 +207,7 @@ class Gateway:
 
     async def submit_signal(self, signal: Signal) -> str:
         """Decide on a signal; returns the Decision's JSON (a replay returns the first, exactly)."""
-        # The body is serialised once: its hash is gateway.ids.body_hash, and the journal keeps it.
+        # The body is serialised once: its hash is ids.body_hash, and the journal keeps it.
         body = signal.model_dump_json()
         digest = hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
         known = self._decided.get(signal.signal_id)

@@ -1,0 +1,1 @@
+"""Operations: metrics, structured logs, alerts, systemd notifications, scheduled jobs."""
