@@ -33,6 +33,7 @@ from brokers.base import (
 )
 from brokers.errors import BrokerError, OrderRejected
 from gateway.config import GatewayConfig
+from gateway.errors import SignalConflict
 from gateway.models import (
     Decision,
     DecisionKind,
@@ -63,10 +64,6 @@ from gateway.store.journal import Journal
 log = logging.getLogger("gateway.pipeline.engine")
 
 ZERO = Decimal(0)
-
-
-class SignalConflict(Exception):
-    """The signal_id was already used with a different body (HTTP 409)."""
 
 
 class Gateway:

@@ -1,0 +1,53 @@
+"""What every route depends on: the bearer token's role, and a gateway ready to trade.
+
+Routes declare these in ``dependencies=[...]`` (or take the role as a parameter where they
+record who acted). 401 for a missing or unknown token, 403 for a valid token of the wrong role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gateway.http.auth import Role, Tokens
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+@dataclass(frozen=True)
+class Auth:
+    """The two dependencies of a route: any token, or the admin token."""
+
+    any_token: Callable[..., Awaitable[Role]]
+    admin_token: Callable[..., Awaitable[Role]]
+
+
+def make_auth(tokens: Tokens) -> Auth:
+    def require(role: Role) -> Callable[..., Awaitable[Role]]:
+        async def check(
+            request: Request,
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        ) -> Role:
+            if credentials is None or not credentials.credentials:
+                raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+            granted = tokens.role_of(credentials.credentials)
+            if granted is None:
+                raise HTTPException(401, "unknown token", {"WWW-Authenticate": "Bearer"})
+            if role is Role.ADMIN and granted is not Role.ADMIN:
+                raise HTTPException(403, "this action needs the admin token")
+            request.state.role = granted
+            return granted
+
+        return check
+
+    return Auth(any_token=require(Role.STRATEGY), admin_token=require(Role.ADMIN))
+
+
+def actor(request: Request) -> str:
+    """Who is acting, for the journal and the halt history: ``api:<role>``."""
+    role: Role = request.state.role
+    return f"api:{role.value}"

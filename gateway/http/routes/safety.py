@@ -1,0 +1,50 @@
+"""Halt, kill, resume and the failure reset: stopping is cheap, starting needs authority."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from gateway.http.deps import Auth, actor
+from gateway.http.schemas import ErrorBody, KillResponse
+from gateway.models import HaltRequest, ResumeRequest
+from gateway.safety.halt import ResumeForbidden, ResumeRefused
+from gateway.service import GatewayService
+
+
+def router(service: GatewayService, auth: Auth) -> APIRouter:
+    api = APIRouter()
+    any_token = [Depends(auth.any_token)]
+    admin_token = [Depends(auth.admin_token)]
+
+    @api.post("/v1/halt", dependencies=any_token)
+    async def post_halt(body: HaltRequest, request: Request) -> dict[str, Any]:
+        return service.halt_trading(body.reason, by=actor(request))
+
+    @api.post("/v1/kill", response_model=KillResponse, dependencies=any_token)
+    async def post_kill(body: HaltRequest, request: Request) -> dict[str, Any]:
+        return await service.kill(body.reason, by=actor(request))
+
+    @api.post(
+        "/v1/resume",
+        dependencies=admin_token,
+        responses={409: {"model": ErrorBody}, 403: {"model": ErrorBody}},
+    )
+    async def post_resume(request: Request, body: ResumeRequest | None = None) -> Any:
+        body = body or ResumeRequest()
+        try:
+            return service.resume(by=actor(request), force=body.force, auth_code=body.auth_code)
+        except ResumeRefused as exc:
+            return JSONResponse(status_code=409, content=exc.to_dict())
+        except ResumeForbidden as exc:
+            return JSONResponse(
+                status_code=403, content={"code": "auth_code_invalid", "message": str(exc)}
+            )
+
+    @api.post("/v1/failures/reset", dependencies=admin_token)
+    async def reset_failures(request: Request) -> dict[str, Any]:
+        return service.reset_failures(by=actor(request))
+
+    return api
