@@ -23,9 +23,11 @@ from brokers.base import (
     TimeInForce,
 )
 from brokers.errors import (
+    AnswerUnknown,
     BrokerError,
     BrokerUnavailable,
     DuplicateOrder,
+    NotSent,
     OrderNotFound,
     OrderRejected,
     RateLimited,
@@ -33,6 +35,7 @@ from brokers.errors import (
 
 __all__ = [
     "Account",
+    "AnswerUnknown",
     "Broker",
     "BrokerError",
     "BrokerEvent",
@@ -42,6 +45,7 @@ __all__ = [
     "ConnectionEvent",
     "DuplicateOrder",
     "Fill",
+    "NotSent",
     "OrderEvent",
     "OrderNotFound",
     "OrderRejected",

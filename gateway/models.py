@@ -37,6 +37,8 @@ class ReasonCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     BROKER_REJECTED = "broker_rejected"
     BROKER_UNAVAILABLE = "broker_unavailable"
+    BROKER_ANSWER_UNKNOWN = "broker_answer_unknown"
+    SHORT_NOT_ALLOWED = "short_not_allowed"
     SHUTTING_DOWN = "shutting_down"
 
 

@@ -121,6 +121,9 @@ class PreTradeLimits(Section):
     max_order_quantity: PositiveNum = Decimal("100000")
     price_collar: Fraction = Decimal("0.05")
     max_orders_per_second: int = Field(default=100, ge=1, le=1_000_000)
+    # A sell that would take a position below zero (open and in-flight sells counted) is
+    # refused with short_not_allowed unless this is true.
+    allow_short: bool = False
 
 
 class RiskConfig(Section):

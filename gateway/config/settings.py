@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from brokers.base import PositiveNum
+from brokers.simulated.faults import Faults
 from gateway.config.risk import Fraction, RiskConfig, Section
 
 
@@ -24,6 +25,8 @@ class QuoteSettings(Section):
     max_spread_bps: float = Field(default=100.0, gt=0, le=10000)
     missing: Literal["reject", "conservative"] = "reject"
     conservative_multiplier: Decimal = Field(default=Decimal("1.10"), ge=1, le=10)
+    # A quote stamped further ahead of our clock than this is quote_invalid (clock skew slack).
+    max_future_s: float = Field(default=2.0, ge=0, le=60)
 
 
 class ScheduleSettings(Section):
@@ -74,9 +77,13 @@ class SimulatedBrokerSettings(Section):
     quotes: dict[str, tuple[PositiveNum, PositiveNum]] = Field(default_factory=dict)
     tick_s: float = Field(default=1.0, gt=0, le=3600)
     margin_multiplier: PositiveNum = Decimal(1)
-    # With a state file the simulated market survives a gateway crash (staging drills, crash
-    # tests): it plays the broker that kept running. Relative to gateway.yaml's directory.
+    # The simulated account is a paper broker that kept running: its account, positions,
+    # resting orders and id counter live in state_file (SQLite), by default
+    # state_dir/sim_broker.sqlite3. persist: false keeps it in memory (throwaway runs).
+    # A relative state_file resolves against gateway.yaml's directory.
+    persist: bool = True
     state_file: Path | None = None
+    faults: Faults = Faults()
 
 
 class AlpacaSettings(Section):

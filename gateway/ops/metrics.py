@@ -39,6 +39,7 @@ HALT_TRIGGERS = (
     "reconciliation",
     "job_failure",
     "state_unreadable",
+    "journal_failure",
 )
 NO_REASON = "none"
 

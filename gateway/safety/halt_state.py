@@ -48,6 +48,7 @@ class HaltTrigger(StrEnum):
     RECONCILIATION = "reconciliation"
     JOB_FAILURE = "job_failure"
     STATE_UNREADABLE = "state_unreadable"
+    JOURNAL_FAILURE = "journal_failure"
 
 
 class HaltStateUnreadable(Exception):
