@@ -171,6 +171,17 @@ class GatewayMetrics:
             registry=r,
         )
         self.kill_switch = Counter("gateway_kill_switch", "Kill switch activations.", registry=r)
+        self.journal_writable = Gauge(
+            "gateway_journal_writable",
+            "1 while the journal writes, 0 after a write failed (disk full, I/O error).",
+            registry=r,
+        )
+        self.journal_writable.set(1)
+        self.journal_backlog = Gauge(
+            "gateway_journal_backlog",
+            "Events and order updates kept in memory until the journal writes again.",
+            registry=r,
+        )
         if process_metrics:
             ProcessCollector(registry=r)
             PlatformCollector(registry=r)
@@ -250,6 +261,13 @@ class GatewayMetrics:
     def observe_journal_write(self, seconds: float) -> None:
         """Duration of one durable journal write."""
         self.journal_write.observe(seconds)
+
+    def set_journal_writable(self, writable: bool) -> None:
+        """Whether the journal can write."""
+        self.journal_writable.set(1 if writable else 0)
+
+    def set_journal_backlog(self, count: int) -> None:
+        self.journal_backlog.set(count)
 
     def observe_reconciliation(
         self, differences: Mapping[str, int], *, at: float | None = None

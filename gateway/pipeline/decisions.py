@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from brokers.base import BrokerOrder, assemble
+from brokers.base import BrokerOrder, OrderRequest, assemble
 from gateway.models import Decision, DecisionKind, DecisionOrder, DecisionRisk, Reason
 
 
@@ -49,4 +49,27 @@ def accepted(
             "order": order,
             "risk": risk,
         },
+    )
+
+
+def intent_summary(
+    request: OrderRequest,
+    price: Decimal,
+    quote_time: datetime | None = None,
+    *,
+    conservative: bool = False,
+) -> DecisionOrder:
+    """The decision's order for an intent the broker never confirmed (its fate is unknown)."""
+    return DecisionOrder(
+        client_order_id=request.client_order_id,
+        broker_order_id=None,
+        status="pending_submit",
+        symbol=request.symbol,
+        side=request.side,
+        quantity=request.quantity,
+        price=price,
+        notional=request.quantity * price,
+        quote_time=quote_time,
+        order_type=request.order_type,
+        priced_conservatively=conservative,
     )

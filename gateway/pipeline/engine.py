@@ -1,69 +1,65 @@
-"""The engine: the signal pipeline, read top to bottom, and the broker event loop.
+"""The engine: the signal pipeline, read top to bottom, and the parts it wires.
 
     signal -> idempotency -> halt gate -> strategy gate -> rate limit -> price from live quote
            -> [risk lock: reduce-only gate, pre-trade checks, reserve exposure]
-           -> journal intent -> broker.submit (retried, never doubled) -> journal ack -> decision
+           -> journal intent (committed) -> last gate -> broker.submit -> decision (committed)
 
 The engine wires the parts; the parts do not import it. Every refusal is a Decision with reasons;
-nothing is invented: an order without a usable quote is refused.
+nothing is invented: an order without a usable quote is refused. A decision is answered only
+once it is durable; a journal that cannot write answers JournalUnavailable (HTTP 503).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from brokers.base import (
-    Broker,
-    BrokerEvent,
-    BrokerOrder,
-    ConnectionEvent,
-    Fill,
-    OrderEvent,
-    OrderRequest,
-    QuoteEvent,
-    assemble,
-    utcnow,
-)
-from brokers.errors import BrokerError, OrderRejected
+from brokers.base import Broker, BrokerOrder, OrderRequest, assemble, utcnow
+from brokers.errors import BrokerError
 from gateway.config import GatewayConfig
 from gateway.errors import SignalConflict
-from gateway.models import (
-    Decision,
-    DecisionKind,
-    DecisionRisk,
-    Reason,
-    ReasonCode,
-    Signal,
-)
+from gateway.models import Decision, DecisionKind, DecisionRisk, Reason, ReasonCode, Signal
 from gateway.ops.metrics import GatewayMetrics
-from gateway.pipeline.decisions import accepted, order_summary
-from gateway.pipeline.ids import client_order_id
+from gateway.pipeline.admission import Admission, admit
+from gateway.pipeline.broker_events import BrokerEvents
+from gateway.pipeline.conclusion import Conclusion
+from gateway.pipeline.ids import body_hash, client_order_id, exact_body
 from gateway.pipeline.ratelimit import TokenBucket
 from gateway.pipeline.recovery import resolve_undecided
-from gateway.pipeline.submitter import OrderSubmitter, SubmitOutcome
+from gateway.pipeline.sender import OrderSender
+from gateway.pipeline.settle import UnknownOrders
 from gateway.risk.book import Book, Reservation
-from gateway.risk.checks import OrderContext, run_checks
 from gateway.risk.monitor import RiskMonitor
-from gateway.risk.quotes import Price, PricingRefusal, QuoteBook
-from gateway.risk.state import (
-    EquityMarks,
-    RiskMeasures,
-    RiskState,
-)
-from gateway.safety.failures import FailureTracker, FailureType
+from gateway.risk.quotes import PricingRefusal, QuoteBook
+from gateway.risk.state import EquityMarks, RiskMeasures, RiskState
+from gateway.safety.failures import FailureTracker
 from gateway.safety.halt import HaltManager
-from gateway.store.journal import Journal
+from gateway.store.journal import Journal, JournalUnavailable
 
 log = logging.getLogger("gateway.pipeline.engine")
 
 ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A decision's JSON as answered, and whether it is the replay of an earlier one."""
+
+    decision_json: str
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    decision_json: str
+    ticket: int  # the journal group holding the decision (see Journal.commit)
+    order_left: bool = False  # an order (or one of unknown fate) is at the broker
 
 
 class Gateway:
@@ -88,15 +84,14 @@ class Gateway:
         self.quotes = quotes
         self.metrics = metrics
         self.book = Book()
-        self._clock = clock
-        self._submitter = OrderSubmitter(broker)
         self._lock = asyncio.Lock()
         self._rate = TokenBucket(float(self.risk.pre_trade.max_orders_per_second))
         self._decided: dict[str, tuple[str, str]] = {}  # signal_id -> (body hash, decision JSON)
-        self._inflight: dict[str, asyncio.Future[str]] = {}
+        # Decided with an order at the broker, but the journal failed to keep the decision.
+        self._undurable: dict[str, tuple[str, str, BrokerOrder | None]] = {}
+        self._inflight: dict[str, tuple[str, asyncio.Future[str]]] = {}
         self._bp_snapshot = (ZERO, ZERO, ZERO)  # buying power, cash, open buys at last sync
-        self._event_task: asyncio.Task[None] | None = None
-        self._pending_updates: list[tuple[BrokerOrder, Fill | None, str | None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self.monitor = RiskMonitor(
             config,
             book=self.book,
@@ -106,10 +101,37 @@ class Gateway:
             metrics=metrics,
             clock=clock,
         )
+        self.events = BrokerEvents(
+            broker=broker,
+            book=self.book,
+            quotes=quotes,
+            journal=journal,
+            metrics=metrics,
+            evaluate_risk=self.evaluate_risk,
+        )
+        self.unknown = UnknownOrders(broker, apply_order=self.events.apply, absent=self._absent)
+        self.events.on_order = self.unknown.settle
+        self.sender = OrderSender(
+            broker=broker,
+            journal=journal,
+            halt=halt,
+            failures=failures,
+            metrics=metrics,
+            durable=self._durable,
+            release=self.book.release,
+            apply_order=self.events.apply,
+            on_unknown=self.unknown.add,
+        )
+        self.conclusion = Conclusion(
+            journal=journal,
+            failures=failures,
+            config=config,
+            apply_order=lambda order, price: self.events.apply(
+                order, valued_at=price, record=False
+            ),
+        )
         self.ready = False
         self.shutting_down = False
-        # Called when the broker link comes back: the service reconciles before trusting the book.
-        self.on_reconnect: Callable[[], None] | None = None
 
     # --- state -------------------------------------------------------------------------------
 
@@ -136,10 +158,20 @@ class Gateway:
     def measures(self) -> RiskMeasures:
         return self.monitor.measures()
 
+    def evaluate_risk(self) -> RiskMeasures:
+        return self.monitor.evaluate()
+
     def buying_power(self) -> Decimal:
         """The broker's figure at the last sync, moved by our own fills and orders since."""
         bp, cash_then, open_then = self._bp_snapshot
         return bp + (self.book.cash - cash_then) - (self.book.open_buy_notional() - open_then)
+
+    def apply_order_update(self, order: BrokerOrder) -> None:
+        self.unknown.settle(order)
+        self.events.apply(order)
+
+    def flush_order_updates(self) -> None:
+        self.events.flush()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -150,25 +182,31 @@ class Gateway:
         await self.sync_with_broker()
         self.monitor.restore()
         self._restore_decisions()
-        self._decided.update(await resolve_undecided(self.journal, self.broker, self.book))
+        recovered = await resolve_undecided(
+            self.journal, self.broker, self.book, halt=self.halt, on_unknown=self.unknown.add
+        )
+        self._decided.update(recovered)
         held = set(self.book.holdings) | {o.symbol for o in self.book.open_orders()}
         if held:
             self.broker.subscribe_quotes(sorted(held))
-        self._event_task = asyncio.create_task(self._consume_events(), name="broker-events")
+        self._tasks = [
+            asyncio.create_task(self.events.consume(), name="broker-events"),
+            asyncio.create_task(self.unknown.run(), name="unknown-orders"),
+        ]
         self.evaluate_risk()
         self.metrics.set_broker_connected(self.broker.connected)
         self.metrics.set_state(self.state.value)
-        self.ready = True
+        self.ready = self.events.ready = True
 
     async def stop(self) -> None:
-        self.ready = False
-        self.shutting_down = True
-        if self._event_task is not None:
-            self._event_task.cancel()
+        self.ready = self.events.ready = False
+        self.shutting_down = self.sender.stopping = True
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._event_task
+                await task
         self.flush_order_updates()
-        self.persist_marks()
+        self.monitor.persist()
         await self.broker.close()
 
     async def sync_with_broker(self) -> None:
@@ -178,67 +216,108 @@ class Gateway:
         self.book.load_positions(positions)
         # Our open orders are the journal's; reconciliation then compares them with the broker's.
         for stored in self.journal.orders(open_only=True):
-            if stored.status != "pending_submit":
-                order = stored.to_broker_order()
-                price = Decimal(stored.valued_at or stored.limit_price or 0)
-                self.book.track(order, price or order.limit_price or ZERO)
-        open_orders = self.book.open_orders()
+            if stored.status == "pending_submit":
+                continue  # an intent: resolve_undecided asks the broker, or it is unknown
+            order = stored.to_broker_order()
+            price = Decimal(stored.valued_at or stored.limit_price or 0)
+            self.book.track(order, price or order.limit_price or ZERO)
         self._bp_snapshot = (account.buying_power, self.book.cash, self.book.open_buy_notional())
+        open_orders = self.book.open_orders()
         for symbol in {p.symbol for p in positions} | {o.symbol for o in open_orders}:
             if self.quotes.get(symbol) is None:
                 with contextlib.suppress(BrokerError):
                     self.quotes.update(await self.broker.quote(symbol))
 
-    def reset_trading_day(self) -> None:
-        self.monitor.reset_trading_day()
-
-    def persist_marks(self) -> None:
-        self.monitor.persist()
-
     def _restore_decisions(self) -> None:
+        """Replays answer from the journal; orders of unknown fate are asked after again."""
+        unknown = {s.client_order_id for s in self.journal.signals() if s.decision is not None}
         for stored in self.journal.signals():
             if stored.decision is not None:
                 self._decided[stored.signal_id] = (stored.body_hash, stored.decision)
+        for stored_order in self.journal.orders(open_only=True):
+            if stored_order.status == "pending_submit" and stored_order.client_order_id in unknown:
+                request = stored_order.to_request()
+                price = Decimal(stored_order.valued_at or stored_order.limit_price or 0)
+                self.book.reserve(
+                    Reservation(
+                        request.client_order_id,
+                        request.symbol,
+                        request.side,
+                        request.quantity,
+                        price,
+                    )
+                )
+                self.unknown.add(request)
+
+    def _absent(self, client_order_id: str, why: str) -> None:
+        self.book.release(client_order_id)
+        self.journal.record_order_status(client_order_id, "rejected", why)
 
     # --- the pipeline ------------------------------------------------------------------------
 
-    async def submit_signal(self, signal: Signal) -> str:
-        """Decide on a signal; returns the Decision's JSON (a replay returns the first, exactly)."""
-        # The body is serialised once: its hash is ids.body_hash, and the journal keeps it.
-        body = signal.model_dump_json()
-        digest = hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
-        known = self._decided.get(signal.signal_id)
+    async def submit_signal(self, signal: Signal) -> Answer:
+        """Decide on a signal. A replay answers the first decision, exactly; the same signal_id
+        with another body is SignalConflict, even while the first is still being decided."""
+        digest = body_hash(signal)
+        signal_id = signal.signal_id
+        known = self._decided.get(signal_id) or self._undurable.get(signal_id)
         if known is not None:
             if known[0] != digest:
-                raise SignalConflict(f"signal_id {signal.signal_id} was used with another body")
-            await self._durable()  # never answer with a decision that is not yet durable
-            return known[1]
-        pending = self._inflight.get(signal.signal_id)
+                raise SignalConflict(f"signal_id {signal_id} was used with another body")
+            if signal_id in self._undurable:
+                self._journal_again(signal_id)
+            return Answer(known[1], replayed=True)
+        pending = self._inflight.get(signal_id)
         if pending is not None:
-            return await asyncio.shield(pending)
+            if pending[0] != digest:
+                raise SignalConflict(f"signal_id {signal_id} is being decided with another body")
+            return Answer(await asyncio.shield(pending[1]), replayed=True)
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._inflight[signal.signal_id] = future
+        self._inflight[signal_id] = (digest, future)
         try:
-            decision_json = await self._decide(signal, digest, body)
-            await self._durable()  # the decision is durable before anyone is told
+            decision_json = await self._decide_durably(signal, digest)
             future.set_result(decision_json)
-            return decision_json
+            return Answer(decision_json)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: the caller gets it from this frame
             raise
         finally:
-            del self._inflight[signal.signal_id]
+            del self._inflight[signal_id]
 
-    async def _decide(self, signal: Signal, digest: str, body: str) -> str:
+    async def _decide_durably(self, signal: Signal, digest: str) -> str:
+        decided = await self._decide(signal, digest)
+        try:
+            await self._durable(decided.ticket)  # the decision is durable before anyone is told
+        except JournalUnavailable:
+            if decided.order_left:
+                # The order is at the broker: keep the decision to journal and answer later.
+                order = self.book.orders.get(client_order_id(signal.signal_id))
+                self._undurable[signal.signal_id] = (
+                    digest,
+                    decided.decision_json,
+                    order.order if order else None,
+                )
+            raise
+        self._decided[signal.signal_id] = (digest, decided.decision_json)
+        return decided.decision_json
+
+    def _journal_again(self, signal_id: str) -> None:
+        """A replay of a decision the journal failed to keep: keep it now or answer 503."""
+        digest, decision_json, order = self._undurable[signal_id]
+        outcome = Decision.model_validate_json(decision_json).decision.value
+        self.journal.commit_now(self.journal.record_decision(signal_id, decision_json, outcome))
+        if order is not None:
+            self.journal.record_order_updates([(order, None, "journaled after an outage")])
+        del self._undurable[signal_id]
+        self._decided[signal_id] = (digest, decision_json)
+
+    async def _decide(self, signal: Signal, digest: str) -> _Decided:
         started = time.perf_counter()
-        coid = client_order_id(signal.signal_id)
-        gate = self._gate(signal)
-        if gate is not None:
-            return self._finish(signal, digest, body, DecisionKind.BLOCKED, [gate], started)
-        if not self._rate.try_take():
-            reason = Reason(code=ReasonCode.RATE_LIMITED, message="max_orders_per_second reached")
-            return self._finish(signal, digest, body, DecisionKind.REJECTED, [reason], started)
+        body = exact_body(signal)
+        refusal = self._gate(signal)
+        if refusal is not None:
+            return self._refuse(signal, digest, body, refusal, started)
         if self.quotes.get(signal.symbol) is None:
             await self._snapshot_quote(signal.symbol)
         priced = self.quotes.price_order(
@@ -246,96 +325,126 @@ class Gateway:
         )
         if isinstance(priced, PricingRefusal):
             reasons = [Reason(code=priced.code, message=priced.message)]
-            if signal.quantity > self.risk.pre_trade.max_order_quantity:
+            limit = self.risk.pre_trade.max_order_quantity
+            if signal.quantity > limit:
                 reasons.append(
                     Reason(
                         code=ReasonCode.MAX_ORDER_QUANTITY,
-                        message=f"quantity {signal.quantity} exceeds max_order_quantity "
-                        f"{self.risk.pre_trade.max_order_quantity}",
+                        message=f"quantity {signal.quantity} exceeds max_order_quantity {limit}",
                     )
                 )
-            return self._finish(signal, digest, body, DecisionKind.REJECTED, reasons, started)
-
+            return self._refuse(signal, digest, body, (DecisionKind.REJECTED, reasons), started)
         async with self._lock:
-            marks = self.quotes.marks()
-            equity = self.book.cash + self.book.market_value(marks)
-            ctx = OrderContext(
-                signal=signal,
-                price=priced.value,
-                quote=priced.quote,
-                equity=equity,
-                position_qty=self.book.position_qty(signal.symbol)
-                + self.book.pending_qty(signal.symbol),
-                gross_exposure=self.book.gross_exposure(marks),
-                buying_power=self.buying_power(),
-                risk=self.risk,
-            )
-            # Exact Decimals computed from validated values: no second validation.
-            risk = assemble(
-                DecisionRisk,
-                {
-                    "equity": equity,
-                    "position_risk": ctx.position_risk,
-                    "heat_before": ctx.heat_before,
-                    "heat_after": ctx.heat_after,
-                },
-            )
-            if self.state is RiskState.REDUCE_ONLY and not ctx.reduces_only:
-                reason = Reason(
-                    code=ReasonCode.REDUCE_ONLY,
-                    message=f"reduce-only ({self.monitor.reduce_only}): only orders that shrink a "
-                    "position pass",
+            admission = self._admit(signal, priced)
+            if admission.refusal is not None:
+                return self._refuse(
+                    signal, digest, body, admission.refusal, started, admission.risk
                 )
-                return self._finish(
-                    signal, digest, body, DecisionKind.BLOCKED, [reason], started, risk
-                )
-            refusals = run_checks(ctx)
-            if refusals:
-                return self._finish(
-                    signal, digest, body, DecisionKind.REJECTED, refusals, started, risk
-                )
-            # Every value comes from the validated Signal, whose rules are the request's (the
-            # symbol, a positive quantity, a limit price exactly on limit orders): no second
-            # validation. The client_order_id is ours.
-            request = assemble(
-                OrderRequest,
-                {
-                    "client_order_id": coid,
-                    "symbol": signal.symbol,
-                    "side": signal.side,
-                    "quantity": signal.quantity,
-                    "order_type": signal.order_type,
-                    "limit_price": signal.limit_price,
-                    "time_in_force": signal.time_in_force,
-                },
-            )
+            request = self._request(signal)
             self.book.reserve(
-                Reservation(coid, signal.symbol, signal.side, signal.quantity, priced.value)
+                Reservation(
+                    request.client_order_id,
+                    signal.symbol,
+                    signal.side,
+                    signal.quantity,
+                    priced.value,
+                )
             )
-        # The intent is durable before the broker sees the order.
-        self.journal.record_intent(
-            signal_id=signal.signal_id,
-            body_hash=digest,
-            body=body,
-            strategy=signal.strategy,
-            symbol=signal.symbol,
-            order=request,
-            valued_at=str(priced.value),
-            defer=True,
-        )
-        await self._durable()  # durable before the broker is called
-        submit_started = time.perf_counter()
-        outcome = await self._submitter.submit(request)
-        self.metrics.observe_submit_latency(time.perf_counter() - submit_started)
-        return self._conclude(signal, digest, body, request, priced, outcome, risk, started)
+        return await self._send(signal, digest, body, request, admission, started)
 
-    async def _durable(self) -> None:
-        """Make every journal write so far durable. With other signals in flight their writes
-        share one commit (group commit); alone, committing at once saves a loop turn."""
+    def _admit(self, signal: Signal, priced: object) -> Admission:
+        return admit(
+            signal,
+            priced,  # type: ignore[arg-type]
+            book=self.book,
+            quotes=self.quotes,
+            buying_power=self.buying_power(),
+            risk=self.risk,
+            reduce_only=self.monitor.reduce_only,
+        )
+
+    def _request(self, signal: Signal) -> OrderRequest:
+        # Every value comes from the validated Signal, whose rules are the request's (the
+        # symbol, a positive quantity, a limit price exactly on limit orders): no second
+        # validation. The client_order_id is ours.
+        return assemble(
+            OrderRequest,
+            {
+                "client_order_id": client_order_id(signal.signal_id),
+                "symbol": signal.symbol,
+                "side": signal.side,
+                "quantity": signal.quantity,
+                "order_type": signal.order_type,
+                "limit_price": signal.limit_price,
+                "time_in_force": signal.time_in_force,
+            },
+        )
+
+    async def _send(
+        self,
+        signal: Signal,
+        digest: str,
+        body: str,
+        request: OrderRequest,
+        admission: Admission,
+        started: float,
+    ) -> _Decided:
+        sender = self.sender
+        await sender.make_durable(
+            request,
+            lambda: self.journal.record_intent(
+                signal_id=signal.signal_id,
+                body_hash=digest,
+                body=body,
+                strategy=signal.strategy,
+                symbol=signal.symbol,
+                order=request,
+                valued_at=str(admission.price.value),
+                defer=True,
+            ),
+        )
+        why_not = sender.may_send()
+        if why_not is not None:
+            sender.not_sent(request, why_not)
+            reasons = [Reason(code=ReasonCode.HALTED, message=why_not)]
+            return self._conclude_refusal(signal, DecisionKind.BLOCKED, reasons, started, admission)
+        result = await sender.send(request, signal.strategy)
+        if result.order is None and not result.unknown:
+            assert result.code is not None
+            reasons = [Reason(code=result.code, message=result.message)]
+            return self._conclude_refusal(
+                signal, DecisionKind.REJECTED, reasons, started, admission
+            )
+        decision_json, ticket = self.conclusion.accepted(signal, request, admission, result)
+        self._remember(signal, DecisionKind.ACCEPTED, [], started, request.client_order_id)
+        return _Decided(decision_json, ticket, order_left=True)
+
+    def _conclude_refusal(
+        self,
+        signal: Signal,
+        kind: DecisionKind,
+        reasons: list[Reason],
+        started: float,
+        admission: Admission,
+    ) -> _Decided:
+        """A refusal after the intent was journaled: the decision completes that row."""
+        decision = Decision(
+            signal_id=signal.signal_id, decision=kind, reasons=reasons, risk=admission.risk
+        )
+        decision_json = decision.model_dump_json()
+        ticket = self.journal.record_decision(
+            signal.signal_id, decision_json, kind.value, defer=True
+        )
+        self._remember(signal, kind, reasons, started, None)
+        return _Decided(decision_json, ticket)
+
+    async def _durable(self, ticket: int) -> None:
+        """Make the writes of ``ticket``'s group durable. With other signals in flight their
+        writes share one commit (group commit); alone, committing at once saves a loop turn."""
         if len(self._inflight) > 1:
-            await self.journal.commit()
+            await self.journal.commit(ticket)
         else:
-            self.journal.commit_now()
+            self.journal.commit_now(ticket)
 
     async def _snapshot_quote(self, symbol: str) -> None:
         """Nothing streamed yet for this symbol: take the broker's REST snapshot and subscribe."""
@@ -348,142 +457,65 @@ class Gateway:
         if self.quotes.get(symbol) is None:
             self.quotes.update(quote)
 
-    def _gate(self, signal: Signal) -> Reason | None:
+    def _gate(self, signal: Signal) -> tuple[DecisionKind, list[Reason]] | None:
         if self.shutting_down:
-            return Reason(code=ReasonCode.SHUTTING_DOWN, message="the gateway is shutting down")
+            reason = Reason(code=ReasonCode.SHUTTING_DOWN, message="the gateway is shutting down")
+            return DecisionKind.BLOCKED, [reason]
         if self.halt.is_halted:
             current = self.halt.current
-            self.halt.record_blocked(
-                f"{signal.signal_id} {signal.strategy} {signal.side.value} "
-                f"{signal.quantity} {signal.symbol}"
-            )
+            self.halt.record_blocked(signal.signal_id)
             what = f"{current.trigger.value}: {current.reason}" if current else "halted"
-            return Reason(code=ReasonCode.HALTED, message=f"trading is halted ({what})")
+            reason = Reason(code=ReasonCode.HALTED, message=f"trading is halted ({what})")
+            return DecisionKind.BLOCKED, [reason]
         streak = self.failures.consecutive_for(signal.strategy)
         if streak >= self.failures.threshold:
-            return Reason(
+            reason = Reason(
                 code=ReasonCode.STRATEGY_SUSPENDED,
                 message=f"strategy {signal.strategy} has {streak} consecutive failures; "
                 "a reported success or an admin reset clears it",
             )
+            return DecisionKind.BLOCKED, [reason]
+        if not self._rate.try_take():
+            reason = Reason(code=ReasonCode.RATE_LIMITED, message="max_orders_per_second reached")
+            return DecisionKind.REJECTED, [reason]
         return None
 
-    def _conclude(
+    def _refuse(
         self,
         signal: Signal,
         digest: str,
         body: str,
-        request: OrderRequest,
-        priced: Price,
-        outcome: SubmitOutcome,
-        risk: DecisionRisk,
-        started: float,
-    ) -> str:
-        if outcome.order is None:
-            self.book.release(request.client_order_id)
-            error = outcome.error
-            rejected = isinstance(error, OrderRejected)
-            code = ReasonCode.BROKER_REJECTED if rejected else ReasonCode.BROKER_UNAVAILABLE
-            message = f"broker: {error}" if error else "broker gave no answer"
-            self.journal.record_order_rejected(request.client_order_id, message)
-            if not rejected:
-                # Retries exhausted: a broker failure counts against the strategy.
-                self.failures.record_failure(
-                    signal.strategy, signal.symbol, message, FailureType.BROKER_ERROR
-                )
-                self._persist_failures()
-            reason = Reason(code=code, message=message)
-            return self._finish(
-                signal,
-                digest,
-                body,
-                DecisionKind.REJECTED,
-                [reason],
-                started,
-                risk,
-                journaled=True,
-            )
-        order = outcome.order
-        self.book.apply_order(order, valued_at=priced.value)
-        if self.failures.consecutive_for(signal.strategy):
-            self.failures.record_success(signal.strategy, signal.symbol)
-            self._persist_failures()
-        quote = priced.quote
-        notes = (
-            [
-                Reason(
-                    code=ReasonCode.QUOTE_CONSERVATIVE,
-                    message="no usable quote: priced at the last known price x "
-                    f"{self.config.gateway.quotes.conservative_multiplier}",
-                )
-            ]
-            if priced.conservative
-            else None
-        )
-        summary = order_summary(
-            order, priced.value, quote.ts if quote else None, conservative=priced.conservative
-        )
-        decision = accepted(signal.signal_id, summary, risk, notes)
-        decision_json = decision.model_dump_json()
-        self.journal.record_decision(signal.signal_id, decision_json, "accepted", order, defer=True)
-        self._remember(
-            signal,
-            digest,
-            decision_json,
-            DecisionKind.ACCEPTED,
-            [],
-            started,
-            coid=order.client_order_id,
-        )
-        self.metrics.observe_order_status(order.status.value)
-        if order.filled_quantity > 0:
-            self.evaluate_risk()
-        return decision_json
-
-    def _finish(
-        self,
-        signal: Signal,
-        digest: str,
-        body: str,
-        kind: DecisionKind,
-        reasons: list[Reason],
+        refusal: tuple[DecisionKind, list[Reason]],
         started: float,
         risk: DecisionRisk | None = None,
-        *,
-        journaled: bool = False,
-    ) -> str:
+    ) -> _Decided:
+        """A refusal before any intent: one journal row, the signal and its decision."""
+        kind, reasons = refusal
         decision = Decision(
             signal_id=signal.signal_id, decision=kind, reasons=reasons, risk=risk or DecisionRisk()
         )
         decision_json = decision.model_dump_json()
-        if journaled:
-            self.journal.record_decision(signal.signal_id, decision_json, kind.value, defer=True)
-        else:
-            self.journal.record_refusal(
-                signal_id=signal.signal_id,
-                body_hash=digest,
-                body=body,
-                strategy=signal.strategy,
-                symbol=signal.symbol,
-                decision_json=decision_json,
-                outcome=kind.value,
-                defer=True,
-            )
-        self._remember(signal, digest, decision_json, kind, reasons, started, coid=None)
-        return decision_json
+        ticket = self.journal.record_refusal(
+            signal_id=signal.signal_id,
+            body_hash=digest,
+            body=body,
+            strategy=signal.strategy,
+            symbol=signal.symbol,
+            decision_json=decision_json,
+            outcome=kind.value,
+            defer=True,
+        )
+        self._remember(signal, kind, reasons, started, None)
+        return _Decided(decision_json, ticket)
 
     def _remember(
         self,
         signal: Signal,
-        digest: str,
-        decision_json: str,
         kind: DecisionKind,
         reasons: list[Reason],
         started: float,
-        *,
         coid: str | None,
     ) -> None:
-        self._decided[signal.signal_id] = (digest, decision_json)
         self.metrics.observe_decision(kind.value, [r.code.value for r in reasons])
         if not log.isEnabledFor(logging.INFO):
             return  # nothing below is needed unless the line is written
@@ -500,56 +532,3 @@ class Gateway:
                 "elapsed_us": round((time.perf_counter() - started) * 1e6),
             },
         )
-
-    def _persist_failures(self) -> None:
-        self.journal.put("failures", self.failures.snapshot())
-
-    # --- broker events -----------------------------------------------------------------------
-
-    async def _consume_events(self) -> None:
-        async for event in self.broker.events():
-            try:
-                self.handle_event(event)
-            except Exception:
-                # A bad event must not kill the loop that keeps the book honest; it is counted.
-                log.exception("broker event could not be applied", extra={"event": repr(event)})
-                self.metrics.observe_failure("broker_error")
-
-    def handle_event(self, event: BrokerEvent) -> None:
-        if isinstance(event, QuoteEvent):
-            self.quotes.update(event.quote)
-            if event.quote.symbol in self.book.holdings:
-                self.evaluate_risk()
-        elif isinstance(event, OrderEvent):
-            self.apply_order_update(event.order, event)
-        elif isinstance(event, ConnectionEvent):
-            self.quotes.set_link(event.connected)
-            self.metrics.set_broker_connected(event.connected)
-            self.journal.record_event(
-                "broker_connection", {"connected": event.connected, "reason": event.reason}
-            )
-            if event.connected and self.ready and self.on_reconnect is not None:
-                self.on_reconnect()
-
-    def apply_order_update(self, order: BrokerOrder, event: OrderEvent | None = None) -> None:
-        """Apply at once; journal with the other updates of this loop tick, in one transaction."""
-        delta = self.book.apply_order(order)
-        if not self._pending_updates:
-            asyncio.get_running_loop().call_soon(self.flush_order_updates)
-        self._pending_updates.append(
-            (order, event.fill if event else None, event.reason if event else None)
-        )
-        self.metrics.observe_order_status(order.status.value)
-        if delta > 0:
-            self.evaluate_risk()
-
-    def flush_order_updates(self) -> None:
-        updates, self._pending_updates = self._pending_updates, []
-        if updates:
-            self.journal.record_order_updates(updates, defer=True)
-            self.journal.schedule_commit()
-
-    # --- risk evaluation ---------------------------------------------------------------------
-
-    def evaluate_risk(self) -> RiskMeasures:
-        return self.monitor.evaluate()

@@ -1,9 +1,17 @@
-"""Deterministic ids: the same signal always maps to the same client_order_id, so a retry or a
-restart can never make a second order for one signal."""
+"""Deterministic ids and the texts a signal is kept as.
+
+The same signal always maps to the same client_order_id, so a retry or a restart can never make
+a second order for one signal. The journal keeps each signal's body with its numbers as exact
+decimal text (never a float's rounding), and a hash of the normalised body decides whether a
+reused signal_id carries the same order.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+from decimal import Decimal
+from enum import Enum
 
 from gateway.models import Signal
 
@@ -14,5 +22,21 @@ def client_order_id(signal_id: str) -> str:
 
 
 def body_hash(signal: Signal) -> str:
-    """Hash of the normalised body: the same order said with other spellings is the same body."""
+    """Hash of the normalised body: the same order said with other spellings is the same body
+    (10 and 10.0 alike). Numbers the edge admits are carried exactly by a double, so the
+    model's JSON (numbers as doubles) separates every pair of different bodies."""
     return hashlib.blake2b(signal.model_dump_json().encode(), digest_size=16).hexdigest()
+
+
+def exact_body(signal: Signal) -> str:
+    """The signal as one line of JSON whose numbers are exact decimal text (10.0 reads 10)."""
+    parts = []
+    for key, value in signal.model_dump(mode="python").items():
+        if isinstance(value, Decimal):
+            text = format(value.normalize(), "f")
+        elif isinstance(value, Enum):
+            text = json.dumps(value.value)
+        else:
+            text = json.dumps(value)
+        parts.append(f"{json.dumps(key)}:{text}")
+    return "{" + ",".join(parts) + "}"

@@ -1,8 +1,11 @@
 """Reconciliation: the broker's open orders and positions against the gateway's book.
 
-Orders the broker knows and we don't are adopted (flagged external); ours the broker has lost are
-marked lost; positions are corrected to the broker's truth. Every difference is returned for the
-journal, and the largest position difference as a fraction of equity decides whether to halt.
+Orders the broker knows and we don't are adopted (flagged external); ours the broker no longer
+has open are looked up (they may have filled or been cancelled while the link was down) and
+marked lost only when the broker has no such order; positions are corrected to the broker's
+truth. Orders still on their way (a reservation, no answer yet) are neither adopted nor
+compared: the submit's answer settles them. Every difference is returned for the journal, and
+the largest position difference as a fraction of equity decides whether to halt.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ ZERO = Decimal(0)
 class Reconciliation:
     at: str
     adopted: list[str] = field(default_factory=list)  # client_order_ids the broker had, we did not
-    lost: list[str] = field(default_factory=list)  # ours that the broker no longer has open
+    lost: list[str] = field(default_factory=list)  # ours that the broker no longer has at all
+    settled: list[str] = field(default_factory=list)  # ours that filled or ended meanwhile
     positions: list[dict[str, Any]] = field(default_factory=list)
     worst_fraction: Decimal = ZERO
 
     @property
     def differences(self) -> int:
-        return len(self.adopted) + len(self.lost) + len(self.positions)
+        return len(self.adopted) + len(self.lost) + len(self.settled) + len(self.positions)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +39,7 @@ class Reconciliation:
             "differences": self.differences,
             "adopted_orders": self.adopted,
             "lost_orders": self.lost,
+            "settled_orders": self.settled,
             "positions": self.positions,
             "worst_position_fraction": float(self.worst_fraction),
         }
@@ -51,12 +56,13 @@ def compare(
 ) -> Reconciliation:
     result = Reconciliation(at=at)
     theirs = {o.client_order_id: o for o in broker_orders}
-    for coid in theirs.keys() - book.orders.keys():
+    for coid in theirs.keys() - book.orders.keys() - book.reservations.keys():
         result.adopted.append(coid)
     for coid in book.orders.keys() - theirs.keys():
         result.lost.append(coid)
     broker_qty = {p.symbol: p.qty for p in broker_positions}
-    for symbol in sorted(set(broker_qty) | set(book.holdings)):
+    on_the_way = {r.symbol for r in book.reservations.values()}
+    for symbol in sorted((set(broker_qty) | set(book.holdings)) - on_the_way):
         ours = book.position_qty(symbol)
         actual = broker_qty.get(symbol, ZERO)
         if ours != actual:

@@ -1,4 +1,10 @@
-"""The kill switch: halt first (durably), then cancel every open order at the broker, then report.
+"""The kill switch: halt first, then cancel every open order at the broker, then report.
+
+    halt (memory first: a failing disk never leaves the gateway trading)
+      -> cancel_all at the broker, and each order it left open, again, a few times
+      -> wait for the submits still on the wire (a halted gateway cancels each as it lands)
+      -> cancel the orders whose fate is unknown, by client_order_id
+      -> flatten positions (when configured)
 
 Orders the broker fails to cancel are retried one by one and, if they still stand, listed in the
 report: never silently dropped. With ``flatten_positions`` the positions are closed with market
@@ -21,6 +27,19 @@ from gateway.safety.halt_state import HaltTrigger
 log = logging.getLogger("gateway.safety.killswitch")
 
 
+@dataclass(frozen=True, slots=True)
+class InFlightOutcome:
+    """What became of a submit that was on the wire when the kill switch fired."""
+
+    client_order_id: str
+    order: BrokerOrder | None  # the broker's order after any cancel; None if none was placed
+    cancelled: bool = False  # cancelled at once because it landed after the halt
+    cancel_error: str | None = None
+
+
+InFlightWaiter = Callable[[float], Awaitable[tuple[list[InFlightOutcome], list[str]]]]
+
+
 @dataclass
 class KillReport:
     cancelled: list[str] = field(default_factory=list)
@@ -29,6 +48,15 @@ class KillReport:
     flatten_failed: dict[str, str] = field(default_factory=dict)
     elapsed_ms: float = 0.0
     halt_ms: float = 0.0
+
+    def add_cancelled(self, order_id: str) -> None:
+        if order_id not in self.cancelled:
+            self.cancelled.append(order_id)
+        self.failed.pop(order_id, None)
+
+
+async def _nothing_in_flight(timeout_s: float) -> tuple[list[InFlightOutcome], list[str]]:
+    return [], []
 
 
 class KillSwitch:
@@ -41,6 +69,9 @@ class KillSwitch:
         open_orders: Callable[[], list[BrokerOrder]],
         flatten_positions: bool,
         cancel_retries: int,
+        in_flight: InFlightWaiter = _nothing_in_flight,
+        unknown_orders: Callable[[], list[str]] = list,
+        in_flight_wait_s: float = 10.0,
         submit_flatten: Callable[[OrderRequest], Awaitable[BrokerOrder]] | None = None,
     ):
         self._halt = halt
@@ -49,6 +80,9 @@ class KillSwitch:
         self._open_orders = open_orders
         self._flatten = flatten_positions
         self._retries = cancel_retries
+        self._in_flight = in_flight
+        self._unknown_orders = unknown_orders
+        self._in_flight_wait_s = in_flight_wait_s
         self._submit_flatten = submit_flatten or broker.submit
         self._lock = asyncio.Lock()
 
@@ -62,6 +96,8 @@ class KillSwitch:
         report = KillReport(halt_ms=(time.perf_counter() - started) * 1000)
         async with self._lock:
             await self._cancel_everything(report)
+            await self._catch_in_flight(report)
+            await self._cancel_unknown(report)
             if self._flatten:
                 await self._flatten_positions(report)
         report.elapsed_ms = (time.perf_counter() - started) * 1000
@@ -110,8 +146,44 @@ class KillSwitch:
             if done is not None:
                 # Cancelled orders leave the open list before the kill call returns.
                 self._on_order(done.model_copy(update={"status": OrderStatus.CANCELED}))
-        report.cancelled = cancelled
-        report.failed = failed
+        report.failed.update(failed)
+        for oid in cancelled:
+            report.add_cancelled(oid)
+
+    async def _catch_in_flight(self, report: KillReport) -> None:
+        """Submits on the wire when the halt began: each is cancelled as it lands."""
+        done, waiting = await self._in_flight(self._in_flight_wait_s)
+        for outcome in done:
+            order = outcome.order
+            if order is None:
+                continue
+            if outcome.cancelled:
+                report.add_cancelled(order.broker_order_id)
+            elif outcome.cancel_error is not None and order.is_open:
+                report.failed[order.broker_order_id] = outcome.cancel_error
+        for coid in waiting:
+            report.failed[coid] = (
+                f"still on its way to the broker after {self._in_flight_wait_s:g}s: "
+                "it is cancelled as soon as the broker answers"
+            )
+
+    async def _cancel_unknown(self, report: KillReport) -> None:
+        """Orders whose submit answer was lost may rest at the broker: cancel them by id."""
+        for coid in self._unknown_orders():
+            try:
+                order = await self._broker.get_order(coid)
+            except BrokerError as exc:
+                report.failed[coid] = f"order of unknown fate, look-up failed: {exc}"
+                continue
+            if order is None or not order.is_open:
+                continue  # never placed, or already final (counted by cancel_all if it did)
+            try:
+                await self._broker.cancel(coid)
+            except BrokerError as exc:
+                report.failed[order.broker_order_id] = str(exc)
+                continue
+            self._on_order(order.model_copy(update={"status": OrderStatus.CANCELED}))
+            report.add_cancelled(order.broker_order_id)
 
     async def _flatten_positions(self, report: KillReport) -> None:
         try:

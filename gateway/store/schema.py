@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from brokers.base import BrokerOrder
+from brokers.base import BrokerOrder, OrderRequest
 
 log = logging.getLogger("gateway.store.journal")
 
@@ -115,6 +115,11 @@ class JournalError(Exception):
     """The journal cannot be opened or used (corrupt, or written by a newer version)."""
 
 
+class JournalUnavailable(Exception):
+    """A journal write failed (disk full, I/O error): what it carried is not durable. The
+    journal rolled back and stays usable; it writes again once the cause is gone."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredSignal:
     signal_id: str
@@ -155,5 +160,17 @@ class StoredOrder:
             limit_price=self.limit_price,
             avg_fill_price=self.avg_fill_price,
             order_type=self.order_type,
+            time_in_force=self.time_in_force,
+        )
+
+    def to_request(self) -> OrderRequest:
+        """The order as it was (or was to be) sent: for an intent whose fate is unknown."""
+        return OrderRequest(
+            client_order_id=self.client_order_id,
+            symbol=self.symbol,
+            side=self.side,
+            quantity=self.quantity,
+            order_type=self.order_type,
+            limit_price=self.limit_price,
             time_in_force=self.time_in_force,
         )

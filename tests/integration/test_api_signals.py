@@ -188,5 +188,5 @@ async def test_status_shape(client: httpx.AsyncClient) -> None:
     }
     assert 0.005 < status["risk"]["portfolio_heat"] < 0.007
     assert status["failures"]["consecutive"] == 0
-    assert status["orders"] == {"open": 0}
+    assert status["orders"] == {"open": 0, "in_flight": 0, "unknown": []}
     assert status["broker"] == {"name": "simulated", "connected": True}

@@ -12,7 +12,7 @@ import httpx
 from brokers.simulated.broker import SimulatedBroker
 from gateway.config import GatewayConfig
 from gateway.service import GatewayService
-from tests.conftest import ADMIN_TOKEN, RESUME_CODE, api_client, signal
+from tests.conftest import ADMIN_TOKEN, RESUME_CODE, TEST_ENV, api_client, signal
 
 
 def sim(service: GatewayService) -> SimulatedBroker:
@@ -302,8 +302,10 @@ async def test_corrupt_halt_state_starts_halted(
     make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
 ) -> None:
     config = make_config()
+    first = GatewayService(config, environ=TEST_ENV)  # a gateway that ran here before
+    await first.start()
+    await first.stop()
     state_file = config.gateway.state_dir / "halt_state.json"
-    state_file.parent.mkdir(parents=True, exist_ok=True)
     state_file.write_text('{"version": 1, "current": {"reason": ')
     service = await make_service(config)
     assert service.engine.state.value == "halted"

@@ -12,24 +12,35 @@ from gateway.http.deps import Auth
 from gateway.http.schemas import ErrorBody
 from gateway.models import Decision, OutcomeReport, Signal
 from gateway.service import GatewayService
+from gateway.store.journal import JournalUnavailable
 
 
 def router(service: GatewayService, auth: Auth) -> APIRouter:
     api = APIRouter(dependencies=[Depends(auth.any_token)])
 
-    @api.post("/v1/signals", response_model=Decision, responses={409: {"model": ErrorBody}})
+    @api.post(
+        "/v1/signals",
+        response_model=Decision,
+        responses={409: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    )
     async def post_signal(signal: Signal) -> Response:
         engine = service.engine
         if not engine.ready:
             reason = "shutting down" if engine.shutting_down else "starting"
             raise HTTPException(503, f"gateway not ready: {reason}")
         try:
-            decision_json = await engine.submit_signal(signal)
+            answer = await engine.submit_signal(signal)
         except SignalConflict as exc:
             return JSONResponse(
                 status_code=409, content={"code": "signal_id_conflict", "message": str(exc)}
             )
-        return Response(decision_json, media_type="application/json")
+        except JournalUnavailable as exc:
+            # Nothing was answered that is not durable; nothing left without its intent.
+            return JSONResponse(
+                status_code=503, content={"code": "journal_unavailable", "message": str(exc)}
+            )
+        headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+        return Response(answer.decision_json, media_type="application/json", headers=headers)
 
     @api.post("/v1/outcomes")
     async def post_outcome(report: OutcomeReport) -> dict[str, Any]:

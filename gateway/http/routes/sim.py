@@ -38,7 +38,7 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
             # when the stream delivers it (applying the same update twice changes nothing).
             for order in fills:
                 service.engine.apply_order_update(order)
-            service.engine.handle_event(QuoteEvent(quote=quote))
+            service.engine.events.handle(QuoteEvent(quote=quote))
             taken.append(quote.model_dump(mode="json"))
         return taken
 

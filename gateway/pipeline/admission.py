@@ -1,0 +1,66 @@
+"""Admission under the risk lock: the order's context, its risk figures, and the gates that
+look at the book (reduce-only, every pre-trade check). Runs with the engine's lock held, so
+concurrent signals see each other's reservations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from brokers.base import assemble
+from gateway.config import RiskConfig
+from gateway.models import DecisionKind, DecisionRisk, Reason, ReasonCode, Signal
+from gateway.risk.book import Book
+from gateway.risk.checks import OrderContext, run_checks
+from gateway.risk.quotes import Price, QuoteBook
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    price: Price
+    risk: DecisionRisk
+    refusal: tuple[DecisionKind, list[Reason]] | None = None
+
+
+def admit(
+    signal: Signal,
+    priced: Price,
+    *,
+    book: Book,
+    quotes: QuoteBook,
+    buying_power: Decimal,
+    risk: RiskConfig,
+    reduce_only: str | None,
+) -> Admission:
+    marks = quotes.marks()
+    equity = book.cash + book.market_value(marks)
+    ctx = OrderContext(
+        signal=signal,
+        price=priced.value,
+        quote=priced.quote,
+        equity=equity,
+        position_qty=book.position_qty(signal.symbol) + book.pending_qty(signal.symbol),
+        gross_exposure=book.gross_exposure(marks),
+        buying_power=buying_power,
+        risk=risk,
+    )
+    # Exact Decimals computed from validated values: no second validation.
+    figures = assemble(
+        DecisionRisk,
+        {
+            "equity": equity,
+            "position_risk": ctx.position_risk,
+            "heat_before": ctx.heat_before,
+            "heat_after": ctx.heat_after,
+        },
+    )
+    if reduce_only is not None and not ctx.reduces_only:
+        reason = Reason(
+            code=ReasonCode.REDUCE_ONLY,
+            message=f"reduce-only ({reduce_only}): only orders that shrink a position pass",
+        )
+        return Admission(priced, figures, (DecisionKind.BLOCKED, [reason]))
+    refusals = run_checks(ctx)
+    if refusals:
+        return Admission(priced, figures, (DecisionKind.REJECTED, refusals))
+    return Admission(priced, figures)

@@ -1,0 +1,338 @@
+"""The gateway service: builds every part from the config, wires them, and runs them.
+
+This is the one place that knows all the parts; the HTTP API and the CLI talk to it. Before it
+opens anything it checks that the state dir's files vouch for each other (see
+``gateway.store.statedir``): lost or damaged state is never mistaken for a fresh start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from brokers.base import Broker, BrokerOrder, utcnow
+from brokers.errors import BrokerError
+from gateway.config import GatewayConfig
+from gateway.models import OutcomeReport
+from gateway.ops.alerts import AlertSender
+from gateway.ops.metrics import GatewayMetrics
+from gateway.ops.scheduler import GatewayScheduler
+from gateway.pipeline.engine import Gateway
+from gateway.risk.quotes import QuoteBook
+from gateway.safety.failures import FailureTracker, FailureType, SignalGenerationFailure
+from gateway.safety.halt import HaltEvent, HaltManager
+from gateway.safety.halt_state import HaltStateStore, HaltTrigger
+from gateway.safety.killswitch import KillSwitch
+from gateway.service.brokers import build_broker
+from gateway.service.controls import Controls
+from gateway.service.reconciling import Reconciler
+from gateway.store.journal import Journal, WriteFailure
+from gateway.store.statedir import StateDir
+
+log = logging.getLogger("gateway.service")
+
+
+class GatewayService:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        broker: Broker | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        metrics: GatewayMetrics | None = None,
+        new_journal: bool = False,
+    ):
+        self.config = config
+        self.environ = dict(os.environ if environ is None else environ)
+        self.state_dir = StateDir(Path(config.gateway.state_dir))
+        self.state_dir.path.mkdir(parents=True, exist_ok=True)
+        self.state_dir.path.chmod(0o700)  # the journal and tokens are for the service's user only
+        self._halt_file_was_missing = not self.state_dir.halt_file.exists()
+        self.state_dir.check_journal(new_journal=new_journal)
+        self._clock = clock
+        self.metrics = metrics or GatewayMetrics()
+        self.alerts = AlertSender(config.gateway.alerts.webhook_url)
+        self.journal = Journal(
+            self.state_dir.journal,
+            durability=config.gateway.durability,
+            on_write=self.metrics.observe_journal_write,
+            on_failure=self._on_journal_failure,
+            on_recovered=self._on_journal_recovered,
+        )
+        emergency = config.risk.emergency
+        self.halt = HaltManager(
+            HaltStateStore(self.state_dir.halt_file),
+            resume_cooldown_s=emergency.resume_cooldown_s,
+            clock=clock,
+            listeners=[self._on_halt_event],
+        )
+        self._unreadable: str | None = None
+        self.failures = self._restore_failures()
+        self.broker = broker or build_broker(config, self.environ)
+        self.quotes = QuoteBook(
+            config.gateway.quotes, clock=clock, link_up=lambda: self.broker.connected
+        )
+        self.engine = Gateway(
+            config,
+            broker=self.broker,
+            journal=self.journal,
+            halt=self.halt,
+            failures=self.failures,
+            quotes=self.quotes,
+            metrics=self.metrics,
+            clock=clock,
+        )
+        self.killswitch = KillSwitch(
+            halt=self.halt,
+            broker=self.broker,
+            on_order=self.engine.apply_order_update,
+            open_orders=self.engine.book.open_orders,
+            flatten_positions=emergency.kill_switch.flatten_positions,
+            cancel_retries=emergency.kill_switch.cancel_retries,
+            in_flight=self.engine.sender.settle_in_flight,
+            unknown_orders=lambda: self.engine.unknown.pending,
+        )
+        self.controls = Controls(
+            config,
+            engine=self.engine,
+            halt=self.halt,
+            killswitch=self.killswitch,
+            journal=self.journal,
+            alerts=self.alerts,
+            metrics=self.metrics,
+            environ=self.environ,
+            status=self.status,
+        )
+        self.reconciler = Reconciler(
+            config,
+            engine=self.engine,
+            broker=self.broker,
+            journal=self.journal,
+            halt=self.halt,
+            metrics=self.metrics,
+            clock=clock,
+        )
+        self.scheduler = GatewayScheduler(
+            config.gateway.schedule,
+            risk_sweep=self.risk_sweep,
+            reconcile=self.reconcile,
+            trading_day_reset=self.trading_day_reset,
+            on_stuck=self._on_job_stuck,
+            on_failure=lambda name: self.journal.record_event("job_failure", {"job": name}),
+        )
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self.engine.events.on_reconnect = self._reconcile_after_reconnect
+
+    def _restore_failures(self) -> FailureTracker:
+        emergency = self.config.risk.emergency
+        tracker_args: dict[str, Any] = {
+            "threshold": emergency.failure_threshold,
+            "on_threshold": self._on_failure_threshold,
+            "clock": self._clock,
+        }
+        stored = self.journal.get("failures")
+        try:
+            if stored:
+                return FailureTracker.restore(stored, **tracker_args)
+        except ValueError as exc:
+            # Counts we cannot read: start from zero, but halted (see start), never silently.
+            self._unreadable = f"failure counts in the journal are unreadable: {exc}"
+        return FailureTracker(**tracker_args)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._vouch_for_halt_state()
+        await self.engine.start()
+        if self._unreadable:
+            self.halt.halt(self._unreadable, HaltTrigger.STATE_UNREADABLE, by="service")
+        await self.reconcile()
+        self.scheduler.start()
+        log.info(
+            "gateway ready: %s broker, mode %s, state %s",
+            self.broker.name,
+            self.config.gateway.mode,
+            self.engine.state.value,
+        )
+
+    def _vouch_for_halt_state(self) -> None:
+        """A halt state that is gone while the journal records a halt with no resume: start
+        HALTED. Gone with no halt open (or on a first start): written now, so that from here on
+        the two files vouch for each other."""
+        self.halt.restore()
+        if not self._halt_file_was_missing:
+            return
+        open_halt = self.journal.open_halt()
+        if open_halt is not None:
+            reason = (
+                f"halt state {self.state_dir.halt_file} is missing while the journal records a "
+                f"halt with no resume ({open_halt.get('trigger')}: {open_halt.get('reason')}, "
+                f"since {open_halt.get('at')})"
+            )
+            self.halt.halt(reason[:500], HaltTrigger.STATE_UNREADABLE, by="restore")
+        else:
+            if not self.journal.is_empty():
+                log.warning("halt state was missing; the journal records no halt: written anew")
+            self.halt.retry_persist()
+
+    async def stop(self) -> None:
+        self.engine.shutting_down = True
+        self.scheduler.shutdown()
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+        if self.config.gateway.cancel_on_shutdown:
+            try:
+                report = await self.broker.cancel_all()
+                self.journal.record_event(
+                    "shutdown_cancel", {"cancelled": report.cancelled, "failed": report.failed}
+                )
+            except BrokerError as exc:
+                log.error("cancel on shutdown failed: %s", exc)
+        await self.engine.stop()
+        await self.alerts.drain(5.0)
+        await self.alerts.aclose()
+        self.journal.close()
+
+    # --- events of the parts -----------------------------------------------------------------
+
+    def _on_halt_event(self, event: HaltEvent) -> None:
+        payload: dict[str, Any] = {"by": event.by, "detail": event.detail}
+        if event.record is not None:
+            payload.update(
+                reason=event.record.reason,
+                trigger=event.record.trigger.value,
+                kill_switch=event.record.kill_switch,
+                measure=event.record.measure,
+                threshold=event.record.threshold,
+            )
+        self.journal.record_event(f"halt.{event.kind}", payload, at=event.at)
+        if event.kind == "halt" and event.record is not None:
+            self.metrics.observe_halt(event.record.trigger.value)
+        if event.kind in ("halt", "forced_resume"):
+            self.alerts.send(event.kind, {"summary": event.summary, **payload})
+        self.metrics.set_state(self.engine.state.value)
+
+    def _on_failure_threshold(self, reason: str, failure: SignalGenerationFailure) -> None:
+        self.halt.halt(reason, HaltTrigger.TECHNICAL_FAILURE, by="failure_tracker")
+
+    def _on_job_stuck(self, job: str, reason: str) -> None:
+        self.halt.halt(reason, HaltTrigger.JOB_FAILURE, by=f"scheduler:{job}")
+
+    def _on_journal_failure(self, failure: WriteFailure) -> None:
+        self.metrics.set_journal_writable(False)
+        reason = f"journal cannot write: {failure.error}"[:500]
+        # Not from inside the journal's own failing write: on the loop's next turn.
+        halt = functools.partial(self.halt.halt, reason, HaltTrigger.JOURNAL_FAILURE, by="journal")
+        try:
+            asyncio.get_running_loop().call_soon(halt)
+        except RuntimeError:
+            halt()
+
+    def _on_journal_recovered(self) -> None:
+        self.metrics.set_journal_writable(True)
+
+    # --- what the API asks -------------------------------------------------------------------
+
+    def halt_trading(self, reason: str, *, by: str) -> dict[str, Any]:
+        return self.controls.halt(reason, by=by)
+
+    async def kill(self, reason: str, *, by: str) -> dict[str, Any]:
+        return await self.controls.kill(reason, by=by)
+
+    def resume(self, *, by: str, force: bool, auth_code: str | None) -> dict[str, Any]:
+        return self.controls.resume(by=by, force=force, auth_code=auth_code)
+
+    def record_outcome(self, report: OutcomeReport) -> dict[str, Any]:
+        if report.ok:
+            self.failures.record_success(report.strategy, report.symbol)
+        else:
+            failure_type = FailureType(report.failure_type or "strategy_error")
+            self.failures.record_failure(
+                report.strategy, report.symbol, report.error or "unspecified failure", failure_type
+            )
+            self.metrics.observe_failure(failure_type.value)
+        self.journal.put("failures", self.failures.snapshot())
+        self.journal.record_event("outcome", report.model_dump(mode="json"))
+        return self.failures.status()
+
+    def reset_failures(self, *, by: str) -> dict[str, Any]:
+        self.failures.reset(by)
+        self.journal.put("failures", self.failures.snapshot())
+        self.journal.record_event("failures_reset", {"by": by})
+        return self.failures.status()
+
+    def open_orders(self) -> list[BrokerOrder]:
+        return self.engine.book.open_orders()
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    async def risk_sweep(self) -> None:
+        if self.journal.failure is not None:
+            self.journal.probe()
+        if not self.halt.persisted:
+            self.halt.retry_persist()
+        self.engine.evaluate_risk()
+        self.engine.monitor.persist()
+        for symbol in self.quotes.symbols():
+            age = self.quotes.age_s(symbol)
+            if age is not None:
+                self.metrics.set_quote_age(symbol, age)
+        self.metrics.set_journal_backlog(self.journal.backlog)
+
+    async def trading_day_reset(self) -> None:
+        self.engine.monitor.reset_trading_day()
+
+    async def reconcile(self) -> None:
+        await self.reconciler.run()
+
+    def _reconcile_after_reconnect(self) -> None:
+        if self._reconnect_task is not None and not self._reconnect_task.done():
+            return
+        self._reconnect_task = asyncio.create_task(
+            self.scheduler.jobs["reconcile"].run(), name="reconcile-after-reconnect"
+        )
+
+    # --- status ------------------------------------------------------------------------------
+
+    def stale_quotes(self) -> list[str]:
+        """Symbols whose quote is too old to price an order (all of them while the link is
+        down): a quote that stops moving shows here, not only in a refused signal."""
+        max_age = self.config.gateway.quotes.max_age_s
+        if not self.broker.connected:
+            return self.quotes.symbols()
+        return [s for s in self.quotes.symbols() if (self.quotes.age_s(s) or 0) > max_age]
+
+    def status(self) -> dict[str, Any]:
+        engine = self.engine
+        measures = engine.measures() if engine.started else None
+        failure = self.journal.failure
+        return {
+            "state": engine.state.value,
+            "halt": self.halt.summary(),
+            "reduce_only": engine.reduce_only_reason,
+            "risk": measures.as_json() if measures else None,
+            "failures": self.failures.status(),
+            "orders": {
+                "open": len(engine.book.orders),
+                "in_flight": engine.sender.in_flight,
+                "unknown": engine.unknown.pending,
+            },
+            "broker": {"name": self.broker.name, "connected": self.broker.connected},
+            "quotes": {"stale": self.stale_quotes()},
+            "journal": {
+                "writable": failure is None,
+                "error": failure.error if failure else None,
+                "since": failure.since.isoformat() if failure else None,
+                "backlog": self.journal.backlog,
+            },
+            "mode": self.config.gateway.mode,
+            "reconciliation": self.reconciler.status(),
+            "jobs": self.scheduler.status(),
+        }
