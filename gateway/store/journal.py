@@ -153,9 +153,16 @@ class Journal(JournalReads):
         return self._tx.backlog
 
     def probe(self) -> bool:
-        """Try one small write now; True when the journal writes (and its backlog is written)."""
-        self.put("journal_probe", _now())
+        """Try one small write now; True when the journal writes and nothing waits to be
+        written (only a probe declares a failed journal writable again)."""
+        self.put("journal_probe", _now())  # kept in the backlog if it cannot be written
         self._tx.flush_backlog()
+        if not self._tx.backlog:
+            try:
+                self._tx.commit_now()
+            except JournalUnavailable:
+                return False
+            self._tx.recovered()
         return self._tx.failure is None
 
     # --- commits -----------------------------------------------------------------------------
@@ -304,29 +311,32 @@ class Journal(JournalReads):
 
     def _soft(
         self, write: Callable[[], None], replay: SoftWrite, *, statements: int, defer: bool
-    ) -> None:
+    ) -> bool:
+        """Make one soft write; True when it is written. One that cannot be written now is
+        kept (unless it is being replayed from the backlog, which keeps it in place)."""
         tx = self._tx
+        if tx.backlog and not tx.flushing:
+            tx.keep(replay)  # behind what waits already, so the order holds
+            tx.flush_backlog()
+            return False
         try:
             how = tx.begin(statements)
-        except JournalUnavailable:
-            tx.keep(replay)
-            return
-        try:
-            write()
-        except BaseException as exc:
-            error = tx.undo(how, exc)
-            if not isinstance(error, JournalUnavailable):
-                raise error from exc
-            tx.keep(replay)
-            return
-        try:
+            try:
+                write()
+            except BaseException as exc:
+                error = tx.undo(how, exc)
+                if not isinstance(error, JournalUnavailable):
+                    raise error from exc
+                raise error from None
             tx.end(how, defer)
         except JournalUnavailable:
-            tx.keep(replay)
-            return
+            if not tx.flushing:
+                tx.keep(replay)
+            return False
         tx.soft(replay)
+        return True
 
-    def record_order_updates(self, updates: list[OrderUpdate], defer: bool = False) -> None:
+    def record_order_updates(self, updates: list[OrderUpdate], defer: bool = False) -> bool:
         """Broker events, many in one transaction (they arrive in bursts)."""
         now = _now()
         rows, db = self._orders, self._db
@@ -335,14 +345,14 @@ class Journal(JournalReads):
             for update in updates:  # in order: each is compared with the one before
                 rows.write_update(db, update, now)
 
-        self._soft(
+        return self._soft(
             write,
             lambda: self.record_order_updates(updates, defer=True),
             statements=rows.statements(updates),
             defer=defer,
         )
 
-    def record_order_status(self, client_order_id: str, status: str, detail: str) -> None:
+    def record_order_status(self, client_order_id: str, status: str, detail: str) -> bool:
         """An order state the broker did not report (rejected after failed sends, a submit
         that never left because the gateway halted first, an intent found absent)."""
         self._orders.forget(client_order_id)
@@ -358,15 +368,15 @@ class Journal(JournalReads):
                 (client_order_id, status, detail, now),
             )
 
-        self._soft(
+        return self._soft(
             write,
             lambda: self.record_order_status(client_order_id, status, detail),
             statements=2,
             defer=False,
         )
 
-    def mark_external(self, client_order_id: str) -> None:
-        self._soft(
+    def mark_external(self, client_order_id: str) -> bool:
+        return self._soft(
             lambda: self._db.execute(
                 "UPDATE orders SET external=1 WHERE client_order_id=?", (client_order_id,)
             ).close(),
@@ -375,10 +385,10 @@ class Journal(JournalReads):
             defer=False,
         )
 
-    def record_event(self, kind: str, payload: dict[str, Any], at: datetime | None = None) -> None:
+    def record_event(self, kind: str, payload: dict[str, Any], at: datetime | None = None) -> bool:
         stamp = (at or utcnow()).isoformat()
         text = json.dumps(payload, default=str)
-        self._soft(
+        return self._soft(
             lambda: self._db.execute(
                 "INSERT INTO events (kind, payload, at) VALUES (?,?,?)", (kind, text, stamp)
             ).close(),
@@ -387,9 +397,9 @@ class Journal(JournalReads):
             defer=False,
         )
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: str, value: Any) -> bool:
         text = json.dumps(value, default=str)
-        self._soft(
+        return self._soft(
             lambda: self._db.execute(
                 "INSERT INTO kv (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value",

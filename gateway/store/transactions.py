@@ -12,8 +12,9 @@ A failed write (disk full, I/O error, a damaged page) leaves SQLite and this obj
 whatever SQLite did with the transaction: SQLite rolls a transaction back by itself on some
 errors (SQLITE_FULL, SQLITE_IOERR) and keeps it on others, so the connection's own
 ``in_transaction`` decides, never an assumption. A lost group fails every hard write in it and
-re-queues its soft writes; the failure is reported once (``on_failure``) and cleared by the next
-successful commit (``on_recovered``).
+re-queues its soft writes. The failure is reported once (``on_failure``) and stays reported,
+even if some small write gets through meanwhile, until a deliberate probe writes and the
+backlog is empty (``recovered``, then ``on_recovered``): "writable" is proven, not guessed.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ OPENED, JOINED, SAVEPOINT = 0, 1, 2
 # Soft writes kept while the disk refuses them; beyond this the oldest are dropped (and counted).
 BACKLOG_LIMIT = 100_000
 
-SoftWrite = Callable[[], None]
+# A soft write, done again: True when it is written (in the open group), False when it is not.
+SoftWrite = Callable[[], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,10 @@ class Transactions:
     @property
     def backlog(self) -> int:
         return len(self._backlog)
+
+    @property
+    def flushing(self) -> bool:
+        return self._flushing
 
     # --- one write -------------------------------------------------------------------------
 
@@ -146,7 +152,9 @@ class Transactions:
             self._soft.append(replay)
 
     def keep(self, replay: SoftWrite) -> None:
-        """A soft write that could not be made: write it once the journal writes again."""
+        """A soft write that could not be made now: written, in order, once the journal writes
+        again (while anything waits, later soft writes queue behind it: a key's last value
+        must stay last)."""
         if len(self._backlog) >= BACKLOG_LIMIT:
             self._backlog.popleft()
             self.dropped += 1
@@ -215,8 +223,8 @@ class Transactions:
         self._lost.add(self._group)
         if len(self._lost) > 10_000:
             self._lost = {g for g in self._lost if g > self._group - 1000}
-        for replay in self._soft:
-            self.keep(replay)
+        # The group's soft writes are older than anything waiting: they go first, in order.
+        self._backlog.extendleft(reversed(self._soft))
         self._soft.clear()
         error = self._failed(exc) if report else JournalUnavailable(str(exc))
         self._resolve_waiters(error)
@@ -231,28 +239,34 @@ class Transactions:
                 self.on_failure(self.failure)
         return JournalUnavailable(f"journal write failed: {message}")
 
-    def _succeeded(self) -> None:
-        if self.failure is not None:
+    def recovered(self) -> None:
+        """A probe wrote and nothing waits any more: the journal is writable again."""
+        if self.failure is not None and not self._backlog:
             log.warning("journal writes again (after: %s)", self.failure.error)
             self.failure = None
             if self.on_recovered is not None:
                 self.on_recovered()
+
+    def _succeeded(self) -> None:
         if self._backlog and not self._flushing:
             with contextlib.suppress(RuntimeError):  # no loop: the next write flushes
                 asyncio.get_running_loop().call_soon(self.flush_backlog)
 
     def flush_backlog(self) -> None:
-        """Write what was kept while the journal could not write, oldest first."""
-        if self._flushing:
+        """Write what was kept while the journal could not write, oldest first; stop at the
+        first that still cannot be written (it stays first)."""
+        if self._flushing or not self._backlog:
             return
         self._flushing = True
         try:
-            while self._backlog and self.failure is None:
-                self._backlog.popleft()()  # a soft write: never raises, re-queues on failure
+            while self._backlog:
+                if not self._backlog[0]():
+                    break
+                self._backlog.popleft()
+            with contextlib.suppress(JournalUnavailable):
+                self.commit_now()  # a lost group puts its soft writes back in front
         finally:
             self._flushing = False
-        with contextlib.suppress(JournalUnavailable):
-            self.commit_now()
 
     def _resolve_waiters(self, error: JournalUnavailable | None) -> None:
         waiters, self._waiters = self._waiters, []

@@ -1,0 +1,147 @@
+"""The journal cannot write (disk full): the gateway halts cleanly, sends nothing without its
+intent, leaks no reservation, answers halt and kill, and resumes once writes succeed again.
+
+The journal's size is capped with ``PRAGMA max_page_count``, which makes SQLite answer
+SQLITE_FULL exactly as a full disk does (tests/e2e/test_full_disk.py does it with a real full
+tmpfs and a real process)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from brokers.simulated import SimulatedBroker
+from gateway.config import GatewayConfig
+from gateway.service import GatewayService
+from tests.conftest import ADMIN_TOKEN, api_client, signal
+from tests.journal_faults import DECISION, INTENT, install
+
+
+def _cap(service: GatewayService) -> None:
+    db = service.journal._db
+    db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0]}")
+
+
+def _uncap(service: GatewayService) -> None:
+    service.journal._db.execute("PRAGMA max_page_count=1073741823")
+
+
+async def _until_journal_refuses(client: httpx.AsyncClient) -> list[httpx.Response]:
+    answers = []
+    for n in range(400):
+        body = signal(f"full-{n}", quantity=1, strategy="s" * 60)
+        answer = await client.post("/v1/signals", json=body)
+        answers.append(answer)
+        if answer.status_code == 503:
+            return answers
+    raise AssertionError("the capped journal never refused a write")
+
+
+async def test_a_full_journal_halts_cleanly_and_resumes_when_writes_succeed(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    config = make_config(
+        risk={
+            "emergency": {"resume_cooldown_s": 0},
+            "pre_trade": {"max_orders_per_second": 100000},
+        }
+    )
+    service: GatewayService = await make_service(config)
+    broker = service.broker
+    assert isinstance(broker, SimulatedBroker)
+    async with api_client(service) as client, api_client(service, ADMIN_TOKEN) as admin:
+        assert (await client.post("/v1/signals", json=signal("before"))).json()[
+            "decision"
+        ] == "accepted"
+        heat_before = (await client.get("/v1/status")).json()["risk"]["portfolio_heat"]
+        _cap(service)
+        answers = await _until_journal_refuses(client)
+        refused = answers[-1].json()
+        assert refused["code"] == "journal_unavailable"
+        await asyncio.sleep(0)  # the halt comes on the loop's next turn
+        status = (await client.get("/v1/status")).json()
+        assert status["state"] == "halted"
+        assert status["halt"]["trigger"] == "journal_failure"
+        assert status["journal"]["writable"] is False
+        metrics = (await client.get("/metrics")).text
+        assert "gateway_journal_writable 0.0" in metrics
+        # No reservation leaked: heat is what the accepted orders make, nothing more.
+        assert service.engine.book.reservations == {}
+        accepted = [a for a in answers if a.status_code == 200]
+        assert status["risk"]["portfolio_heat"] >= heat_before
+        if not accepted:
+            assert status["risk"]["portfolio_heat"] == heat_before
+        # Nothing reached the broker without its intent in the journal.
+        journaled = {o.client_order_id for o in service.journal.orders()}
+        assert set(broker.submit_counts) <= journaled
+        # Stopping is always answered, disk full or not.
+        halt = await client.post("/v1/halt", json={"reason": "operator saw the disk alert"})
+        assert halt.status_code == 200 and halt.json()["state"] == "halted"
+        kill = await client.post("/v1/kill", json={"reason": "belt and braces"})
+        assert kill.status_code == 200
+        # A signal now is refused without a 500.
+        again = await client.post("/v1/signals", json=signal("during", quantity=1))
+        assert again.status_code in (200, 503)
+        if again.status_code == 200:
+            assert again.json()["decision"] == "blocked"
+        # Resume needs a journal that writes: a large event cannot be written while full.
+        service.journal.record_event("operator_note", {"text": "x" * 50_000})
+        assert service.journal.backlog > 0
+        refused_resume = await admin.post("/v1/resume", json={})
+        assert refused_resume.status_code == 409
+        assert refused_resume.json()["code"] == "journal_unavailable"
+        _uncap(service)
+        resumed = await admin.post("/v1/resume", json={})
+        assert resumed.status_code == 200, resumed.text
+        assert resumed.json()["state"] == "active"
+        assert resumed.json()["journal"]["writable"] is True
+        after = await client.post("/v1/signals", json=signal("after", quantity=1))
+        assert after.json()["decision"] == "accepted"
+        # The halt events kept in memory during the outage reached the journal.
+        kinds = [e["kind"] for e in service.journal.events(limit=100)]
+        assert {"halt.halt", "kill_switch", "operator_note"} <= set(kinds)
+        assert service.journal.backlog == 0
+
+
+async def test_an_intent_that_cannot_be_committed_is_never_sent(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    service: GatewayService = await make_service(make_config())
+    broker = service.broker
+    assert isinstance(broker, SimulatedBroker)
+    install(service.journal, carrying=(INTENT,))
+    async with api_client(service) as client:
+        answer = await client.post("/v1/signals", json=signal("lost-intent"))
+        assert answer.status_code == 503
+        assert answer.json()["code"] == "journal_unavailable"
+        assert broker.submit_counts == {}  # the broker never saw it
+        assert service.engine.book.reservations == {}  # and its exposure is not held
+        await asyncio.sleep(0)
+        assert service.halt.current is not None
+        assert service.halt.current.trigger.value == "journal_failure"
+
+
+async def test_a_decision_that_cannot_be_committed_is_answered_once_it_is(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    service: GatewayService = await make_service(make_config())
+    broker = service.broker
+    assert isinstance(broker, SimulatedBroker)
+    # The intent's commit succeeds, the decision's fails: the order is at the broker.
+    install(service.journal, carrying=(DECISION,))
+    async with api_client(service) as client:
+        first = await client.post("/v1/signals", json=signal("lost-decision"))
+        assert first.status_code == 503
+        assert list(broker.submit_counts.values()) == [1]  # the order is at the broker
+        assert service.journal.signal("lost-decision").decision is None  # type: ignore[union-attr]
+        assert service.journal.probe()
+        replay = await client.post("/v1/signals", json=signal("lost-decision"))
+        assert replay.status_code == 200
+        assert replay.headers["Idempotent-Replayed"] == "true"
+        assert replay.json()["decision"] == "accepted"
+        stored = service.journal.signal("lost-decision")
+        assert stored is not None and stored.decision == replay.text
+        assert max(broker.submit_counts.values()) == 1  # never sent twice
