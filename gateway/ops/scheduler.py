@@ -32,7 +32,7 @@ class JobRunner:
         *,
         threshold: int,
         on_stuck: Callable[[str, str], None],
-        on_failure: Callable[[str], None] | None = None,
+        on_failure: Callable[[str], object] | None = None,
     ):
         self.name = name
         self._job = job
@@ -82,7 +82,7 @@ class GatewayScheduler:
         reconcile: Job,
         trading_day_reset: Job,
         on_stuck: Callable[[str, str], None],
-        on_failure: Callable[[str], None] | None = None,
+        on_failure: Callable[[str], object] | None = None,
     ):
         self._scheduler = AsyncIOScheduler(timezone=ZoneInfo(settings.timezone))
         threshold = settings.job_failure_threshold
