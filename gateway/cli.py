@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--state-dir", type=Path)
+    serve.add_argument(
+        "--new-journal",
+        action="store_true",
+        help="start a new journal deliberately although this state dir holds a gateway's "
+        "other state (an existing journal is moved aside, never deleted)",
+    )
     add("status", "show the running gateway's status")
     halt = add("halt", "halt trading")
     halt.add_argument("reason", nargs="+")
@@ -127,11 +133,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.http.server import serve
         from gateway.ops.logs import configure_logging
         from gateway.store.journal import JournalError
+        from gateway.store.statedir import StateDirError, StateDirLock
 
         redactor = configure_logging()
         config = config.with_overrides(host=args.host, port=args.port, state_dir=args.state_dir)
         try:
-            return serve(config, redactor=redactor)
+            # One gateway per state dir, checked before anything in it is touched.
+            with StateDirLock(config.gateway.state_dir):
+                return serve(config, redactor=redactor, new_journal=args.new_journal)
+        except StateDirError as exc:
+            return _fail(str(exc), 2)
         except JournalError as exc:
             # Never trade on a journal we cannot read: refuse to start, and say why.
             return _fail(str(exc), 2)

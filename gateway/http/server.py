@@ -48,8 +48,9 @@ def build_server(
     service: GatewayService | None = None,
     *,
     redactor: Redactor | None = None,
+    new_journal: bool = False,
 ) -> tuple[uvicorn.Server, GatewayService]:
-    service = service or GatewayService(config)
+    service = service or GatewayService(config, new_journal=new_journal)
     tokens = ensure_tokens(config.gateway.state_dir, service.environ)
     if redactor is not None:
         # Generated tokens are not in the environment: tell the log redactor about them too.
@@ -109,8 +110,10 @@ async def _status_loop(service: GatewayService, notifier: SystemdNotifier) -> No
         await asyncio.sleep(1.0)
 
 
-def serve(config: GatewayConfig, *, redactor: Redactor | None = None) -> int:
-    server, _ = build_server(config, redactor=redactor)
+def serve(
+    config: GatewayConfig, *, redactor: Redactor | None = None, new_journal: bool = False
+) -> int:
+    server, _ = build_server(config, redactor=redactor, new_journal=new_journal)
     server.run()
     return 0 if server.started else 1
 

@@ -78,7 +78,10 @@ def _open(path: Path, durability: str) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         if existed:
-            problems = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
+            try:
+                problems = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
+            except sqlite3.DatabaseError as exc:
+                problems = [str(exc)]
             if problems != ["ok"]:
                 raise JournalError(
                     f"journal {path} fails SQLite's integrity check ({'; '.join(problems)}): "

@@ -58,10 +58,38 @@ class GatewayProcess:
             command, capture_output=True, text=True, timeout=60, env={**self.env, **(env or {})}
         )
 
-    def start(self, timeout_s: float = 30.0) -> GatewayProcess:
+    def serve_refused(
+        self, *extra: str, timeout_s: float = 30.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``gateway serve`` expecting it to refuse to start (it must exit on its own)."""
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "--config",
+                str(self.config_path),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=self.env,
+        )
+
+    def start(self, timeout_s: float = 30.0, *extra: str) -> GatewayProcess:
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the fd
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "serve", "--config", str(self.config_path)],
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway.cli",
+                    "serve",
+                    "--config",
+                    str(self.config_path),
+                    *extra,
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,
