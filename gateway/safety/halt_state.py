@@ -1,9 +1,14 @@
 """The halt state a gateway keeps across restarts, and the durable JSON file that holds it.
 
+The file holds only what must survive a restart: the halt in force and the last resume. The
+history of halts and resumes lives in the journal (the halt manager's listeners write it), and
+the count of blocked signals lives in memory: neither costs a file write per event.
+
 `HaltStateStore.save` is atomic and durable (temp file, fsync, rename, fsync of the directory):
 after it returns, the state survives kill -9 and power loss, and a reader never sees half a file.
 `HaltStateStore.load` refuses anything it cannot fully trust with `HaltStateUnreadable`; the
-halt manager turns that into a halt, never into a default.
+halt manager turns that into a halt, never into a default. Schema 2; a schema-1 file (which also
+carried the history and the blocked count) still loads, without those two.
 """
 
 from __future__ import annotations
@@ -18,22 +23,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final, Literal, cast, get_args
+from typing import Any, Final, cast
 
 __all__ = [
     "SCHEMA_VERSION",
-    "HaltHistoryEntry",
     "HaltRecord",
     "HaltState",
     "HaltStateStore",
     "HaltStateUnreadable",
     "HaltTrigger",
-    "HistoryKind",
+    "requested_halt",
+    "required_text",
 ]
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+#: Versions `load` reads: 1 carried the history and blocked count, which are dropped on load.
+READABLE_VERSIONS: Final = frozenset({1, SCHEMA_VERSION})
 
 
 class HaltTrigger(StrEnum):
@@ -74,39 +81,47 @@ class HaltRecord:
 
 _TRIGGER_VALUES: Final = frozenset(t.value for t in HaltTrigger)
 
-HistoryKind = Literal["halt", "halt_repeated", "resume", "forced_resume"]
-_HISTORY_KINDS: Final = frozenset(get_args(HistoryKind))
 
+def requested_halt(
+    reason: str,
+    trigger: HaltTrigger | str,
+    *,
+    by: str,
+    since: datetime,
+    kill_switch: bool = False,
+    measure: float | None = None,
+    threshold: float | None = None,
+) -> HaltRecord:
+    """The halt a caller asks for, validated: ValueError names the field and the reason.
 
-@dataclass(frozen=True)
-class HaltHistoryEntry:
-    """One line of the halt history.
-
-    For halts, `reason`/`trigger`/`measure`/`threshold` are what that call asked for (a repeated
-    halt keeps its own reason here even though the halt in force keeps the first one). For
-    resumes they describe the halt that ended, `blocked` counts the orders it blocked, and
-    `detail` says which checks a forced resume overrode.
+    Trigger kill_switch always implies kill_switch=True.
     """
+    reason = required_text(reason, "reason")
+    by = required_text(by, "by")
+    try:
+        trigger = HaltTrigger(trigger)
+    except ValueError:
+        choices = ", ".join(t.value for t in HaltTrigger)
+        raise ValueError(f"trigger must be one of {choices}, got {trigger!r}") from None
+    for name, value in (("measure", measure), ("threshold", threshold)):
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    kill_switch = kill_switch or trigger is HaltTrigger.KILL_SWITCH
+    return HaltRecord(reason, trigger, since, kill_switch, by, measure, threshold)
 
-    kind: HistoryKind
-    at: datetime
-    by: str
-    reason: str
-    trigger: HaltTrigger
-    kill_switch: bool
-    measure: float | None = None
-    threshold: float | None = None
-    blocked: int = 0
-    detail: str = ""
+
+def required_text(value: object, name: str) -> str:
+    """`value` stripped; ValueError naming `name` unless it is a non-empty string."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value.strip()
 
 
 @dataclass(frozen=True)
 class HaltState:
-    """Everything persisted: the halt in force, blocked orders since it began, the history."""
+    """Everything persisted: the halt in force (None when trading) and the last resume."""
 
     current: HaltRecord | None = None
-    blocked: int = 0
-    history: tuple[HaltHistoryEntry, ...] = ()
     last_resume_at: datetime | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -114,28 +129,26 @@ class HaltState:
         return {
             "schema_version": SCHEMA_VERSION,
             "current": None if self.current is None else _record_to_dict(self.current),
-            "blocked": self.blocked,
             "last_resume_at": _iso(self.last_resume_at),
-            "history": [_entry_to_dict(e) for e in self.history],
         }
 
     @classmethod
     def from_json_dict(cls, data: object) -> HaltState:
-        """Parse a document written by `to_json_dict`; raise HaltStateUnreadable otherwise."""
+        """Parse a schema 1 or 2 document; raise HaltStateUnreadable otherwise.
+
+        A schema-1 document's `history` and `blocked` are ignored: the journal holds the
+        history now, and the blocked count starts again from zero at each start.
+        """
         doc = _as_mapping(data, "document")
         version = doc.get("schema_version")
-        if version != SCHEMA_VERSION or isinstance(version, bool):
+        if isinstance(version, bool) or version not in READABLE_VERSIONS:
+            readable = ", ".join(str(v) for v in sorted(READABLE_VERSIONS))
             raise HaltStateUnreadable(
-                f"unknown schema_version {version!r} (this gateway reads {SCHEMA_VERSION})"
+                f"unknown schema_version {version!r} (this gateway reads {readable})"
             )
         current_raw = _field(doc, "current", "document")
-        history_raw = _field(doc, "history", "document")
-        if not isinstance(history_raw, list):
-            raise HaltStateUnreadable("field 'history' is not a list")
         return cls(
             current=None if current_raw is None else _record_from_dict(current_raw),
-            blocked=_count(doc, "blocked", "document"),
-            history=tuple(_entry_from_dict(raw, i) for i, raw in enumerate(history_raw)),
             last_resume_at=_opt_datetime(doc, "last_resume_at", "document"),
         )
 
@@ -234,21 +247,6 @@ def _record_to_dict(record: HaltRecord) -> dict[str, Any]:
     }
 
 
-def _entry_to_dict(entry: HaltHistoryEntry) -> dict[str, Any]:
-    return {
-        "kind": entry.kind,
-        "at": entry.at.isoformat(),
-        "by": entry.by,
-        "reason": entry.reason,
-        "trigger": entry.trigger.value,
-        "kill_switch": entry.kill_switch,
-        "measure": entry.measure,
-        "threshold": entry.threshold,
-        "blocked": entry.blocked,
-        "detail": entry.detail,
-    }
-
-
 def _record_from_dict(raw: object) -> HaltRecord:
     where = "current"
     doc = _as_mapping(raw, where)
@@ -260,29 +258,6 @@ def _record_from_dict(raw: object) -> HaltRecord:
         by=_text(doc, "by", where),
         measure=_opt_number(doc, "measure", where),
         threshold=_opt_number(doc, "threshold", where),
-    )
-
-
-def _entry_from_dict(raw: object, index: int) -> HaltHistoryEntry:
-    where = f"history[{index}]"
-    doc = _as_mapping(raw, where)
-    kind = _field(doc, "kind", where)
-    if kind not in _HISTORY_KINDS:
-        raise HaltStateUnreadable(f"{where}.kind {kind!r} is unknown")
-    detail = _field(doc, "detail", where)
-    if not isinstance(detail, str):
-        raise HaltStateUnreadable(f"{where}.detail is not a string")
-    return HaltHistoryEntry(
-        kind=cast(HistoryKind, kind),
-        at=_datetime(doc, "at", where),
-        by=_text(doc, "by", where),
-        reason=_text(doc, "reason", where),
-        trigger=_trigger(doc, where),
-        kill_switch=_bool(doc, "kill_switch", where),
-        measure=_opt_number(doc, "measure", where),
-        threshold=_opt_number(doc, "threshold", where),
-        blocked=_count(doc, "blocked", where),
-        detail=detail,
     )
 
 
@@ -309,13 +284,6 @@ def _bool(doc: dict[str, Any], key: str, where: str) -> bool:
     value = _field(doc, key, where)
     if not isinstance(value, bool):
         raise HaltStateUnreadable(f"{where}.{key} is not a boolean")
-    return value
-
-
-def _count(doc: dict[str, Any], key: str, where: str) -> int:
-    value = _field(doc, key, where)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise HaltStateUnreadable(f"{where}.{key} is not a non-negative integer")
     return value
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from brokers.base import Broker, BrokerOrder, OrderRequest, OrderStatus, Side
 from brokers.errors import BrokerError
-from gateway.safety.halt import HaltManager, HaltStateWriteError
+from gateway.safety.halt import HaltManager
 from gateway.safety.halt_state import HaltTrigger
 
 log = logging.getLogger("gateway.safety.killswitch")
@@ -88,11 +88,8 @@ class KillSwitch:
 
     async def kill(self, reason: str, *, by: str) -> KillReport:
         started = time.perf_counter()
-        try:
-            self._halt.halt(reason, HaltTrigger.KILL_SWITCH, by=by, kill_switch=True)
-        except HaltStateWriteError:
-            # Halted in memory but not on disk: cancelling must still happen.
-            log.critical("kill switch: halt state not persisted; cancelling anyway")
+        # Never raises for a full disk: halted in memory, written when it can be; cancel anyway.
+        self._halt.halt(reason, HaltTrigger.KILL_SWITCH, by=by, kill_switch=True)
         report = KillReport(halt_ms=(time.perf_counter() - started) * 1000)
         async with self._lock:
             await self._cancel_everything(report)
