@@ -285,6 +285,13 @@ class HaltManager:
         if self._state.current is None:
             logger.warning("signal blocked while not halted: %s", detail)
 
+    def write_state(self) -> bool:
+        """Write the in-memory state now, whatever is on disk (a state dir's first start writes
+        its halt state, so that from then on the halt state and the journal vouch for each
+        other); True once it is on disk."""
+        self._ensure_restored()
+        return self._persist("write")
+
     def retry_persist(self) -> bool:
         """Write the in-memory state again after a failed write; True once it is on disk.
 
@@ -346,14 +353,6 @@ class HaltManager:
         else:
             logger.warning("resumed by %s after %r: %s", by, record.reason, detail)
         self._emit(HaltEvent(kind, now, by, record, None, detail, blocked=blocked))
-
-    # TEMPORARY (replaced by the halt work on its branch): write the state again.
-    @property
-    def persisted(self) -> bool:
-        return True
-
-    def retry_persist(self) -> bool:
-        return self._try_save(self._state) is None
 
     # -- internals -------------------------------------------------------------------------
 

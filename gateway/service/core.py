@@ -180,7 +180,7 @@ class GatewayService:
         else:
             if not self.journal.is_empty():
                 log.warning("halt state was missing; the journal records no halt: written anew")
-            self.halt.retry_persist()
+            self.halt.write_state()
 
     async def stop(self) -> None:
         self.engine.shutting_down = True
@@ -212,6 +212,15 @@ class GatewayService:
                 measure=event.record.measure,
                 threshold=event.record.threshold,
             )
+        if event.requested is not None and event.requested is not event.record:
+            payload["requested"] = {
+                "reason": event.requested.reason,
+                "trigger": event.requested.trigger.value,
+                "measure": event.requested.measure,
+                "threshold": event.requested.threshold,
+            }
+        if event.kind in ("resume", "forced_resume"):
+            payload["blocked"] = event.blocked
         self.journal.record_event(f"halt.{event.kind}", payload, at=event.at)
         if event.kind == "halt" and event.record is not None:
             self.metrics.observe_halt(event.record.trigger.value)

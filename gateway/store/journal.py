@@ -84,7 +84,8 @@ def _open(path: Path, durability: str) -> sqlite3.Connection:
                 problems = [str(exc)]
             if problems != ["ok"]:
                 raise JournalError(
-                    f"journal {path} fails SQLite's integrity check ({'; '.join(problems)}): "
+                    f"journal {path} is unreadable: it fails SQLite's integrity check "
+                    f"({'; '.join(problems)}): "
                     "restore it from a backup, or move it aside and start with --new-journal"
                 )
         db.execute("PRAGMA journal_mode=WAL")

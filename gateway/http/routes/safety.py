@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from gateway.http.deps import Auth, actor
 from gateway.http.schemas import ErrorBody, KillResponse
 from gateway.models import HaltRequest, ResumeRequest
-from gateway.safety.halt import ResumeForbidden, ResumeRefused
+from gateway.safety.halt import HaltStateWriteError, ResumeForbidden, ResumeRefused
 from gateway.service import GatewayService
 
 
@@ -30,7 +30,7 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
     @api.post(
         "/v1/resume",
         dependencies=admin_token,
-        responses={409: {"model": ErrorBody}, 403: {"model": ErrorBody}},
+        responses={409: {"model": ErrorBody}, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}},
     )
     async def post_resume(request: Request, body: ResumeRequest | None = None) -> Any:
         body = body or ResumeRequest()
@@ -38,6 +38,11 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
             return service.resume(by=actor(request), force=body.force, auth_code=body.auth_code)
         except ResumeRefused as exc:
             return JSONResponse(status_code=409, content=exc.to_dict())
+        except HaltStateWriteError as exc:
+            # The resume could not be made durable: the gateway stays halted.
+            return JSONResponse(
+                status_code=503, content={"code": "state_unwritable", "message": str(exc)}
+            )
         except ResumeForbidden as exc:
             return JSONResponse(
                 status_code=403, content={"code": "auth_code_invalid", "message": str(exc)}
