@@ -23,7 +23,9 @@ raises ``BrokerError(code="bad_state")`` naming it: never a silent fresh account
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -33,6 +35,8 @@ from pydantic import ValidationError
 
 from brokers.base import BrokerOrder
 from brokers.errors import BrokerError, BrokerUnavailable
+
+log = logging.getLogger("brokers.simulated.state")
 
 SCHEMA_VERSION = 1
 DEFAULT_FILE_NAME = "sim_broker.sqlite3"
@@ -123,6 +127,7 @@ class StateFile:
     def __init__(self, path: Path, *, initial_cash: Decimal):
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self._checkpointer: _Checkpointer | None = None
         self._initial_cash = initial_cash
         self.open()
 
@@ -144,6 +149,9 @@ class StateFile:
             new = self._check(db)  # before anything writes to a file that may not be ours
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints run on a thread of their own (_Checkpointer), not inside a commit on
+            # the event loop, where their fsync would stall a submit for milliseconds.
+            db.execute("PRAGMA wal_autocheckpoint=0")
             if new:
                 self._create(db)
         except sqlite3.Error as exc:
@@ -153,6 +161,7 @@ class StateFile:
             db.close()
             raise
         self._db = db
+        self._checkpointer = _Checkpointer(self.path)
 
     def _check(self, db: sqlite3.Connection) -> bool:
         """Whether the file is new (empty); raise ``bad_state`` when it is not one of ours."""
@@ -184,6 +193,9 @@ class StateFile:
             raise
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -255,6 +267,33 @@ class StateFile:
         except BaseException:
             _rollback(db)
             raise
+
+
+class _Checkpointer:
+    """Copies the WAL into the database file every ``interval_s`` from its own connection and
+    thread, in PASSIVE mode (never blocking the writer), so the WAL stays small."""
+
+    def __init__(self, path: Path, *, interval_s: float = 1.0):
+        self._path = path
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sim-state-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(self._interval_s):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # busy or I/O: the next round tries again
+                    log.warning("simulated broker state checkpoint failed: %s", exc)
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def _rollback(db: sqlite3.Connection) -> None:
