@@ -8,7 +8,17 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.config import GatewayConfig
+from gateway.service import GatewayService
 from tests.conftest import api_client, signal
+
+
+async def _streamed(service: GatewayService, symbols: set[str]) -> None:
+    """Until the broker's stream (not a REST snapshot) has brought a quote for each symbol."""
+    for _ in range(200):  # 10 s at most
+        if all(service.quotes.get(s) is not None for s in symbols):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no streamed quote for {symbols} in 10 s")
 
 
 async def test_a_signal_for_an_unquoted_symbol_leaves_the_other_quotes_fresh(
@@ -21,6 +31,7 @@ async def test_a_signal_for_an_unquoted_symbol_leaves_the_other_quotes_fresh(
         }
     )
     service = await make_service(config)
+    await _streamed(service, {"AAPL", "SPY"})
     async with api_client(service) as client:
         first = (await client.post("/v1/signals", json=signal("aapl-before"))).json()
         assert first["decision"] == "accepted"

@@ -197,7 +197,7 @@ def test_a_newer_schema_is_refused(path: Path) -> None:
     SimulatedBroker(state_path=path)
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    _refused(path, "newer")
+    _refused(path, f"schema version {SCHEMA_VERSION + 1} is newer than this broker's")
 
 
 def test_another_programs_database_is_refused(path: Path) -> None:
