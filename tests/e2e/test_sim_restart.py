@@ -73,3 +73,17 @@ def test_the_paper_account_survives_a_restart(tmp_path: Path, stop: str) -> None
     taken = {o["broker_order_id"] for o in (bought, gtc, day)}
     assert after["broker_order_id"] not in taken
     assert after["broker_order_id"] == "sim-4"  # the counter went on, it did not restart
+
+
+def test_an_unreadable_account_refuses_to_start_with_one_line_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    gw = GatewayProcess(tmp_path)
+    gw.state_dir.mkdir(parents=True)
+    path = gw.state_dir / "sim_broker.sqlite3"
+    path.write_bytes(b"not a database" * 100)
+    result = gw.cli("serve")
+    assert result.returncode != 0
+    assert str(path) in result.stderr and "unreadable" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert path.read_bytes() == b"not a database" * 100  # never replaced by a fresh account
