@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BrokerError as exc:
             # Missing keys or a bad broker setting cannot heal by restarting (exit 2); a broker
             # that cannot be reached may (exit 1, and systemd tries again).
-            code = 2 if exc.code in ("missing_credentials", "bad_config") else 1
+            code = 2 if exc.code in ("missing_credentials", "bad_config", "bad_state") else 1
             return _fail(f"broker: {exc}", code)
     try:
         remote = _Remote(config)

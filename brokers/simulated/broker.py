@@ -1,12 +1,21 @@
-"""The simulated paper broker: the embedded default and the venue for staging drills.
+"""The simulated paper broker: the embedded default and the venue for fire drills.
 
 A deterministic market (no randomness anywhere): quotes come from the constructor or from
-``set_quote`` and are republished every ``tick_s`` with fresh timestamps, except a quote set with
-an explicit ``ts``, which keeps it (so a test can make a symbol stale). Market orders fill at once
+``set_quote`` and every quoted symbol is republished every ``tick_s`` with a fresh timestamp
+(subscribing only adds symbols, it never silences the others), except a quote set with an
+explicit ``ts``, which keeps it (so a test can make a symbol stale). Market orders fill at once
 at the ask (buy) or bid (sell); limit orders rest until the market crosses them and then fill at
 the limit or better. Equity = cash + positions marked at mid. Buying power = equity x
 ``margin_multiplier`` - gross position value - open buy orders.
 
+The account (cash, positions, every order, the id counter, the submit counts) lives in the
+SQLite file ``state_path`` when one is given (see ``state.py``): the broker kept running while
+the gateway restarted. Each change is committed before the call that made it returns; without a
+``state_path`` everything stays in memory.
+
+Fire drills (``faults``, see ``faults.py``) change only what the broker does, never how it
+reports it: a lost answer is a ``BrokerUnavailable`` like any dropped connection. A call made
+while the broker is not connected raises ``NotSent`` (the request never left).
 ``fail_cancels`` lets a drill make the broker refuse some cancels, to exercise the kill switch's
 retry-and-report path.
 """
@@ -15,9 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -40,28 +47,14 @@ from brokers.base import (
     Side,
     TimeInForce,
     assemble,
-    position_after_fill,
     to_decimal,
     utcnow,
 )
-from brokers.errors import BrokerUnavailable, OrderNotFound, OrderRejected
-from brokers.simulated.state import load_state, save_state
-
-ZERO = Decimal(0)
-
-
-@dataclass(slots=True)
-class _SimPosition:
-    qty: Decimal = ZERO
-    avg_price: Decimal = ZERO
-
-
-@dataclass(slots=True)
-class _SimQuote:
-    bid: Decimal
-    ask: Decimal
-    ts: datetime
-    pinned: bool  # set with an explicit ts: the ticker leaves its timestamp alone
+from brokers.errors import BrokerUnavailable, NotSent, OrderNotFound, OrderRejected
+from brokers.simulated.faults import Faults, FaultState
+from brokers.simulated.ledger import ZERO, Ledger
+from brokers.simulated.market import SimQuote, crossing_price
+from brokers.simulated.state import StateFile
 
 
 def _with(order: BrokerOrder, **changes: Any) -> BrokerOrder:
@@ -87,65 +80,69 @@ class SimulatedBroker:
         margin_multiplier: float | Decimal | int = 1,
         clock: Callable[[], datetime] = utcnow,
         state_path: Path | None = None,
+        faults: Faults | None = None,
     ):
+        """``state_path``: the SQLite file holding the account (created with ``initial_cash``
+        when missing; ``BrokerError(code="bad_state")`` when unreadable); None keeps it in
+        memory. ``faults``: the fire drills in force from the start."""
         self._clock = clock
         self._tick_s = tick_s
         self._margin = to_decimal(margin_multiplier)
-        self._cash = to_decimal(initial_cash)
-        self._quotes: dict[str, _SimQuote] = {}
-        self._positions: dict[str, _SimPosition] = {}
-        self._orders: dict[str, BrokerOrder] = {}  # by client_order_id, every order ever
-        self._open: dict[str, BrokerOrder] = {}  # the resting ones, so matching stays O(open)
-        self._by_broker_id: dict[str, str] = {}
-        self._ids = itertools.count(1)
+        self._quotes: dict[str, SimQuote] = {}
         self._events: asyncio.Queue[BrokerEvent] = asyncio.Queue()
         self._subscribed: set[str] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._connected = False
+        self._faults = FaultState(clock, faults)
         self.fail_cancels: dict[str, str] = {}  # broker_order_id -> reason, for drills
-        # How often each client_order_id reached submit(): a drill checks nobody sent one twice.
-        self.submit_counts: dict[str, int] = {}
         now = clock()
         for symbol, (bid, ask) in (quotes or {}).items():
-            self._quotes[symbol] = _SimQuote(to_decimal(bid), to_decimal(ask), now, False)
-        self._state_path: Path | None = None
-        if state_path is not None:
-            self._restore(state_path)
-            self._state_path = state_path
+            self._quotes[symbol] = SimQuote(to_decimal(bid), to_decimal(ask), now, False)
+        cash = to_decimal(initial_cash)
+        self._state = None if state_path is None else StateFile(state_path, initial_cash=cash)
+        self._ledger = Ledger(cash) if self._state is None else Ledger.restore(self._state.load())
 
-    # --- persistence (only with a state_path) ------------------------------------------------
+    @property
+    def state_path(self) -> Path | None:
+        return None if self._state is None else self._state.path
 
-    def _restore(self, path: Path) -> None:
-        state = load_state(path)
-        if state is None:
-            return
-        self._cash = Decimal(state["cash"])
-        self._ids = itertools.count(int(state["next_id"]))
-        self._positions = {
-            s: _SimPosition(Decimal(q), Decimal(p)) for s, (q, p) in state["positions"].items()
-        }
-        for raw in state["orders"]:
-            self._store(BrokerOrder.model_validate(raw))
-        self._by_broker_id = {o.broker_order_id: c for c, o in self._orders.items()}
-        self.submit_counts = {k: int(v) for k, v in state["submit_counts"].items()}
+    @property
+    def submit_counts(self) -> Mapping[str, int]:
+        """How often each client_order_id reached submit(): a drill checks nobody sent one twice."""
+        return self._ledger.submit_counts
 
-    def _save(self) -> None:
-        if self._state_path is None:
-            return
-        next_id = next(self._ids)
-        self._ids = itertools.count(next_id)
-        save_state(
-            self._state_path,
-            {
-                "cash": str(self._cash),
-                "next_id": next_id,
-                "positions": {
-                    s: [str(p.qty), str(p.avg_price)] for s, p in self._positions.items()
-                },
-                "orders": [o.model_dump(mode="json") for o in self._orders.values()],
-                "submit_counts": self.submit_counts,
-            },
-        )
+    # --- fire drills -------------------------------------------------------------------------
+
+    @property
+    def faults(self) -> Faults:
+        """The faults in force; ``fail_lookups_s`` is the time still left."""
+        return self._faults.current()
+
+    def set_faults(self, faults: Faults) -> Faults:
+        """Replace every fault in force with ``faults`` (``Faults()`` clears them all)."""
+        return self._faults.replace(faults)
+
+    async def _reach(self) -> None:
+        """The request leaves for the broker and, after the drill's latency, takes effect."""
+        if not self._connected:
+            raise NotSent("simulated broker is not connected")
+        await self._faults.delay()
+        if not self._connected:
+            raise BrokerUnavailable("simulated broker: connection closed before the answer")
+
+    # --- persistence -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Whatever the block changes is committed (one transaction) before the call returns."""
+        try:
+            yield
+        finally:
+            if self._state is not None:
+                changes = self._ledger.pending()
+                if changes:
+                    self._state.write(changes)
+            self._ledger.settle()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -154,6 +151,11 @@ class SimulatedBroker:
         return self._connected
 
     async def connect(self) -> None:
+        if self._state is not None:
+            # The file is the account: read it again (it may have moved on since construction,
+            # as when the other member of a standby pair traded on it meanwhile).
+            self._state.open()
+            self._ledger = Ledger.restore(self._state.load())
         self._connected = True
         self._publish(ConnectionEvent(connected=True))
         if self._ticker is None:
@@ -166,6 +168,8 @@ class SimulatedBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        if self._state is not None:
+            self._state.close()
 
     async def _tick_loop(self) -> None:
         while True:
@@ -178,7 +182,7 @@ class SimulatedBroker:
 
     def _require_connected(self) -> None:
         if not self._connected:
-            raise BrokerUnavailable("simulated broker is not connected")
+            raise NotSent("simulated broker is not connected")
 
     # --- market ------------------------------------------------------------------------------
 
@@ -186,20 +190,21 @@ class SimulatedBroker:
         self, symbol: str, bid: Any, ask: Any, ts: datetime | None = None
     ) -> tuple[Quote, list[BrokerOrder]]:
         """Move the market; resting limit orders the new quote crosses fill at once (returned)."""
-        quote = _SimQuote(to_decimal(bid), to_decimal(ask), ts or self._clock(), ts is not None)
+        quote = SimQuote(to_decimal(bid), to_decimal(ask), ts or self._clock(), ts is not None)
         self._quotes[symbol] = quote
         published = self._publish_quote(symbol)
-        return published, self._match_resting(symbol)
+        with self._changing():
+            return published, self._match_resting(symbol)
 
     def _quote(self, symbol: str) -> Quote | None:
         q = self._quotes.get(symbol)
-        return None if q is None else Quote(symbol=symbol, bid=q.bid, ask=q.ask, ts=q.ts)
+        return None if q is None else q.as_quote(symbol)
 
     def _publish_quote(self, symbol: str) -> Quote:
         quote = self._quote(symbol)
         assert quote is not None
-        if not self._subscribed or symbol in self._subscribed:
-            self._publish(QuoteEvent(quote=quote))
+        # Every quoted symbol, subscribed or not: a subscription never silences another symbol.
+        self._publish(QuoteEvent(quote=quote))
         return quote
 
     def _publish(self, event: BrokerEvent) -> None:
@@ -213,6 +218,7 @@ class SimulatedBroker:
         return quote
 
     def subscribe_quotes(self, symbols: Iterable[str]) -> None:
+        """Adds symbols (this market streams every symbol it quotes anyway); never removes."""
         self._subscribed.update(symbols)
 
     async def events(self) -> AsyncIterator[BrokerEvent]:  # type: ignore[override]
@@ -223,31 +229,19 @@ class SimulatedBroker:
 
     def _mark(self, symbol: str, fallback: Decimal) -> Decimal:
         q = self._quotes.get(symbol)
-        return (q.bid + q.ask) / 2 if q is not None else fallback
+        return q.mid if q is not None else fallback
 
     def _equity(self) -> Decimal:
-        value = sum((p.qty * self._mark(s, p.avg_price) for s, p in self._positions.items()), ZERO)
-        return self._cash + value
+        return self._ledger.equity(self._mark)
 
     def _buying_power(self) -> Decimal:
-        gross = sum(
-            (abs(p.qty) * self._mark(s, p.avg_price) for s, p in self._positions.items()), ZERO
-        )
-        open_buys = sum(
-            (
-                o.remaining_quantity * (o.limit_price or ZERO)
-                for o in self._open.values()
-                if o.side is Side.BUY
-            ),
-            ZERO,
-        )
-        return max(self._equity() * self._margin - gross - open_buys, ZERO)
+        return self._ledger.buying_power(self._mark, self._margin)
 
     async def account(self) -> Account:
         self._require_connected()
         return Account(
             equity=self._equity(),
-            cash=self._cash,
+            cash=self._ledger.cash,
             buying_power=self._buying_power(),
             day_start_equity=None,
         )
@@ -258,28 +252,47 @@ class SimulatedBroker:
             Position(
                 symbol=s, qty=p.qty, avg_price=p.avg_price, market_price=self._mark(s, p.avg_price)
             )
-            for s, p in sorted(self._positions.items())
+            for s, p in sorted(self._ledger.positions.items())
             if p.qty != ZERO
         ]
 
     # --- orders ------------------------------------------------------------------------------
 
     async def open_orders(self) -> list[BrokerOrder]:
-        self._require_connected()
-        return list(self._open.values())
+        await self._reach()
+        self._check_lookups()
+        return list(self._ledger.open.values())
 
     async def get_order(self, client_order_id: str) -> BrokerOrder | None:
-        self._require_connected()
-        return self._orders.get(client_order_id)
+        await self._reach()
+        self._check_lookups()
+        return self._ledger.orders.get(client_order_id)
+
+    def _check_lookups(self) -> None:
+        if self._faults.lookups_failing:
+            raise BrokerUnavailable("simulated broker: order look-up timed out")
 
     async def submit(self, order: OrderRequest) -> BrokerOrder:
-        self._require_connected()
-        self.submit_counts[order.client_order_id] = (
-            self.submit_counts.get(order.client_order_id, 0) + 1
-        )
-        existing = self._orders.get(order.client_order_id)
+        await self._reach()
+        lost = False
+        with self._changing():
+            self._ledger.count_submit(order.client_order_id)
+            if self._faults.take_reject():
+                raise OrderRejected("order rejected by the broker", code="drill_reject")
+            lost = self._faults.take_lost_answer()
+            try:
+                placed = self._place(order)
+            except OrderRejected:
+                if not lost:
+                    raise
+        if lost:
+            # It reached the market; only the answer is lost, as with a dropped connection.
+            raise BrokerUnavailable("simulated broker: connection lost before the answer arrived")
+        return placed
+
+    def _place(self, order: OrderRequest) -> BrokerOrder:
+        existing = self._ledger.orders.get(order.client_order_id)
         if existing is not None:
-            self._save()
             return existing  # idempotent: the same client_order_id never makes a second order
         quote = self._quotes.get(order.symbol)
         if quote is None:
@@ -288,13 +301,12 @@ class SimulatedBroker:
         assert price_for_bp is not None
         if order.side is Side.BUY and order.quantity * price_for_bp > self._buying_power():
             raise OrderRejected("insufficient buying power", code="buying_power")
-        broker_id = f"sim-{next(self._ids)}"
         # Every value comes from the validated request: no second validation.
         placed = assemble(
             BrokerOrder,
             {
                 "client_order_id": order.client_order_id,
-                "broker_order_id": broker_id,
+                "broker_order_id": self._ledger.new_broker_order_id(),
                 "symbol": order.symbol,
                 "side": order.side,
                 "quantity": order.quantity,
@@ -306,9 +318,8 @@ class SimulatedBroker:
                 "time_in_force": order.time_in_force,
             },
         )
-        self._store(placed)
-        self._by_broker_id[broker_id] = order.client_order_id
-        fill_price = self._crossing_price(placed, quote)
+        self._ledger.store(placed)
+        fill_price = crossing_price(placed, quote)
         if fill_price is not None:
             return self._fill(placed, fill_price)
         if order.time_in_force is TimeInForce.IOC:
@@ -316,40 +327,16 @@ class SimulatedBroker:
         self._publish(_order_event(placed))
         return placed
 
-    def _store(self, order: BrokerOrder) -> None:
-        self._orders[order.client_order_id] = order
-        if order.is_open:
-            self._open[order.client_order_id] = order
-        else:
-            self._open.pop(order.client_order_id, None)
-        self._save()
-
-    @staticmethod
-    def _crossing_price(order: BrokerOrder, quote: _SimQuote) -> Decimal | None:
-        if order.order_type is OrderType.MARKET:
-            return quote.ask if order.side is Side.BUY else quote.bid
-        limit = order.limit_price
-        assert limit is not None
-        if order.side is Side.BUY and quote.ask <= limit:
-            return quote.ask
-        if order.side is Side.SELL and quote.bid >= limit:
-            return quote.bid
-        return None
-
     def _fill(self, order: BrokerOrder, price: Decimal) -> BrokerOrder:
         qty = order.remaining_quantity
-        self._cash -= (qty if order.side is Side.BUY else -qty) * price
-        pos = self._positions.setdefault(order.symbol, _SimPosition())
-        pos.qty, pos.avg_price = position_after_fill(pos.qty, pos.avg_price, order.side, qty, price)
-        if pos.qty == ZERO:
-            del self._positions[order.symbol]
+        self._ledger.book_fill(order.symbol, order.side, qty, price)
         filled = _with(
             order,
             filled_quantity=order.quantity,
             avg_fill_price=price,
             status=OrderStatus.FILLED,
         )
-        self._store(filled)
+        self._ledger.store(filled)
         fill_fields = {
             "client_order_id": order.client_order_id,
             "broker_order_id": order.broker_order_id,
@@ -368,22 +355,22 @@ class SimulatedBroker:
     def _match_resting(self, symbol: str) -> list[BrokerOrder]:
         quote = self._quotes[symbol]
         filled = []
-        for order in list(self._open.values()):
+        for order in list(self._ledger.open.values()):
             if order.symbol == symbol:
-                price = self._crossing_price(order, quote)
+                price = crossing_price(order, quote)
                 if price is not None:
                     filled.append(self._fill(order, price))
         return filled
 
     def _set_status(self, order: BrokerOrder, status: OrderStatus, reason: str) -> BrokerOrder:
         updated = _with(order, status=status)
-        self._store(updated)
+        self._ledger.store(updated)
         self._publish(_order_event(updated, reason=reason))
         return updated
 
     async def cancel(self, client_order_id: str) -> None:
-        self._require_connected()
-        order = self._orders.get(client_order_id)
+        await self._reach()
+        order = self._ledger.orders.get(client_order_id)
         if order is None:
             raise OrderNotFound(f"no order {client_order_id}")
         if not order.is_open:
@@ -391,17 +378,19 @@ class SimulatedBroker:
         reason = self.fail_cancels.get(order.broker_order_id)
         if reason is not None:
             raise OrderRejected(reason, code="cancel_refused")
-        self._set_status(order, OrderStatus.CANCELED, "canceled by request")
+        with self._changing():
+            self._set_status(order, OrderStatus.CANCELED, "canceled by request")
 
     async def cancel_all(self) -> CancelReport:
-        self._require_connected()
+        await self._reach()
         cancelled: list[str] = []
         failed: dict[str, str] = {}
-        for order in list(self._open.values()):
-            reason = self.fail_cancels.get(order.broker_order_id)
-            if reason is not None:
-                failed[order.broker_order_id] = reason
-                continue
-            self._set_status(order, OrderStatus.CANCELED, "canceled by cancel_all")
-            cancelled.append(order.broker_order_id)
+        with self._changing():
+            for order in list(self._ledger.open.values()):
+                reason = self.fail_cancels.get(order.broker_order_id)
+                if reason is not None:
+                    failed[order.broker_order_id] = reason
+                    continue
+                self._set_status(order, OrderStatus.CANCELED, "canceled by cancel_all")
+                cancelled.append(order.broker_order_id)
         return CancelReport(cancelled=cancelled, failed=failed)

@@ -1,32 +1,319 @@
-"""The simulated broker's own state file, so that it can play "the broker that kept running"
-across a gateway crash: what it acknowledged is on disk before the acknowledgement returns.
+"""The simulated broker's account on disk, so that it plays the paper broker that kept running
+while the gateway restarted (SIGTERM or kill -9): same cash, positions, orders and ids.
 
-A JSON document replaced atomically (write a temporary file, fsync, rename). Only used when a
-state path is given; the embedded default keeps its market in memory.
+SQLite in WAL mode with ``synchronous=NORMAL``, like the journal: a committed transaction
+survives kill -9 of the process (not a power cut). Written incrementally: each change of the
+account is one small transaction, committed before the broker call that made it returns.
+
+Tables (the schema version is ``PRAGMA user_version``):
+
+- ``account(id = 1, cash, next_id)``: cash as exact decimal text; ``next_id`` is N of the next
+  ``sim-N`` broker order id, so no id is ever handed out twice.
+- ``positions(symbol, qty, avg_price)``: signed quantity (short < 0); a flat symbol has no row.
+- ``orders(client_order_id, broker_order_id, symbol, side, quantity, filled_quantity, status,
+  limit_price, avg_fill_price, order_type, time_in_force)``: every order the broker took,
+  resting or final, in the order it took them (rowid).
+- ``submit_counts(client_order_id, count)``: how often each client_order_id reached submit(),
+  so a drill can prove that nothing was sent twice.
+
+A file that cannot be read (not SQLite, corrupt, another program's database, a newer schema)
+raises ``BrokerError(code="bad_state")`` naming it: never a silent fresh account.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import contextlib
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+
+from pydantic import ValidationError
+
+from brokers.base import BrokerOrder
+from brokers.errors import BrokerError, BrokerUnavailable
+
+log = logging.getLogger("brokers.simulated.state")
+
+SCHEMA_VERSION = 1
+DEFAULT_FILE_NAME = "sim_broker.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE account (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    cash TEXT NOT NULL,
+    next_id INTEGER NOT NULL
+);
+CREATE TABLE positions (
+    symbol TEXT PRIMARY KEY,
+    qty TEXT NOT NULL,
+    avg_price TEXT NOT NULL
+);
+CREATE TABLE orders (
+    client_order_id TEXT PRIMARY KEY,
+    broker_order_id TEXT NOT NULL UNIQUE,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    filled_quantity TEXT NOT NULL,
+    status TEXT NOT NULL,
+    limit_price TEXT,
+    avg_fill_price TEXT,
+    order_type TEXT NOT NULL,
+    time_in_force TEXT NOT NULL
+);
+CREATE TABLE submit_counts (
+    client_order_id TEXT PRIMARY KEY,
+    count INTEGER NOT NULL
+);
+"""
+
+_ORDER_COLUMNS = (
+    "client_order_id",
+    "broker_order_id",
+    "symbol",
+    "side",
+    "quantity",
+    "filled_quantity",
+    "status",
+    "limit_price",
+    "avg_fill_price",
+    "order_type",
+    "time_in_force",
+)
+# An upsert keeps the row (and its rowid, hence the order's place in the list) on an update.
+_UPSERT_ORDER = (
+    f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _ORDER_COLUMNS)}) "
+    "ON CONFLICT(client_order_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _ORDER_COLUMNS[1:])
+)
 
 
-def load_state(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    data = json.loads(path.read_text())
-    if not isinstance(data, dict) or data.get("version") != 1:
-        raise ValueError(f"{path}: not a simulated-broker state file of version 1")
-    return data
+@dataclass(slots=True)
+class AccountSnapshot:
+    """Everything the file holds, as the broker keeps it in memory."""
+
+    cash: Decimal
+    next_id: int
+    positions: dict[str, tuple[Decimal, Decimal]]  # symbol -> (signed qty, avg price)
+    orders: list[BrokerOrder]
+    submit_counts: dict[str, int]
 
 
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as handle:
-        json.dump({"version": 1, **state}, handle, separators=(",", ":"))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+@dataclass(slots=True)
+class Changes:
+    """What one broker call changed; written as one transaction."""
+
+    account: tuple[Decimal, int] | None = None  # (cash, next_id) when either changed
+    positions: dict[str, tuple[Decimal, Decimal] | None] = field(default_factory=dict)  # None: flat
+    orders: dict[str, BrokerOrder] = field(default_factory=dict)
+    submit_counts: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.account is not None or self.positions or self.orders or self.submit_counts)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+class StateFile:
+    """One simulated account in one SQLite file; created with ``initial_cash`` when new."""
+
+    def __init__(self, path: Path, *, initial_cash: Decimal):
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._checkpointer: _Checkpointer | None = None
+        self._initial_cash = initial_cash
+        self.open()
+
+    def _unreadable(self, reason: object) -> BrokerError:
+        return BrokerError(
+            f"simulated broker state {self.path} is unreadable: {reason}", code="bad_state"
+        )
+
+    def open(self) -> None:
+        """Open the file (creating it when missing); a no-op when it is open already."""
+        if self._db is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._unreadable(exc) from exc
+        try:
+            new = self._check(db)  # before anything writes to a file that may not be ours
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints run on a thread of their own (_Checkpointer), not inside a commit on
+            # the event loop, where their fsync would stall a submit for milliseconds.
+            db.execute("PRAGMA wal_autocheckpoint=0")
+            if new:
+                self._create(db)
+        except sqlite3.Error as exc:
+            db.close()
+            raise self._unreadable(exc) from exc
+        except BrokerError:
+            db.close()
+            raise
+        self._db = db
+        self._checkpointer = _Checkpointer(self.path)
+
+    def _check(self, db: sqlite3.Connection) -> bool:
+        """Whether the file is new (empty); raise ``bad_state`` when it is not one of ours."""
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise self._unreadable(
+                f"schema version {version} is newer than this broker's {SCHEMA_VERSION}"
+            )
+        if version == SCHEMA_VERSION:
+            return False
+        if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise self._unreadable("not a simulated broker state file (unknown tables)")
+        return True
+
+    def _create(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(
+                "INSERT INTO account (id, cash, next_id) VALUES (1, ?, 1)",
+                (str(self._initial_cash),),
+            )
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+
+    def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _conn(self) -> sqlite3.Connection:
+        self.open()
+        assert self._db is not None
+        return self._db
+
+    def load(self) -> AccountSnapshot:
+        """The account as the file holds it; ``bad_state`` when any of it cannot be read."""
+        db = self._conn()
+        try:
+            row = db.execute("SELECT cash, next_id FROM account WHERE id = 1").fetchone()
+            if row is None:
+                raise self._unreadable("the account row is missing")
+            positions = {
+                symbol: (Decimal(qty), Decimal(avg))
+                for symbol, qty, avg in db.execute("SELECT symbol, qty, avg_price FROM positions")
+            }
+            cursor = db.execute(f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders ORDER BY rowid")
+            orders = [
+                BrokerOrder.model_validate(dict(zip(_ORDER_COLUMNS, r, strict=True)))
+                for r in cursor
+            ]
+            counts = {c: int(n) for c, n in db.execute("SELECT * FROM submit_counts")}
+            return AccountSnapshot(Decimal(row[0]), int(row[1]), positions, orders, counts)
+        except (sqlite3.Error, InvalidOperation, ValidationError, ValueError, TypeError) as exc:
+            raise self._unreadable(exc) from exc
+
+    def write(self, changes: Changes) -> None:
+        """Commit ``changes`` as one transaction; a failed write raises BrokerUnavailable."""
+        try:
+            with self._transaction() as db:
+                if changes.account is not None:
+                    cash, next_id = changes.account
+                    db.execute(
+                        "UPDATE account SET cash = ?, next_id = ? WHERE id = 1",
+                        (str(cash), next_id),
+                    )
+                for symbol, position in changes.positions.items():
+                    if position is None:
+                        db.execute("DELETE FROM positions WHERE symbol = ?", (symbol,))
+                    else:
+                        db.execute(
+                            "INSERT INTO positions (symbol, qty, avg_price) VALUES (?, ?, ?) "
+                            "ON CONFLICT(symbol) DO UPDATE SET qty = excluded.qty, "
+                            "avg_price = excluded.avg_price",
+                            (symbol, str(position[0]), str(position[1])),
+                        )
+                db.executemany(_UPSERT_ORDER, [_order_row(o) for o in changes.orders.values()])
+                db.executemany(
+                    "INSERT INTO submit_counts (client_order_id, count) VALUES (?, ?) "
+                    "ON CONFLICT(client_order_id) DO UPDATE SET count = excluded.count",
+                    list(changes.submit_counts.items()),
+                )
+        except sqlite3.Error as exc:
+            raise BrokerUnavailable(
+                f"simulated broker state {self.path}: write failed: {exc}", code="state_write"
+            ) from exc
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+
+
+class _Checkpointer:
+    """Copies the WAL into the database file every ``interval_s`` from its own connection and
+    thread, in PASSIVE mode (never blocking the writer), so the WAL stays small."""
+
+    def __init__(self, path: Path, *, interval_s: float = 1.0):
+        self._path = path
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sim-state-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(self._interval_s):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # busy or I/O: the next round tries again
+                    log.warning("simulated broker state checkpoint failed: %s", exc)
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    # SQLite may have rolled back already (a full disk, an I/O error): then there is nothing to do.
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+
+
+def _order_row(order: BrokerOrder) -> tuple[str | None, ...]:
+    return (
+        order.client_order_id,
+        order.broker_order_id,
+        order.symbol,
+        order.side.value,
+        str(order.quantity),
+        str(order.filled_quantity),
+        order.status.value,
+        _text(order.limit_price),
+        _text(order.avg_fill_price),
+        order.order_type.value,
+        order.time_in_force.value,
+    )

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from brokers.base import PositiveNum
 from brokers.simulated.faults import Faults
+from brokers.simulated.state import DEFAULT_FILE_NAME
 from gateway.config.risk import Fraction, RiskConfig, Section
 
 
@@ -84,6 +85,19 @@ class SimulatedBrokerSettings(Section):
     persist: bool = True
     state_file: Path | None = None
     faults: Faults = Faults()
+
+    @model_validator(mode="after")
+    def _state_file_needs_persist(self) -> SimulatedBrokerSettings:
+        if not self.persist and self.state_file is not None:
+            raise ValueError("state_file: not used with persist: false (remove one of them)")
+        return self
+
+    def state_path(self, state_dir: Path) -> Path | None:
+        """Where the simulated account lives: state_file, else state_dir/sim_broker.sqlite3;
+        None with persist: false."""
+        if not self.persist:
+            return None
+        return self.state_file or state_dir / DEFAULT_FILE_NAME
 
 
 class AlpacaSettings(Section):

@@ -21,7 +21,8 @@ def build_broker(config: GatewayConfig, environ: Mapping[str, str]) -> Broker:
             quotes=dict(sim.quotes),
             tick_s=sim.tick_s,
             margin_multiplier=sim.margin_multiplier,
-            state_path=sim.state_file,
+            state_path=sim.state_path(config.gateway.state_dir),
+            faults=sim.faults,
         )
     if name == "alpaca":
         from brokers.alpaca.broker import AlpacaBroker

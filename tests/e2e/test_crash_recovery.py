@@ -1,14 +1,17 @@
 """kill -9 mid-stream, restart on the same state_dir: nothing acknowledged is lost, no order is
 sent twice, and the halt state, failure counts and equity marks come back as they were.
 
-The simulated broker keeps its own state file, so it plays the broker that kept running."""
+The simulated broker keeps its account in state_dir/sim_broker.sqlite3 (the default), so it
+plays the broker that kept running."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -42,9 +45,8 @@ def _stream(url: str, client_no: int, received: dict[str, str], stop: threading.
 
 
 def test_sigkill_mid_stream_loses_nothing(tmp_path: Path) -> None:
-    gateway = {"brokers": {"simulated": {"state_file": "sim_broker.json"}}}
     risk = {"pre_trade": {"max_orders_per_second": 100000}}
-    gw = GatewayProcess(tmp_path, gateway=gateway, risk=risk).start()
+    gw = GatewayProcess(tmp_path, risk=risk).start()
     url = gw.url
     with httpx.Client(base_url=url, headers=HEADERS) as client:
         for _ in range(2):
@@ -75,7 +77,7 @@ def test_sigkill_mid_stream_loses_nothing(tmp_path: Path) -> None:
     for signal_id, text in received.items():
         assert stored.get(signal_id) == text, signal_id
 
-    again = GatewayProcess(tmp_path, gateway=gateway, risk=risk, port=gw.port).start()
+    again = GatewayProcess(tmp_path, risk=risk, port=gw.port).start()
     try:
         with httpx.Client(base_url=again.url, headers=HEADERS) as client:
             after = client.get("/v1/status").json()
@@ -96,9 +98,26 @@ def test_sigkill_mid_stream_loses_nothing(tmp_path: Path) -> None:
     finally:
         again.terminate()
 
-    broker_state = json.loads((tmp_path / "sim_broker.json").read_text())
-    counts = broker_state["submit_counts"]
+    with contextlib.closing(sqlite3.connect(gw.state_dir / "sim_broker.sqlite3")) as sim:
+        counts = dict(sim.execute("SELECT client_order_id, count FROM submit_counts").fetchall())
+        broker_qty = sim.execute("SELECT qty FROM positions WHERE symbol = 'AAPL'").fetchone()
+        broker_open = sim.execute("SELECT count(*) FROM orders WHERE status = 'accepted'")
+        resting_at_broker = broker_open.fetchone()[0]
     assert counts and max(counts.values()) == 1, {k: v for k, v in counts.items() if v > 1}
+
+    # The broker's position is exactly what the accepted orders filled, and every accepted
+    # order that rests still rests there: nothing lost, nothing doubled, nothing invented.
+    with contextlib.closing(sqlite3.connect(gw.state_dir / "journal.sqlite3")) as journal:
+        decided = [json.loads(d) for (d,) in journal.execute("SELECT decision FROM signals")]
+    orders = [d["order"] for d in decided if d["decision"] == "accepted"]
+    filled = sum(
+        Decimal(str(o["quantity"])) * (1 if o["side"] == "buy" else -1)
+        for o in orders
+        if o["status"] == "filled"
+    )
+    assert {o["status"] for o in orders} <= {"filled", "accepted"}
+    assert Decimal(broker_qty[0] if broker_qty else 0) == filled
+    assert resting_at_broker == len([o for o in orders if o["status"] == "accepted"]) > 0
 
     assert after["state"] == before["state"] == "active"
     assert after["failures"]["consecutive_by_strategy"]["flaky"] == 2

@@ -55,9 +55,7 @@ def test_the_kill_switch_catches_an_order_on_the_wire(tmp_path: Path) -> None:
         sending, answer = _in_background(
             lambda: client.post("/v1/signals", json=_resting_buy("on-the-wire"), headers=HEADERS)
         )
-        _wait(
-            lambda: client.get("/v1/status", headers=HEADERS).json()["orders"]["in_flight"] == 1
-        )
+        _wait(lambda: client.get("/v1/status", headers=HEADERS).json()["orders"]["in_flight"] == 1)
         kill = client.post("/v1/kill", json={"reason": "drill"}, headers=HEADERS)
         sending.join(30)
         assert kill.status_code == 200
@@ -89,9 +87,8 @@ def test_a_lost_answer_is_unknown_not_rejected_and_is_settled(tmp_path: Path) ->
         assert [r["code"] for r in decision["reasons"]] == ["broker_answer_unknown"]
         coid = decision["order"]["client_order_id"]
         status = client.get("/v1/status", headers=HEADERS).json()
-        assert status["orders"]["unknown"] == [coid]
         assert status["failures"]["consecutive"] == 0  # not a strategy failure
-        # Once the look-ups answer again, the order's real fate is found and reported.
+        # The broker's own event, or a look-up once they answer again, settles its fate.
         _wait(
             lambda: any(
                 o["client_order_id"] == coid and o["status"] == "accepted"

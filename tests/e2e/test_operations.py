@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -17,9 +19,7 @@ HEADERS = {"Authorization": f"Bearer {STRATEGY_TOKEN}"}
 
 
 def test_sigterm_finishes_in_flight_work_keeps_resting_orders_and_exits_0(tmp_path: Path) -> None:
-    gw = GatewayProcess(
-        tmp_path, gateway={"brokers": {"simulated": {"state_file": "sim.json"}}}
-    ).start()
+    gw = GatewayProcess(tmp_path).start()  # the simulated account persists by default
     with GatewayClient(gw.url, STRATEGY_TOKEN) as client:
         resting = client.submit(
             "rest-1", "s", "AAPL", "buy", 1, order_type="limit", limit_price=190
@@ -57,9 +57,9 @@ def test_sigterm_finishes_in_flight_work_keeps_resting_orders_and_exits_0(tmp_pa
     stop.set()
     thread.join(timeout=5)
     assert answers and set(answers) <= {200, 503}
-    state = json.loads((tmp_path / "sim.json").read_text())
-    open_orders = [o for o in state["orders"] if o["status"] == "accepted"]
-    assert [o["client_order_id"] for o in open_orders] == [resting.order.client_order_id]  # type: ignore[union-attr]
+    with contextlib.closing(sqlite3.connect(gw.state_dir / "sim_broker.sqlite3")) as db:
+        open_orders = db.execute("SELECT client_order_id FROM orders WHERE status = 'accepted'")
+        assert [c for (c,) in open_orders] == [resting.order.client_order_id]  # type: ignore[union-attr]
     log = gw.log()
     assert '"level": "INFO"' in log and "Application shutdown complete" in log
 

@@ -29,14 +29,10 @@ class Clock:
         return self.now
 
 
-def sim_config(make_config: Callable[..., GatewayConfig], **sim: Any) -> GatewayConfig:
-    return make_config(gateway={"brokers": {"simulated": {"state_file": "sim.json", **sim}}})
-
-
 async def test_undecided_intent_is_resolved_by_asking_the_broker(
     make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
 ) -> None:
-    config = sim_config(make_config)
+    config = make_config()  # the simulated account persists in state_dir by default
     # A crash after the broker took the order but before the decision was journaled:
     journal = Journal(config.gateway.state_dir / "journal.sqlite3")
     landed = OrderRequest(client_order_id="gw-landed", symbol="AAPL", side="buy", quantity=3)
@@ -53,9 +49,8 @@ async def test_undecided_intent_is_resolved_by_asking_the_broker(
             valued_at="200",
         )
     journal.close()
-    broker = SimulatedBroker(
-        quotes={"AAPL": (199.95, 200.05)}, state_path=config.brokers.simulated.state_file
-    )
+    state_path = config.brokers.simulated.state_path(config.gateway.state_dir)
+    broker = SimulatedBroker(quotes={"AAPL": (199.95, 200.05)}, state_path=state_path)
     await broker.connect()
     await broker.submit(landed)
     await broker.close()
@@ -148,7 +143,7 @@ def test_schema_is_versioned(tmp_path: Path) -> None:
 async def test_trading_day_reset_is_caught_up_after_downtime(
     make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
 ) -> None:
-    config = sim_config(make_config)
+    config = make_config()  # the simulated account persists in state_dir by default
     # 2026-11-24 10:00 in New York: trading day 2026-11-24 (reset at 09:25).
     clock = Clock(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
     first = await make_service(config, clock=clock)

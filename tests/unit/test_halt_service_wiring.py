@@ -63,6 +63,7 @@ async def test_halt_and_kill_answer_200_on_a_broken_disk(
     resting = signal("rest", order_type="limit", limit_price=150, quantity=1)
     assert (await client.post("/v1/signals", json=resting)).json()["decision"] == "accepted"
     in_the_way = service.config.gateway.state_dir / "halt_state.json"
+    in_the_way.unlink()  # written at the state dir's first start
     in_the_way.mkdir()
     (in_the_way / "x").write_text("")  # the halt file can no longer be written
 

@@ -1,4 +1,5 @@
-"""The simulated market's controls (admin token, simulated broker only)."""
+"""The simulated market's controls and fire drills (admin token, simulated broker only: 404
+with any other broker)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from brokers.base import QuoteEvent
 from brokers.simulated import SimulatedBroker
+from brokers.simulated.faults import Faults
 from gateway.http.deps import Auth
 from gateway.models import SimQuote
 from gateway.service import GatewayService
@@ -41,5 +43,15 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
             service.engine.events.handle(QuoteEvent(quote=quote))
             taken.append(quote.model_dump(mode="json"))
         return taken
+
+    @api.get("/v1/sim/faults")
+    async def get_sim_faults() -> Faults:
+        return simulated().faults
+
+    @api.post("/v1/sim/faults")
+    async def post_sim_faults(faults: Faults) -> Faults:
+        """Put these faults in force instead of the ones before (``{}`` clears every fault);
+        answers the faults now in force (``fail_lookups_s``: the seconds still left)."""
+        return simulated().set_faults(faults)
 
     return api
