@@ -113,6 +113,21 @@ def test_alpaca_without_keys_refuses_to_start_with_one_line(tmp_path: Path) -> N
         gw.env.pop(var, None)
     result = gw.cli("serve")
     assert result.returncode == 2
-    assert "ALPACA_API_KEY" in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("gateway: broker: ") and "ALPACA_API_KEY" in line
     assert "Traceback" not in result.stderr
 
+
+def test_the_schema_is_served_and_no_page_needs_a_cdn(tmp_path: Path) -> None:
+    with GatewayProcess(tmp_path) as gw:
+        # FastAPI's /docs and /redoc load their scripts from a CDN: useless on an offline host.
+        for page in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+            assert httpx.get(f"{gw.url}{page}").status_code == 404, page
+        schema = httpx.get(f"{gw.url}/openapi.json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    for path in ("/v1/signals", "/v1/outcomes", "/v1/status", "/v1/orders", "/v1/positions"):
+        assert path in paths, path
+    for path in ("/v1/halt", "/v1/kill", "/v1/resume", "/v1/sim/quotes", "/healthz", "/readyz"):
+        assert path in paths, path
+    assert "post" in paths["/v1/signals"]
