@@ -61,6 +61,10 @@ def create_app(
         version="0.1.0",
         description="Between trading strategies and brokers: priced, risk-checked, haltable.",
         lifespan=lifespan,
+        # No /docs or /redoc: FastAPI's pages load Swagger UI and ReDoc from a CDN, which an
+        # offline host cannot reach. GET /openapi.json is the schema; any OpenAPI viewer reads it.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     auth = make_auth(tokens)

@@ -11,9 +11,11 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+
+from gateway.config import ConfigError
 
 TOKENS_FILE = "tokens.json"
 
@@ -25,8 +27,11 @@ class Role(StrEnum):
 
 @dataclass(frozen=True)
 class Tokens:
-    strategy: str
-    admin: str
+    """The two bearer tokens. Their repr hides them: a token is a secret, and a repr ends up in
+    logs, tracebacks and debugger output."""
+
+    strategy: str = field(repr=False)
+    admin: str = field(repr=False)
 
     def role_of(self, token: str) -> Role | None:
         # Constant-time comparisons: a token is a secret.
@@ -68,7 +73,10 @@ def load_tokens(state_dir: Path, environ: Mapping[str, str] | None = None) -> To
 
 
 def ensure_tokens(state_dir: Path, environ: Mapping[str, str] | None = None) -> Tokens:
-    """Tokens for the server: the environment's, else generated and saved for the CLI."""
+    """Tokens for the server: the environment's, else generated and saved for the CLI.
+
+    Raises ConfigError when both tokens are the same (the admin's role could not be told apart).
+    """
     env = os.environ if environ is None else environ
     strategy = env.get("GATEWAY_TOKEN") or ""
     admin = env.get("GATEWAY_ADMIN_TOKEN") or ""
@@ -82,7 +90,7 @@ def ensure_tokens(state_dir: Path, environ: Mapping[str, str] | None = None) -> 
     strategy = strategy or stored.get("strategy") or secrets.token_urlsafe(32)
     admin = admin or stored.get("admin") or secrets.token_urlsafe(32)
     if strategy == admin:
-        raise ValueError("GATEWAY_TOKEN and GATEWAY_ADMIN_TOKEN must differ")
+        raise ConfigError(["GATEWAY_TOKEN and GATEWAY_ADMIN_TOKEN must differ"])
     if not env.get("GATEWAY_TOKEN") or not env.get("GATEWAY_ADMIN_TOKEN"):
         _write_private(path, json.dumps({"strategy": strategy, "admin": admin}))
     return Tokens(strategy=strategy, admin=admin)

@@ -17,6 +17,12 @@ from gateway.http.auth import Role, Tokens
 
 _bearer = HTTPBearer(auto_error=False)
 
+# The header the ``gateway`` command sends, so the journal and the halt history tell an operator
+# at the CLI from a program on the API. It names the client, it grants nothing: the role comes
+# from the token alone.
+CLIENT_HEADER = "X-Gateway-Client"
+CLI_CLIENT = "cli"
+
 
 @dataclass(frozen=True)
 class Auth:
@@ -48,6 +54,10 @@ def make_auth(tokens: Tokens) -> Auth:
 
 
 def actor(request: Request) -> str:
-    """Who is acting, for the journal and the halt history: ``api:<role>``."""
+    """Who is acting, for the journal and the halt history: ``cli:<role>`` for the ``gateway``
+    command (it sends ``X-Gateway-Client: cli``), ``api:<role>`` for everything else."""
     role: Role = request.state.role
-    return f"api:{role.value}"
+    source = (
+        "cli" if request.headers.get(CLIENT_HEADER, "").strip().lower() == CLI_CLIENT else "api"
+    )
+    return f"{source}:{role.value}"

@@ -1,8 +1,10 @@
 """Running the service: uvicorn around the API, systemd notifications, graceful stop.
 
-READY=1 goes out only once the broker is connected, the journal open and the halt state restored
-(the service's start). On SIGTERM uvicorn stops accepting, in-flight requests finish, the service
-journals and closes the broker, and the process exits 0 within ``shutdown_timeout_s``.
+The service starts (broker connected, journal open, halt state restored, recovery done) before
+uvicorn's lifespan begins; READY=1 goes out once it has. A start that fails ends ``serve`` with
+that exception, not with uvicorn's lifespan traceback and its own exit code. On SIGTERM uvicorn
+stops accepting, in-flight requests finish, the service journals and closes the broker, and the
+process exits 0 within ``shutdown_timeout_s``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import FrameType
 from typing import Any
 
@@ -34,11 +37,23 @@ LIVE_BANNER = """
 """
 
 
-class _GatewayServer(uvicorn.Server):
-    """uvicorn re-raises SIGTERM after a graceful shutdown (the process then dies of it);
-    a gateway that stopped cleanly exits 0, which is what systemd's Restart=on-failure expects."""
+class GatewayServer(uvicorn.Server):
+    """uvicorn with the service's start in front of its own, and a clean stop that exits 0."""
+
+    def __init__(self, config: uvicorn.Config, start: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(config)
+        self._start_service = start
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # Started here rather than in the lifespan: uvicorn logs a failed lifespan's whole
+        # traceback at ERROR and exits the process itself; from here the exception leaves
+        # server.run() like any other, for serve()'s caller to report.
+        await self._start_service()
+        await super().startup(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # uvicorn re-raises SIGTERM after a graceful shutdown (the process then dies of it); a
+        # gateway that stopped cleanly exits 0, which is what systemd's Restart=on-failure expects.
         super().handle_exit(sig, frame)
         self._captured_signals.clear()
 
@@ -49,7 +64,7 @@ def build_server(
     *,
     redactor: Redactor | None = None,
     new_journal: bool = False,
-) -> tuple[uvicorn.Server, GatewayService]:
+) -> tuple[GatewayServer, GatewayService]:
     service = service or GatewayService(config, new_journal=new_journal)
     tokens = ensure_tokens(config.gateway.state_dir, service.environ)
     if redactor is not None:
@@ -57,11 +72,14 @@ def build_server(
         redactor.add([tokens.strategy, tokens.admin])
     notifier = SystemdNotifier.from_env(service.environ)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def start() -> None:
         if config.gateway.mode == "live":
             log.critical(LIVE_BANNER.format(broker=config.gateway.broker))
         await service.start()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The service has started by now (see GatewayServer.startup); this runs around serving.
         watchdog = asyncio.create_task(
             notifier.watchdog_loop(health=lambda: service.engine.ready), name="systemd-watchdog"
         )
@@ -89,7 +107,7 @@ def build_server(
         timeout_graceful_shutdown=int(config.gateway.shutdown_timeout_s),
         lifespan="on",
     )
-    return _GatewayServer(uv_config), service
+    return GatewayServer(uv_config, start), service
 
 
 def _status_line(service: GatewayService) -> str:
@@ -113,9 +131,15 @@ async def _status_loop(service: GatewayService, notifier: SystemdNotifier) -> No
 def serve(
     config: GatewayConfig, *, redactor: Redactor | None = None, new_journal: bool = False
 ) -> int:
+    """Run until stopped; 0 after a clean stop.
+
+    Raises what stopped the start: the service's construction or its start (the broker
+    unreachable or refusing, the journal unreadable, recovery failing). The caller decides
+    what each means (see ``gateway.cli``).
+    """
     server, _ = build_server(config, redactor=redactor, new_journal=new_journal)
     server.run()
-    return 0 if server.started else 1
+    return 0
 
 
-__all__: list[Any] = ["build_server", "serve"]
+__all__: list[Any] = ["GatewayServer", "build_server", "serve"]

@@ -248,8 +248,6 @@ class GatewayMetrics:
         """One kill switch activation (its halt is observed separately)."""
         self.kill_switch.inc()
 
-    observe_kill = observe_kill_switch
-
     def observe_failure(self, failure_type: str) -> None:
         """A recorded failure (strategy failure, broker_error, ...)."""
         self.failures.labels(_label(failure_type)).inc()

@@ -123,10 +123,6 @@ class SystemdNotifier:
         """WATCHDOG=1: one keep-alive ping."""
         return self.notify(WATCHDOG=1)
 
-    def extend_timeout(self, seconds: float) -> bool:
-        """EXTEND_TIMEOUT_USEC: ask for more time in a slow start or stop phase."""
-        return self.notify(EXTEND_TIMEOUT_USEC=int(seconds * 1_000_000))
-
     async def watchdog_loop(self, *, health: Callable[[], bool] | None = None) -> None:
         """Ping WATCHDOG=1 every half WatchdogSec until cancelled; returns at once when off.
 

@@ -25,6 +25,12 @@ class Answer:
     body: Any = None  # JSON-able, or str for a raw body
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # time.sleep in the worker thread, like a slow server
+    # Held until the test sets it, like a server that answers when told to; a gate never set
+    # fails the request after GATE_TIMEOUT_S instead of hanging the test.
+    gate: threading.Event | None = None
+
+
+GATE_TIMEOUT_S = 30.0
 
 
 class ScriptedTransport(BaseAdapter):
@@ -52,6 +58,8 @@ class ScriptedTransport(BaseAdapter):
             raise action
         if action.delay_s:
             time.sleep(action.delay_s)
+        if action.gate is not None and not action.gate.wait(GATE_TIMEOUT_S):
+            raise AssertionError(f"{key}: the test never released this answer")
         response = requests.Response()
         response.status_code = action.status
         response.reason = requests.status_codes._codes.get(action.status, ("",))[0].upper()

@@ -153,11 +153,11 @@ async def test_data_drop_is_reported_at_once_and_reconnect_resubscribes(
     await streaming_broker.connect()
     assert (await next_of(events, ConnectionEvent)).connected
 
-    dropped_at = time.monotonic()
     await data_fake.drop()
+    # Reported on the drop itself (quotes are stale from now on): a report that waited for a
+    # ping timeout would miss next_of's deadline.
     down = await next_of(events, ConnectionEvent)
     assert down.connected is False and "data" in down.reason
-    assert time.monotonic() - dropped_at < 0.5  # at once: quotes are stale from now on
     assert not streaming_broker.connected
 
     up = await next_of(events, ConnectionEvent)
