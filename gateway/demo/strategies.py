@@ -92,7 +92,11 @@ def describe(decision: Decision) -> str:
         heat += f" -> {risk.heat_after:.2%}"
     order = decision.order
     if decision.decision.value == "accepted" and order is not None:
-        state = "filled" if order.status == "filled" else f"resting ({order.status})"
+        state = {"filled": "filled", "canceled": "then canceled"}.get(
+            order.status, f"resting ({order.status})"
+        )
+        if decision.reasons:
+            state += f" [{', '.join(codes(decision))}]"
         return (
             f"-> accepted, {state}: {order.side.value} {plain(order.quantity)} {order.symbol} "
             f"@ {order.price:.2f}, notional {order.notional:.2f}{heat}"
