@@ -221,6 +221,9 @@ class DecisionOrder(BaseModel):
     quote_time: Annotated[datetime, _iso] | None
     order_type: OrderType = OrderType.MARKET
     priced_conservatively: bool = False
+    # What the broker filled at, on average; null until something fills. ``price`` stays the
+    # price the order was valued at by the checks.
+    avg_fill_price: Num | None = None
 
 
 class DecisionRisk(BaseModel):

@@ -50,3 +50,26 @@ async def test_a_quote_slightly_ahead_is_within_the_slack(
     ahead = (datetime.now(UTC) + timedelta(seconds=1)).timestamp()
     await push_quote(service, bid=199.95, ask=200.05, ts=ahead)
     assert (await decide(client, "future-2"))["decision"] == "accepted"
+
+
+# --- what an accepted order answers --------------------------------------------------------
+
+
+async def test_price_is_the_valuation_and_avg_fill_price_what_it_filled_at(
+    client: httpx.AsyncClient,
+) -> None:
+    # A marketable limit buy at 205 is valued at its limit; the market fills it at the ask.
+    limit = await decide(client, "lim", quantity=10, order_type="limit", limit_price=205)
+    order = limit["order"]
+    assert order["status"] == "filled"
+    assert (order["price"], order["avg_fill_price"]) == (205.0, 200.05)
+    assert order["notional"] == 2050.0
+    market = (await decide(client, "mkt", quantity=1))["order"]
+    assert (market["price"], market["avg_fill_price"]) == (200.05, 200.05)
+
+
+async def test_avg_fill_price_is_null_until_something_fills(client: httpx.AsyncClient) -> None:
+    resting = await decide(client, "rest", quantity=1, order_type="limit", limit_price=150)
+    assert resting["order"]["status"] == "accepted"
+    assert resting["order"]["price"] == 150.0
+    assert resting["order"]["avg_fill_price"] is None
