@@ -266,6 +266,8 @@ class Gateway:
                 equity=equity,
                 position_qty=self.book.position_qty(signal.symbol)
                 + self.book.pending_qty(signal.symbol),
+                held_qty=self.book.position_qty(signal.symbol),
+                pending_sell_qty=self.book.pending_sell_qty(signal.symbol),
                 gross_exposure=self.book.gross_exposure(marks),
                 buying_power=self.buying_power(),
                 risk=self.risk,

@@ -3,11 +3,16 @@ future, the short rule, the order rate, and what an accepted order answers."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
+from brokers.base import BrokerOrder, OrderRequest
+from brokers.simulated import SimulatedBroker
+from gateway.config import GatewayConfig
 from gateway.service import GatewayService
 from tests.conftest import ADMIN_TOKEN, api_client, signal
 
@@ -50,6 +55,100 @@ async def test_a_quote_slightly_ahead_is_within_the_slack(
     ahead = (datetime.now(UTC) + timedelta(seconds=1)).timestamp()
     await push_quote(service, bid=199.95, ask=200.05, ts=ahead)
     assert (await decide(client, "future-2"))["decision"] == "accepted"
+
+
+# --- shorts --------------------------------------------------------------------------------
+
+
+async def test_selling_a_whole_position_down_to_zero_passes(client: httpx.AsyncClient) -> None:
+    assert (await decide(client, "buy", quantity=10))["decision"] == "accepted"
+    sell = await decide(client, "sell", side="sell", quantity=10)
+    assert sell["decision"] == "accepted" and sell["order"]["status"] == "filled"
+    assert (await client.get("/v1/positions")).json() == []
+
+
+async def test_a_resting_sell_counts_against_the_position(client: httpx.AsyncClient) -> None:
+    await decide(client, "buy", quantity=10)
+    rest = await decide(
+        client, "rest", side="sell", quantity=5, order_type="limit", limit_price=250
+    )
+    assert rest["order"]["status"] == "accepted"  # passive: it rests
+    refused = await decide(client, "sell-10", side="sell", quantity=10)
+    assert refused["decision"] == "rejected"
+    assert codes(refused) == ["short_not_allowed"]
+    assert "open sells 5" in refused["reasons"][0]["message"]
+    assert (await decide(client, "sell-5", side="sell", quantity=5))["decision"] == "accepted"
+
+
+async def test_a_resting_buy_does_not_offset_a_sell(client: httpx.AsyncClient) -> None:
+    await decide(client, "buy", quantity=10)
+    rest = await decide(client, "rest", quantity=5, order_type="limit", limit_price=150)
+    assert rest["order"]["status"] == "accepted"
+    assert codes(await decide(client, "sell-15", side="sell", quantity=15)) == ["short_not_allowed"]
+
+
+async def test_a_sell_without_a_position_is_short_not_allowed(client: httpx.AsyncClient) -> None:
+    refused = await decide(client, "naked", side="sell", quantity=1)
+    assert refused["decision"] == "rejected"
+    assert codes(refused) == ["short_not_allowed"]
+    assert (await client.get("/v1/orders", params={"status": "all"})).json() == []
+
+
+async def test_short_not_allowed_is_listed_with_every_other_failed_check(
+    client: httpx.AsyncClient,
+) -> None:
+    refused = await decide(client, "big-naked", side="sell", quantity=200000)
+    assert {"short_not_allowed", "max_order_quantity", "max_order_notional"} <= set(codes(refused))
+
+
+class GatedBroker(SimulatedBroker):
+    """The simulated broker, able to hold the next submit in flight until a test releases it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hold_next = False
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def submit(self, order: OrderRequest) -> BrokerOrder:
+        if self.hold_next:
+            self.hold_next = False
+            self.held.set()
+            await self.release.wait()
+        return await super().submit(order)
+
+
+async def test_an_in_flight_sell_counts_against_the_position(
+    config: GatewayConfig, make_service: Callable[..., Any]
+) -> None:
+    sim = config.brokers.simulated
+    broker = GatedBroker(initial_cash=sim.initial_cash, quotes=dict(sim.quotes))
+    service = await make_service(config, broker=broker)
+    async with api_client(service) as client:
+        await decide(client, "buy", quantity=10)
+        broker.hold_next = True
+        first = asyncio.create_task(decide(client, "sell-a", side="sell", quantity=10))
+        try:
+            await asyncio.wait_for(broker.held.wait(), timeout=10)
+            # sell-a passed the checks and is at the broker, unanswered: its 10 are in flight.
+            second = await decide(client, "sell-b", side="sell", quantity=10)
+            assert codes(second) == ["short_not_allowed"]
+            assert "open sells 10" in second["reasons"][0]["message"]
+        finally:
+            broker.release.set()
+        assert (await asyncio.wait_for(first, timeout=10))["decision"] == "accepted"
+    assert (await broker.positions()) == []
+
+
+async def test_allow_short_lets_a_sell_open_a_short(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    service = await make_service(make_config(risk={"pre_trade": {"allow_short": True}}))
+    async with api_client(service) as client:
+        sold = await decide(client, "short", side="sell", quantity=10)
+        assert sold["decision"] == "accepted", sold
+        (position,) = (await client.get("/v1/positions")).json()
+        assert position["qty"] == -10
 
 
 # --- what an accepted order answers --------------------------------------------------------
