@@ -151,6 +151,23 @@ async def test_allow_short_lets_a_sell_open_a_short(
         assert position["qty"] == -10
 
 
+# --- the order rate ------------------------------------------------------------------------
+
+
+async def test_a_third_signal_at_the_same_instant_is_rate_limited(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    service = await make_service(make_config(risk={"pre_trade": {"max_orders_per_second": 2}}))
+    async with api_client(service) as client:
+        # Sent together: all three reach the bucket within one refill interval (0.5 s).
+        answers = await asyncio.gather(*(decide(client, f"r-{n}", quantity=1) for n in range(3)))
+    assert sorted(a["decision"] for a in answers) == ["accepted", "accepted", "rejected"]
+    (refused,) = [a for a in answers if a["decision"] == "rejected"]
+    assert codes(refused) == ["rate_limited"]
+    assert refused["order"] is None
+    assert len(service.journal.orders()) == 2
+
+
 # --- what an accepted order answers --------------------------------------------------------
 
 
