@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -116,7 +117,19 @@ def _carried_exactly(value: Decimal) -> Decimal:
 
 
 ExactPositiveNum = Annotated[
-    PositiveNum, AfterValidator(_carried_exactly), BeforeValidator(_exponent_in_range)
+    PositiveNum,
+    AfterValidator(_carried_exactly),
+    BeforeValidator(_exponent_in_range),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e12},
+                {"type": "string"},
+            ],
+            "description": "A number above 0 and below 1e12, with at most 15 significant "
+            "digits and at most 9 decimal places (a JSON number, or text that is one).",
+        }
+    ),
 ]
 """A positive number a client sends, inside the domain the gateway carries exactly."""
 
@@ -167,7 +180,18 @@ def _sane_time(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-QuoteTime = Annotated[datetime, BeforeValidator(_epoch_seconds), AfterValidator(_sane_time)]
+QuoteTime = Annotated[
+    datetime,
+    BeforeValidator(_epoch_seconds),
+    AfterValidator(_sane_time),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+            "description": "ISO-8601 (UTC when it names no zone) or epoch seconds, "
+            "from 1970 up to 2200.",
+        }
+    ),
+]
 """A quote's time as a client sends it: ISO-8601 (UTC when it names no zone) or epoch seconds,
 between 1970 and 2200; always a timezone-aware UTC datetime once validated."""
 

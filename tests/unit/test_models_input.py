@@ -234,3 +234,13 @@ def test_every_client_model_refuses_unknown_fields() -> None:
         model(**good)
         with pytest.raises(ValidationError):
             model(**good, colour="red")
+
+
+def test_the_schema_states_the_domain() -> None:
+    # Clients generate their code from /openapi.json: the limits and the epoch form are in it.
+    quantity = Signal.model_json_schema()["properties"]["quantity"]
+    (number,) = [s for s in quantity["anyOf"] if s["type"] == "number"]
+    assert (number["exclusiveMinimum"], number["exclusiveMaximum"]) == (0, 1e12)
+    assert "15 significant digits" in quantity["description"]
+    (ts, _null) = SimQuote.model_json_schema()["properties"]["ts"]["anyOf"]
+    assert {"type": "number"} in ts["anyOf"]
