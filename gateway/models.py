@@ -141,7 +141,7 @@ def _not_blank(value: str) -> str:
     return stripped
 
 
-Text = Annotated[str, AfterValidator(_not_blank)]
+NonBlankText = Annotated[str, AfterValidator(_not_blank)]
 """Free text a client sends: stripped, and never blank."""
 
 EPOCH_MIN = datetime(1970, 1, 1, tzinfo=UTC)
@@ -281,7 +281,7 @@ class OutcomeReport(BaseModel):
         Literal["strategy_error", "data_error", "broker_error", "timeout", "validation_error"]
         | None
     ) = None
-    error: Text | None = Field(default=None, max_length=2000)
+    error: NonBlankText | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")
     def _failure_fields(self) -> OutcomeReport:
@@ -293,7 +293,7 @@ class OutcomeReport(BaseModel):
 class HaltRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    reason: Text = Field(max_length=500)
+    reason: NonBlankText = Field(max_length=500)
 
 
 class ResumeRequest(BaseModel):
