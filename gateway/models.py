@@ -93,27 +93,34 @@ def _exponent_in_range(value: Any) -> Any:
 
 
 def _carried_exactly(value: Decimal) -> Decimal:
-    """Refuse a finite number outside the domain above; otherwise return it in its shortest
-    plain form (1E+2 becomes 100, 1.50 becomes 1.5): the same number, text the journal and
-    messages can show as is."""
-    if value.copy_abs() >= MAGNITUDE_LIMIT:  # compared before any arithmetic: 1e999999 is fine
+    """Refuse a finite number outside the domain above; otherwise return it in its plain form
+    (1E+2 becomes 100, 1.50 becomes 1.5): the same number, as text the journal and messages can
+    show as is. Works on the digits alone: no Decimal arithmetic, so nothing can overflow."""
+    if value.copy_abs() >= MAGNITUDE_LIMIT:
         raise ValueError(f"must be below {MAGNITUDE_LIMIT:f} in magnitude")
     sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)  # finite: checked before
-    significant = "".join(map(str, digits)).rstrip("0") or "0"  # trailing zeros add nothing
-    exponent += len(digits) - len(significant)
-    if -exponent > MAX_DECIMAL_PLACES:
+    zeros = 0  # trailing zeros carry no precision
+    while zeros < len(digits) - 1 and digits[-1 - zeros] == 0:
+        zeros += 1
+    if -(exponent + zeros) > MAX_DECIMAL_PLACES:
         raise ValueError(
             f"has more than {MAX_DECIMAL_PLACES} decimal places "
             f"(the smallest step is {Decimal(1).scaleb(-MAX_DECIMAL_PLACES):f})"
         )
-    if len(significant) > MAX_SIGNIFICANT_DIGITS:
+    if len(digits) - zeros > MAX_SIGNIFICANT_DIGITS:
         raise ValueError(
-            f"has {len(significant)} significant digits; at most {MAX_SIGNIFICANT_DIGITS} "
+            f"has {len(digits) - zeros} significant digits; at most {MAX_SIGNIFICANT_DIGITS} "
             "are carried exactly"
         )
-    shortest = Decimal((sign, tuple(map(int, significant)), exponent))
-    return Decimal(f"{shortest:f}")
+    if exponent > 0:
+        return Decimal((sign, digits + (0,) * exponent, 0))
+    fractional_zeros = min(zeros, -exponent)
+    if fractional_zeros:
+        return Decimal(
+            (sign, digits[: len(digits) - fractional_zeros], exponent + fractional_zeros)
+        )
+    return value
 
 
 ExactPositiveNum = Annotated[
