@@ -1,4 +1,4 @@
-"""Pricing and pre-trade risk math, exact, on the production path: a Book, an OrderContext built
+"""Pre-trade risk math, exact, on the production path: a Book, an OrderContext built
 from it the way the engine builds one, and run_checks with the RiskConfig the shipped
 config/risk_management.yaml loads into. Includes the replaced system's five heat scenarios.
 
@@ -9,21 +9,19 @@ comparison changes (``>`` to ``>=``, or the other way round).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from brokers.base import BrokerOrder, OrderType, Quote, Side
-from gateway.config import QuoteSettings, RiskConfig, load_risk_config
+from brokers.base import BrokerOrder, Quote, Side
+from gateway.config import RiskConfig, load_risk_config
 from gateway.models import ReasonCode, Signal
 from gateway.risk.book import Book, Reservation
 from gateway.risk.checks import OrderContext, run_checks
-from gateway.risk.quotes import Price, PricingRefusal, QuoteBook
 
 D = Decimal
 STEP = D("0.000000001")
@@ -31,6 +29,7 @@ NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 RISK = load_risk_config(Path(__file__).resolve().parents[2] / "config" / "risk_management.yaml")
 STOP = RISK.risk_management.stop_loss_percent
 HEAT = ReasonCode.PORTFOLIO_HEAT
+MARKET = Quote(symbol="AAPL", bid=199.95, ask=200.05, ts=NOW)
 
 
 def test_the_shipped_limits_are_the_ones_these_tests_pin() -> None:
@@ -203,74 +202,6 @@ def test_partial_fills_use_the_exact_price_of_each_part() -> None:
     assert book.holdings["AAPL"].avg_price == D(106)
 
 
-# --- pricing -------------------------------------------------------------------------------
-
-
-def quotes(settings: QuoteSettings | None = None) -> QuoteBook:
-    return QuoteBook(settings or QuoteSettings(), clock=lambda: NOW)
-
-
-def q(bid: float, ask: float, age_s: float = 0, symbol: str = "AAPL") -> Quote:
-    return Quote(symbol=symbol, bid=bid, ask=ask, ts=NOW - timedelta(seconds=age_s))
-
-
-def test_market_orders_priced_conservatively() -> None:
-    book = quotes()
-    book.update(q(199.95, 200.05))
-    buy = book.price_order("AAPL", Side.BUY, OrderType.MARKET, None)
-    sell = book.price_order("AAPL", Side.SELL, OrderType.MARKET, None)
-    limit = book.price_order("AAPL", Side.BUY, OrderType.LIMIT, D(190))
-    assert isinstance(buy, Price) and buy.value == D("200.05")
-    assert isinstance(sell, Price) and sell.value == D("199.95")
-    assert isinstance(limit, Price) and limit.value == D(190)
-
-
-@pytest.mark.parametrize(
-    ("quote", "code"),
-    [
-        (q(199.95, 200.05, age_s=5.01), ReasonCode.QUOTE_STALE),
-        (q(200.10, 200.00), ReasonCode.QUOTE_INVALID),
-        (q(0, 200.00), ReasonCode.QUOTE_INVALID),
-        (q(198.0, 202.1), ReasonCode.QUOTE_INVALID),  # 205 bps wide
-    ],
-)
-def test_unusable_quotes_are_refused(quote: Quote, code: ReasonCode) -> None:
-    book = quotes()
-    book.update(quote)
-    refusal = book.price_order("AAPL", Side.BUY, OrderType.MARKET, None)
-    assert isinstance(refusal, PricingRefusal)
-    assert refusal.code is code
-
-
-def test_missing_quote_and_link_down() -> None:
-    book = quotes()
-    refusal = book.price_order("AAPL", Side.BUY, OrderType.MARKET, None)
-    assert isinstance(refusal, PricingRefusal) and refusal.code is ReasonCode.QUOTE_MISSING
-    book.update(q(199.95, 200.05))
-    book.set_link(False)
-    refusal = book.price_order("AAPL", Side.BUY, OrderType.MARKET, None)
-    assert isinstance(refusal, PricingRefusal) and refusal.code is ReasonCode.QUOTE_STALE
-
-
-def test_last_received_quote_wins_even_if_older() -> None:
-    book = quotes()
-    book.update(q(199.95, 200.05))
-    book.update(q(199.95, 200.05, age_s=60))
-    refusal = book.price_order("AAPL", Side.BUY, OrderType.MARKET, None)
-    assert isinstance(refusal, PricingRefusal) and refusal.code is ReasonCode.QUOTE_STALE
-
-
-def test_conservative_mode_prices_at_last_known_times_multiplier() -> None:
-    book = quotes(QuoteSettings(missing="conservative", conservative_multiplier=D("1.10")))
-    book.update(q(199.95, 200.05))
-    book.update(q(199.95, 200.05, age_s=60))
-    price = book.price_order("AAPL", Side.BUY, OrderType.MARKET, None)
-    assert isinstance(price, Price)
-    assert price.conservative and price.value == D("220.000")
-    missing = book.price_order("MSFT", Side.BUY, OrderType.MARKET, None)
-    assert isinstance(missing, PricingRefusal)  # never a guess when nothing was ever seen
-
-
 # --- every check at its boundary -----------------------------------------------------------
 
 
@@ -288,7 +219,7 @@ def test_max_order_notional_boundary() -> None:
 
 
 def test_price_collar_both_sides() -> None:
-    quote = q(199.95, 200.05)
+    quote = MARKET
     held = book_with(("AAPL", 10, 200))
     # A buy limit may reach ask x 1.05 = 210.0525, a sell limit bid x 0.95 = 189.9525.
     assert codes(order(1, "210.0525", limit="210.0525", quote=quote)) == []
@@ -362,7 +293,7 @@ def test_reducing_order_skips_exposure_checks() -> None:
 
 
 def test_a_rejection_lists_every_failed_check() -> None:
-    quote = q(199.95, 200.05)
+    quote = MARKET
     everything = order(200000, 300, side="sell", limit=300, quote=quote, bp=0)
     assert codes(everything) == [
         ReasonCode.MAX_ORDER_QUANTITY,
