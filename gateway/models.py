@@ -1,17 +1,27 @@
-"""The gateway's own API models: the Signal a strategy sends and the Decision it gets back."""
+"""The gateway's own API models: the Signal a strategy sends and the Decision it gets back.
+
+Everything a client sends is validated here, at the edge: numbers inside the domain the gateway
+carries exactly (see "what a client may send"), texts that are not blank, times in a sane range.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+import re
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -48,6 +58,151 @@ class DecisionKind(StrEnum):
     BLOCKED = "blocked"
 
 
+# --- what a client may send ----------------------------------------------------------------
+#
+# A number a client sends travels as a Decimal through the checks, as text into the journal, as
+# a JSON number (an IEEE double) in every answer and as a double to the broker adapters. All of
+# them hold the same number when it has
+#   - at most 15 significant digits: a double carries any 15-digit decimal exactly (DBL_DIG), so
+#     float() and back gives the number that was sent, and two different numbers never collapse
+#     into one (nor into one body hash);
+#   - at most 9 decimal places: the smallest step, 0.000000001, is Alpaca's fractional-share
+#     precision and finer than any sub-penny tick (0.0001 for stocks, 1e-8 for crypto quotes);
+#     1e-400 would be 0 as a double;
+#   - a magnitude below 10**12: beyond any real price or share count, and it keeps every figure
+#     the checks form (quantity x price < 1e24, over equity, times a fraction) finite; Decimal's
+#     28-digit context rounds a product of two 15-digit numbers only in its last two digits.
+# Anything else is refused with the field and the reason (422), never rounded quietly.
+
+MAX_SIGNIFICANT_DIGITS = 15
+MAX_DECIMAL_PLACES = 9
+MAGNITUDE_LIMIT = Decimal(10) ** 12
+
+_NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _exponent_in_range(value: Any) -> Any:
+    """Text like 1e99999999999999999999 is a number whose exponent no Decimal holds: say so,
+    rather than 'not a number'."""
+    if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):
+        try:
+            Decimal(value.strip())
+        except InvalidOperation as exc:
+            raise ValueError(f"exponent out of range: {value.strip()[:40]}") from exc
+    return value
+
+
+def _carried_exactly(value: Decimal) -> Decimal:
+    """Refuse a finite number outside the domain above; otherwise return it in its plain form
+    (1E+2 becomes 100, 1.50 becomes 1.5): the same number, as text the journal and messages can
+    show as is. Works on the digits alone: no Decimal arithmetic, so nothing can overflow."""
+    if value.copy_abs() >= MAGNITUDE_LIMIT:
+        raise ValueError(f"must be below {MAGNITUDE_LIMIT:f} in magnitude")
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite: checked before
+    zeros = 0  # trailing zeros carry no precision
+    while zeros < len(digits) - 1 and digits[-1 - zeros] == 0:
+        zeros += 1
+    if -(exponent + zeros) > MAX_DECIMAL_PLACES:
+        raise ValueError(
+            f"has more than {MAX_DECIMAL_PLACES} decimal places "
+            f"(the smallest step is {Decimal(1).scaleb(-MAX_DECIMAL_PLACES):f})"
+        )
+    if len(digits) - zeros > MAX_SIGNIFICANT_DIGITS:
+        raise ValueError(
+            f"has {len(digits) - zeros} significant digits; at most {MAX_SIGNIFICANT_DIGITS} "
+            "are carried exactly"
+        )
+    if exponent > 0:
+        return Decimal((sign, digits + (0,) * exponent, 0))
+    fractional_zeros = min(zeros, -exponent)
+    if fractional_zeros:
+        return Decimal(
+            (sign, digits[: len(digits) - fractional_zeros], exponent + fractional_zeros)
+        )
+    return value
+
+
+ExactPositiveNum = Annotated[
+    PositiveNum,
+    AfterValidator(_carried_exactly),
+    BeforeValidator(_exponent_in_range),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e12},
+                {"type": "string"},
+            ],
+            "description": "A number above 0 and below 1e12, with at most 15 significant "
+            "digits and at most 9 decimal places (a JSON number, or text that is one).",
+        }
+    ),
+]
+"""A positive number a client sends, inside the domain the gateway carries exactly."""
+
+
+def _not_blank(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+NonBlankText = Annotated[str, AfterValidator(_not_blank)]
+"""Free text a client sends: stripped, and never blank."""
+
+EPOCH_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH_MAX = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _epoch_seconds(value: Any) -> Any:
+    """Epoch seconds (a number, or text that is one) become a UTC time here, after a range
+    check: NaN, 1e300 or a negative epoch never reach datetime.fromtimestamp. Other text goes
+    on to pydantic's ISO-8601 parser."""
+    if isinstance(value, bool):
+        raise ValueError("must be an ISO-8601 time or epoch seconds, not a boolean")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value  # not a number: ISO-8601, or an error from the datetime parser
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number of epoch seconds")
+        if not EPOCH_MIN.timestamp() <= value < EPOCH_MAX.timestamp():
+            raise ValueError(
+                f"epoch seconds must lie in [{EPOCH_MIN.timestamp():.0f}, "
+                f"{EPOCH_MAX.timestamp():.0f}) (years {EPOCH_MIN.year} to {EPOCH_MAX.year - 1})"
+            )
+        return datetime.fromtimestamp(value, UTC)
+    return value
+
+
+def _sane_time(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # an ISO time without a zone is taken as UTC
+    # Compared before converting: converting year 1 or 9999 to UTC can overflow.
+    if not EPOCH_MIN <= value < EPOCH_MAX:
+        raise ValueError(f"must lie in the years {EPOCH_MIN.year} to {EPOCH_MAX.year - 1}")
+    return value.astimezone(UTC)
+
+
+QuoteTime = Annotated[
+    datetime,
+    BeforeValidator(_epoch_seconds),
+    AfterValidator(_sane_time),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+            "description": "ISO-8601 (UTC when it names no zone) or epoch seconds, "
+            "from 1970 up to 2200.",
+        }
+    ),
+]
+"""A quote's time as a client sends it: ISO-8601 (UTC when it names no zone) or epoch seconds,
+between 1970 and 2200; always a timezone-aware UTC datetime once validated."""
+
+
 SignalId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
 Symbol = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9./-]{1,16}$")]
 StrategyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
@@ -62,9 +217,9 @@ class Signal(BaseModel):
     strategy: StrategyName
     symbol: Symbol
     side: Side
-    quantity: PositiveNum
+    quantity: ExactPositiveNum
     order_type: OrderType = OrderType.MARKET
-    limit_price: PositiveNum | None = None
+    limit_price: ExactPositiveNum | None = None
     time_in_force: TimeInForce = TimeInForce.DAY
 
     @model_validator(mode="after")
@@ -97,6 +252,9 @@ class DecisionOrder(BaseModel):
     quote_time: Annotated[datetime, _iso] | None
     order_type: OrderType = OrderType.MARKET
     priced_conservatively: bool = False
+    # What the broker filled at, on average; null until something fills. ``price`` stays the
+    # price the order was valued at by the checks.
+    avg_fill_price: Num | None = None
 
 
 class DecisionRisk(BaseModel):
@@ -130,7 +288,7 @@ class OutcomeReport(BaseModel):
         Literal["strategy_error", "data_error", "broker_error", "timeout", "validation_error"]
         | None
     ) = None
-    error: str | None = Field(default=None, max_length=2000)
+    error: NonBlankText | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")
     def _failure_fields(self) -> OutcomeReport:
@@ -142,7 +300,7 @@ class OutcomeReport(BaseModel):
 class HaltRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: NonBlankText = Field(max_length=500)
 
 
 class ResumeRequest(BaseModel):
@@ -156,6 +314,6 @@ class SimQuote(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     symbol: Symbol
-    bid: PositiveNum
-    ask: PositiveNum
-    ts: datetime | float | None = None
+    bid: ExactPositiveNum
+    ask: ExactPositiveNum
+    ts: QuoteTime | None = None

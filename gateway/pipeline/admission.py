@@ -40,6 +40,8 @@ def admit(
         quote=priced.quote,
         equity=equity,
         position_qty=book.position_qty(signal.symbol) + book.pending_qty(signal.symbol),
+        held_qty=book.position_qty(signal.symbol),
+        pending_sell_qty=book.pending_sell_qty(signal.symbol),
         gross_exposure=book.gross_exposure(marks),
         buying_power=buying_power,
         risk=risk,

@@ -30,6 +30,7 @@ def order_summary(
             "quote_time": quote_time,
             "order_type": order.order_type,
             "priced_conservatively": conservative,
+            "avg_fill_price": order.avg_fill_price,
         },
     )
 

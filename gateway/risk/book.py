@@ -58,6 +58,7 @@ class Book:
         self._open_exposure = ZERO
         self._open_buy = ZERO
         self._pending: dict[str, Decimal] = {}
+        self._pending_sell: dict[str, Decimal] = {}
 
     # --- broker truth ------------------------------------------------------------------------
 
@@ -76,6 +77,8 @@ class Book:
         self._open_exposure += exposure
         if side is Side.BUY:
             self._open_buy += exposure
+        else:
+            self._pending_sell[symbol] = self._pending_sell.get(symbol, ZERO) + qty * sign
         signed = qty * sign if side is Side.BUY else -qty * sign
         self._pending[symbol] = self._pending.get(symbol, ZERO) + signed
 
@@ -159,6 +162,11 @@ class Book:
     def pending_qty(self, symbol: str) -> Decimal:
         """Signed quantity still to fill on open orders and reservations for ``symbol``."""
         return self._pending.get(symbol, ZERO)
+
+    def pending_sell_qty(self, symbol: str) -> Decimal:
+        """Quantity still to fill on open sells and in-flight sell reservations for ``symbol``
+        (the short rule counts these; pending buys may never fill, so they do not offset them)."""
+        return self._pending_sell.get(symbol, ZERO)
 
     def positions_exposure(self, marks: dict[str, Decimal]) -> Decimal:
         return sum((abs(h.qty) * marks.get(s, h.avg_price) for s, h in self.holdings.items()), ZERO)

@@ -7,6 +7,8 @@ that brings heat to exactly 5.00% passes and one that brings it to 5.0001% does 
     position risk of an order = exposure x stop_loss_percent / equity
     portfolio heat            = sum(|value| of positions, open and in-flight orders)
                                 x stop_loss_percent / equity
+    short rule                = held - open and in-flight sells - this sell >= 0,
+                                unless pre_trade.allow_short
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class OrderContext:
     quote: Quote | None
     equity: Decimal
     position_qty: Decimal  # signed, including pending orders
+    held_qty: Decimal  # signed position from fills alone
+    pending_sell_qty: Decimal  # unfilled quantity of open and in-flight sells in this symbol
     gross_exposure: Decimal  # positions + open orders + reservations, before this order
     buying_power: Decimal
     risk: RiskConfig
@@ -152,6 +156,23 @@ def check_portfolio_heat(ctx: OrderContext) -> Reason | None:
     return None
 
 
+def check_short(ctx: OrderContext) -> Reason | None:
+    """A sell may not take the position below zero, counting every sell already on its way;
+    pending buys do not offset them, since they may never fill."""
+    signal = ctx.signal
+    if signal.side is not Side.SELL or ctx.risk.pre_trade.allow_short:
+        return None
+    after = ctx.held_qty - ctx.pending_sell_qty - signal.quantity
+    if after < ZERO:
+        return Reason(
+            code=ReasonCode.SHORT_NOT_ALLOWED,
+            message=f"selling {signal.quantity} {signal.symbol} would take the position to "
+            f"{after} (held {ctx.held_qty}, open sells {ctx.pending_sell_qty}); "
+            "pre_trade.allow_short is false",
+        )
+    return None
+
+
 PRE_TRADE_CHECKS: tuple[Check, ...] = (
     check_max_order_quantity,
     check_max_order_notional,
@@ -159,15 +180,9 @@ PRE_TRADE_CHECKS: tuple[Check, ...] = (
     check_buying_power,
     check_position_risk,
     check_portfolio_heat,
+    check_short,
 )
 
 
 def run_checks(ctx: OrderContext, checks: tuple[Check, ...] = PRE_TRADE_CHECKS) -> list[Reason]:
     return [reason for check in checks if (reason := check(ctx)) is not None]
-
-
-def portfolio_heat(gross_exposure: Decimal, stop_loss: Decimal, equity: Decimal) -> Decimal:
-    """Heat of a book: the replaced system's formula, with open orders counted in the exposure."""
-    if equity <= 0:
-        return Decimal(1)
-    return gross_exposure * stop_loss / equity

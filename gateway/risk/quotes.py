@@ -2,15 +2,17 @@
 
 The book keeps the quote received *last* per symbol, even when its timestamp is older than the one
 it replaces: the newest message is the broker's current word, and an old ``ts`` in it makes the
-symbol stale at once. Pricing never guesses: an unusable quote is a refusal with a reason, unless
-``quotes.missing: conservative`` is configured, and then the decision says so.
+symbol stale at once. A quote stamped more than ``quotes.max_future_s`` ahead of the gateway's
+clock is invalid: an age measured against it would never grow stale. Pricing never guesses: an
+unusable quote is a refusal with a reason, unless ``quotes.missing: conservative`` is
+configured, and then the decision says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from brokers.base import OrderType, Quote, Side, utcnow
@@ -51,6 +53,8 @@ class QuoteBook:
         self._quotes: dict[str, Quote] = {}
         self._last_good: dict[str, Decimal] = {}
         self._max_spread = Decimal(repr(settings.max_spread_bps)) / BPS
+        # timedelta keeps microseconds exactly: max_future_s ahead passes, a microsecond more not.
+        self._max_future = timedelta(seconds=settings.max_future_s)
         self._link_up = True
 
     def update(self, quote: Quote) -> None:
@@ -83,7 +87,16 @@ class QuoteBook:
             return PricingRefusal(
                 ReasonCode.QUOTE_STALE, f"{symbol}: broker link down, last quote {quote.ts}"
             )
-        age = (self._clock() - quote.ts).total_seconds()
+        now = self._clock()
+        if quote.ts - now > self._max_future:
+            # Not fresh: the feed's clock is wrong, and an age measured from it stays negative.
+            ahead = (quote.ts - now).total_seconds()
+            return PricingRefusal(
+                ReasonCode.QUOTE_INVALID,
+                f"{symbol} quote is stamped {ahead:.3f}s ahead of the gateway's clock "
+                f"(max {self._settings.max_future_s:g}s)",
+            )
+        age = (now - quote.ts).total_seconds()
         if age > self._settings.max_age_s:
             return PricingRefusal(
                 ReasonCode.QUOTE_STALE,

@@ -1,38 +1,59 @@
-"""Pricing and pre-trade risk math, exact. Includes the replaced system's five heat scenarios."""
+"""Pre-trade risk math, exact, on the production path: a Book, an OrderContext built
+from it the way the engine builds one, and run_checks with the RiskConfig the shipped
+config/risk_management.yaml loads into. Includes the replaced system's five heat scenarios.
+
+Every limit is pinned at its boundary: the value exactly at the limit passes and the smallest
+step beyond it (1e-9, the finest number a client may send) is refused, so a test fails when a
+comparison changes (``>`` to ``>=``, or the other way round).
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from brokers.base import BrokerOrder, OrderType, Quote, Side
-from gateway.config import QuoteSettings, RiskConfig
+from brokers.base import BrokerOrder, Quote, Side
+from gateway.config import RiskConfig, load_risk_config
 from gateway.models import ReasonCode, Signal
 from gateway.risk.book import Book, Reservation
-from gateway.risk.checks import OrderContext, portfolio_heat, run_checks
-from gateway.risk.quotes import Price, PricingRefusal, QuoteBook
+from gateway.risk.checks import OrderContext, run_checks
 
 D = Decimal
+STEP = D("0.000000001")
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
-RISK = RiskConfig()
+RISK = load_risk_config(Path(__file__).resolve().parents[2] / "config" / "risk_management.yaml")
 STOP = RISK.risk_management.stop_loss_percent
+HEAT = ReasonCode.PORTFOLIO_HEAT
+MARKET = Quote(symbol="AAPL", bid=199.95, ask=200.05, ts=NOW)
 
 
-def book_with(*positions: tuple[str, int, float]) -> Book:
+def test_the_shipped_limits_are_the_ones_these_tests_pin() -> None:
+    # The seed's numbers, kept by the shipped file: the boundaries below are computed from them.
+    limits, pre = RISK.risk_management, RISK.pre_trade
+    assert (limits.stop_loss_percent, limits.max_portfolio_heat) == (D("0.03"), D("0.25"))
+    assert limits.max_single_position_risk == D("0.02")
+    assert (pre.max_order_quantity, pre.max_order_notional) == (D(100000), D(1000000))
+    assert pre.price_collar == D("0.05")
+    assert pre.allow_short is False
+
+
+def book_with(*positions: tuple[str, float, float]) -> Book:
+    """A book holding each (symbol, signed quantity, price), filled through apply_order."""
     book = Book()
-    for symbol, qty, price in positions:
+    for n, (symbol, qty, price) in enumerate(positions):
         book.apply_order(
             BrokerOrder(
-                client_order_id=f"seed-{symbol}-{qty}",
-                broker_order_id="x",
+                client_order_id=f"seed-{n}",
+                broker_order_id=f"b-{n}",
                 symbol=symbol,
-                side="buy",
-                quantity=qty,
-                filled_quantity=qty,
+                side="buy" if qty > 0 else "sell",
+                quantity=abs(qty),
+                filled_quantity=abs(qty),
                 avg_fill_price=price,
                 status="filled",
             )
@@ -40,63 +61,120 @@ def book_with(*positions: tuple[str, int, float]) -> Book:
     return book
 
 
+def resting(book: Book, coid: str, side: str, qty: float, limit: float) -> None:
+    book.apply_order(
+        BrokerOrder(
+            client_order_id=coid,
+            broker_order_id=f"b-{coid}",
+            symbol="AAPL",
+            side=side,
+            quantity=qty,
+            status="accepted",
+            limit_price=limit,
+            order_type="limit",
+        )
+    )
+
+
+def order(
+    qty: Any,
+    price: Any,
+    *,
+    side: str = "buy",
+    symbol: str = "AAPL",
+    book: Book | None = None,
+    equity: Any = 100000,
+    bp: Any = 10**9,
+    limit: Any = None,
+    quote: Quote | None = None,
+    risk: RiskConfig = RISK,
+) -> OrderContext:
+    """The OrderContext the engine builds for this signal against ``book``."""
+    book = book or Book()
+    fields: dict[str, Any] = {
+        "signal_id": "t",
+        "strategy": "s",
+        "symbol": symbol,
+        "side": side,
+        "quantity": str(qty),
+    }
+    if limit is not None:
+        fields.update(order_type="limit", limit_price=str(limit))
+    return OrderContext(
+        signal=Signal(**fields),
+        price=D(str(price)),
+        quote=quote,
+        equity=D(str(equity)),
+        position_qty=book.position_qty(symbol) + book.pending_qty(symbol),
+        held_qty=book.position_qty(symbol),
+        pending_sell_qty=book.pending_sell_qty(symbol),
+        gross_exposure=book.gross_exposure({}),
+        buying_power=D(str(bp)),
+        risk=risk,
+    )
+
+
+def codes(ctx: OrderContext) -> list[ReasonCode]:
+    return [r.code for r in run_checks(ctx)]
+
+
 # --- the replaced system's heat scenarios (test_portfolio_heat_calculation.py) ----------------
 
 
 def test_heat_scenario_1_single_position() -> None:
-    book = book_with(("AAPL", 100, 200))
-    assert portfolio_heat(book.gross_exposure({}), STOP, D(100000)) == D("0.006")  # 0.60%
+    ctx = order(1, 200, book=book_with(("AAPL", 100, 200)))
+    assert ctx.heat_before == D("0.006")  # 0.60%
+    assert ctx.heat_after == D("0.00606")  # + 200 x 3% / 100k
+    assert codes(ctx) == []
 
 
 def test_heat_scenario_2_multiple_positions() -> None:
-    book = book_with(("AAPL", 100, 200), ("AAPL", 50, 200))
-    assert portfolio_heat(book.gross_exposure({}), STOP, D(100000)) == D("0.009")  # 0.90%
+    ctx = order(1, 200, book=book_with(("AAPL", 100, 200), ("AAPL", 50, 200)))
+    assert ctx.heat_before == D("0.009")  # 0.90%
+    assert codes(ctx) == []
 
 
 def test_heat_scenario_3_at_limit() -> None:
-    # 833,333.33 of exposure at 3% on 100k is 25%: exactly the limit, which passes.
-    book = book_with(("SPY", 1000, 833.3333333333333))
-    heat = portfolio_heat(book.gross_exposure({}), STOP, D(100000))
-    assert heat.quantize(D("0.0001")) == D("0.2500")
+    # 25% heat is at the limit and passes; a cent more is refused. (The seed's 833,333.33 of
+    # exposure on 100k is not a finite decimal: 1,000,000 at 3% on 120k is exactly 25%.)
+    book = book_with(("SPY", 1000, 950))
+    at_limit = order(250, 200, book=book, equity=120000)
+    assert at_limit.heat_after == D("0.25")
+    assert codes(at_limit) == []
+    over = order(250, "200.01", book=book, equity=120000)
+    assert codes(over) == [HEAT]
 
 
 def test_heat_scenario_4_overexposure_detected() -> None:
-    book = book_with(("SPY", 1000, 1000))
-    heat = portfolio_heat(book.gross_exposure({}), STOP, D(100000))
-    assert heat == D("0.30")
-    assert heat > RISK.risk_management.max_portfolio_heat
+    book = book_with(("SPY", 1000, 1000), ("AAPL", 10, 200))
+    buy = order(1, 200, book=book)
+    assert buy.heat_before == D("0.3006")
+    assert codes(buy) == [HEAT]  # any order that adds exposure is refused
+    sell = order(10, 200, side="sell", book=book)
+    assert codes(sell) == []  # one that reduces a position still passes
 
 
 def test_heat_scenario_5_realistic_portfolio() -> None:
     book = book_with(("AAPL", 50, 190), ("MSFT", 30, 410), ("SPY", 25, 400), ("TLT", 40, 96.67))
-    heat = portfolio_heat(book.gross_exposure({}), STOP, D(100000))
-    assert heat.quantize(D("0.0001")) == D("0.0107")  # ~1.07%
+    ctx = order(10, 200, book=book)
+    assert ctx.heat_before.quantize(D("0.0001")) == D("0.0107")  # ~1.07%
+    assert ctx.heat_after == ctx.heat_before + ctx.position_risk
+    assert codes(ctx) == []
 
 
 def test_heat_counts_open_orders_and_reservations() -> None:
     book = book_with(("AAPL", 100, 200))
-    book.apply_order(
-        BrokerOrder(
-            client_order_id="rest",
-            broker_order_id="r",
-            symbol="AAPL",
-            side="buy",
-            quantity=50,
-            status="accepted",
-            limit_price=200,
-            order_type="limit",
-        )
-    )
-    assert portfolio_heat(book.gross_exposure({}), STOP, D(100000)) == D("0.009")
+    resting(book, "rest", "buy", 50, 200)
+    assert order(1, 1, book=book).heat_before == D("0.009")
     book.reserve(Reservation("inflight", "MSFT", Side.BUY, D(10), D(400)))
-    assert portfolio_heat(book.gross_exposure({}), STOP, D(100000)) == D("0.0102")
+    assert order(1, 1, book=book).heat_before == D("0.0102")
     book.release("inflight")
-    assert portfolio_heat(book.gross_exposure({}), STOP, D(100000)) == D("0.009")
+    assert order(1, 1, book=book).heat_before == D("0.009")
 
 
 def test_the_same_fill_seen_twice_moves_the_position_once() -> None:
     book = Book()
-    order = BrokerOrder(
+    filled = BrokerOrder(
         client_order_id="c",
         broker_order_id="b",
         symbol="AAPL",
@@ -106,8 +184,8 @@ def test_the_same_fill_seen_twice_moves_the_position_once() -> None:
         avg_fill_price=200,
         status="filled",
     )
-    assert book.apply_order(order) == 10
-    assert book.apply_order(order) == 0
+    assert book.apply_order(filled) == 10
+    assert book.apply_order(filled) == 0
     assert book.position_qty("AAPL") == 10
     assert book.cash == D(-2000)
 
@@ -124,142 +202,63 @@ def test_partial_fills_use_the_exact_price_of_each_part() -> None:
     assert book.holdings["AAPL"].avg_price == D(106)
 
 
-# --- pricing -------------------------------------------------------------------------------
+# --- every check at its boundary -----------------------------------------------------------
 
 
-def quotes(settings: QuoteSettings | None = None) -> QuoteBook:
-    return QuoteBook(settings or QuoteSettings(), clock=lambda: NOW)
+def test_max_order_quantity_boundary() -> None:
+    # At 0.01 a share nothing else binds: 100,000 shares are 1,000 of exposure.
+    assert codes(order(100000, "0.01")) == []
+    assert codes(order(D(100000) + STEP, "0.01")) == [ReasonCode.MAX_ORDER_QUANTITY]
 
 
-def q(bid: float, ask: float, age_s: float = 0, symbol: str = "AAPL") -> Quote:
-    return Quote(symbol=symbol, bid=bid, ask=ask, ts=NOW - timedelta(seconds=age_s))
-
-
-def test_market_orders_priced_conservatively() -> None:
-    book = quotes()
-    book.update(q(199.95, 200.05))
-    buy = book.price_order("AAPL", Side.BUY, OrderType.MARKET, None)
-    sell = book.price_order("AAPL", Side.SELL, OrderType.MARKET, None)
-    limit = book.price_order("AAPL", Side.BUY, OrderType.LIMIT, D(190))
-    assert isinstance(buy, Price) and buy.value == D("200.05")
-    assert isinstance(sell, Price) and sell.value == D("199.95")
-    assert isinstance(limit, Price) and limit.value == D(190)
-
-
-@pytest.mark.parametrize(
-    ("quote", "code"),
-    [
-        (q(199.95, 200.05, age_s=5.01), ReasonCode.QUOTE_STALE),
-        (q(200.10, 200.00), ReasonCode.QUOTE_INVALID),
-        (q(0, 200.00), ReasonCode.QUOTE_INVALID),
-        (q(198.0, 202.1), ReasonCode.QUOTE_INVALID),  # 205 bps wide
-    ],
-)
-def test_unusable_quotes_are_refused(quote: Quote, code: ReasonCode) -> None:
-    book = quotes()
-    book.update(quote)
-    refusal = book.price_order("AAPL", Side.BUY, OrderType.MARKET, None)
-    assert isinstance(refusal, PricingRefusal)
-    assert refusal.code is code
-
-
-def test_missing_quote_and_link_down() -> None:
-    book = quotes()
-    refusal = book.price_order("AAPL", Side.BUY, OrderType.MARKET, None)
-    assert isinstance(refusal, PricingRefusal) and refusal.code is ReasonCode.QUOTE_MISSING
-    book.update(q(199.95, 200.05))
-    book.set_link(False)
-    refusal = book.price_order("AAPL", Side.BUY, OrderType.MARKET, None)
-    assert isinstance(refusal, PricingRefusal) and refusal.code is ReasonCode.QUOTE_STALE
-
-
-def test_last_received_quote_wins_even_if_older() -> None:
-    book = quotes()
-    book.update(q(199.95, 200.05))
-    book.update(q(199.95, 200.05, age_s=60))
-    refusal = book.price_order("AAPL", Side.BUY, OrderType.MARKET, None)
-    assert isinstance(refusal, PricingRefusal) and refusal.code is ReasonCode.QUOTE_STALE
-
-
-def test_conservative_mode_prices_at_last_known_times_multiplier() -> None:
-    book = quotes(QuoteSettings(missing="conservative", conservative_multiplier=D("1.10")))
-    book.update(q(199.95, 200.05))
-    book.update(q(199.95, 200.05, age_s=60))
-    price = book.price_order("AAPL", Side.BUY, OrderType.MARKET, None)
-    assert isinstance(price, Price)
-    assert price.conservative and price.value == D("220.000")
-    missing = book.price_order("MSFT", Side.BUY, OrderType.MARKET, None)
-    assert isinstance(missing, PricingRefusal)  # never a guess when nothing was ever seen
-
-
-# --- checks --------------------------------------------------------------------------------
-
-
-def ctx(
-    qty: float,
-    price: float,
-    *,
-    side: str = "buy",
-    gross: float = 0,
-    position: float = 0,
-    equity: float = 100000,
-    bp: float = 10**9,
-    limit: float | None = None,
-    quote: Quote | None = None,
-) -> OrderContext:
-    fields: dict = {
-        "signal_id": "t",
-        "strategy": "s",
-        "symbol": "AAPL",
-        "side": side,
-        "quantity": qty,
-    }
-    if limit is not None:
-        fields.update(order_type="limit", limit_price=limit)
-    return OrderContext(
-        signal=Signal(**fields),
-        price=D(repr(price)),
-        quote=quote,
-        equity=D(equity),
-        position_qty=D(position),
-        gross_exposure=D(gross),
-        buying_power=D(bp),
-        risk=RISK,
-    )
-
-
-def test_heat_boundary_is_exact() -> None:
-    # 25% heat at 3% stop on 100k equity = 833,333.33...; use round numbers at a 30k equity.
-    exact = ctx(100, 100, gross=240000, equity=30000)  # (240000 + 10000) * 0.03 / 30000 = 0.25
-    assert exact.heat_after == D("0.25")
-    assert ReasonCode.PORTFOLIO_HEAT not in {r.code for r in run_checks(exact)}
-    over = ctx(100, 100.01, gross=240000, equity=30000)
-    assert ReasonCode.PORTFOLIO_HEAT in {r.code for r in run_checks(over)}
-
-
-def test_reducing_order_skips_exposure_checks() -> None:
-    reduce = ctx(100, 200, side="sell", position=100, gross=10**7)
-    assert reduce.reduces_only
-    assert run_checks(reduce) == []
-    flip = ctx(200, 200, side="sell", position=100)
-    assert not flip.reduces_only
+def test_max_order_notional_boundary() -> None:
+    # On 100M equity the notional limit binds first: 1,000,000 is 0.03% position risk.
+    assert codes(order(10000, 100, equity=10**8)) == []
+    over = order(10000, D(100) + STEP, equity=10**8)
+    assert codes(over) == [ReasonCode.MAX_ORDER_NOTIONAL]
 
 
 def test_price_collar_both_sides() -> None:
-    quote = q(199.95, 200.05)
-    assert run_checks(ctx(1, 210, limit=210, quote=quote)) == []  # 200.05 * 1.05 = 210.0525
-    assert [r.code for r in run_checks(ctx(1, 210.06, limit=210.06, quote=quote))] == [
+    quote = MARKET
+    held = book_with(("AAPL", 10, 200))
+    # A buy limit may reach ask x 1.05 = 210.0525, a sell limit bid x 0.95 = 189.9525.
+    assert codes(order(1, "210.0525", limit="210.0525", quote=quote)) == []
+    assert codes(order(1, "210.052500001", limit="210.052500001", quote=quote)) == [
         ReasonCode.PRICE_COLLAR
     ]
-    assert [
-        r.code for r in run_checks(ctx(1, 189, side="sell", limit=189, quote=quote, position=0))
-    ] == [ReasonCode.PRICE_COLLAR]
-    assert run_checks(ctx(1, 250, side="sell", limit=250, quote=quote)) == []  # passive
+    sell = {"side": "sell", "quote": quote, "book": held}
+    assert codes(order(1, "189.9525", limit="189.9525", **sell)) == []
+    assert codes(order(1, "189.952499999", limit="189.952499999", **sell)) == [
+        ReasonCode.PRICE_COLLAR
+    ]
+    # Passive limits are not collared, however far from the market.
+    assert codes(order(1, 100, limit=100, quote=quote)) == []
+    assert codes(order(1, 250, limit=250, **sell)) == []
 
 
-def test_buying_power() -> None:
-    assert [r.code for r in run_checks(ctx(10, 200, bp=1999))] == [ReasonCode.BUYING_POWER]
-    assert run_checks(ctx(10, 200, bp=2000)) == []
+def test_buying_power_boundary() -> None:
+    assert codes(order(10, 200, bp=2000)) == []
+    assert codes(order(10, 200, bp=D(2000) - STEP)) == [ReasonCode.BUYING_POWER]
+    assert codes(order(10, 200, side="sell", bp=0, book=book_with(("AAPL", 10, 200)))) == []
+
+
+def test_a_buy_that_only_covers_a_short_is_not_held_to_buying_power() -> None:
+    short = book_with(("AAPL", -10, 200))
+    cover = order(10, 200, book=short, bp=100)
+    assert cover.reduces_only
+    assert codes(cover) == []
+    # A buy that goes through zero into a long position is new exposure: buying power applies.
+    flip = order(11, 200, book=short, bp=100)
+    assert not flip.reduces_only
+    assert codes(flip) == [ReasonCode.BUYING_POWER]
+
+
+def test_position_risk_boundary() -> None:
+    # 2% of 150k at a 3% stop is 100,000 of exposure: 500 shares at 200.
+    at_limit = order(500, 200, equity=150000)
+    assert at_limit.position_risk == D("0.02")
+    assert codes(at_limit) == []
+    assert codes(order(500, D(200) + STEP, equity=150000)) == [ReasonCode.POSITION_RISK]
 
 
 @given(
@@ -267,18 +266,111 @@ def test_buying_power() -> None:
     price=st.decimals(min_value=D("0.01"), max_value=D(5000), places=2),
 )
 def test_position_risk_formula(qty: int, price: Decimal) -> None:
-    c = ctx(qty, float(price), equity=100000)
-    assert c.position_risk == D(qty) * D(repr(float(price))) * STOP / D(100000)
-    refused = ReasonCode.POSITION_RISK in {r.code for r in run_checks(c)}
+    c = order(qty, price, equity=100000)
+    assert c.position_risk == D(qty) * price * STOP / D(100000)
+    refused = ReasonCode.POSITION_RISK in codes(c)
     assert refused == (c.position_risk > RISK.risk_management.max_single_position_risk)
 
 
-def test_position_after_fill_opens_adds_reduces_and_flips() -> None:
-    from brokers.base import position_after_fill
+def test_heat_boundary_is_exact() -> None:
+    # (240,000 held + 10,000 ordered) x 3% / 30,000 = 25.00% exactly.
+    book = book_with(("SPY", 400, 600))
+    exact = order(100, 100, book=book, equity=30000)
+    assert exact.heat_after == D("0.25")
+    assert HEAT not in codes(exact)
+    over = order(100, D(100) + STEP, book=book, equity=30000)
+    assert codes(over) == [HEAT]
 
-    assert position_after_fill(D(0), D(0), Side.BUY, D(10), D(100)) == (D(10), D(100))
-    assert position_after_fill(D(10), D(100), Side.BUY, D(10), D(110)) == (D(20), D(105))
-    assert position_after_fill(D(20), D(105), Side.SELL, D(5), D(120)) == (D(15), D(105))
-    assert position_after_fill(D(15), D(105), Side.SELL, D(20), D(90)) == (D(-5), D(90))
-    qty, _ = position_after_fill(D(-5), D(90), Side.BUY, D(5), D(80))
-    assert qty == 0
+
+def test_reducing_order_skips_exposure_checks() -> None:
+    book = book_with(("AAPL", 100, 200), ("SPY", 20000, 500))  # heat far above the limit
+    reduce = order(100, 200, side="sell", book=book)
+    assert reduce.reduces_only
+    assert codes(reduce) == []
+    flip = order(200, 200, side="sell", book=book, risk=allow_short())
+    assert not flip.reduces_only
+    assert HEAT in codes(flip)
+
+
+def test_a_rejection_lists_every_failed_check() -> None:
+    quote = MARKET
+    everything = order(200000, 300, side="sell", limit=300, quote=quote, bp=0)
+    assert codes(everything) == [
+        ReasonCode.MAX_ORDER_QUANTITY,
+        ReasonCode.MAX_ORDER_NOTIONAL,
+        ReasonCode.POSITION_RISK,
+        HEAT,
+        ReasonCode.SHORT_NOT_ALLOWED,
+    ]
+
+
+# --- the short rule ------------------------------------------------------------------------
+
+
+def allow_short() -> RiskConfig:
+    return RISK.model_copy(
+        update={"pre_trade": RISK.pre_trade.model_copy(update={"allow_short": True})}
+    )
+
+
+SHORT = [ReasonCode.SHORT_NOT_ALLOWED]
+
+
+def test_a_sell_down_to_exactly_zero_passes() -> None:
+    held = book_with(("AAPL", 10, 200))
+    assert codes(order(10, 200, side="sell", book=held)) == []
+    assert codes(order(D(10) + STEP, 200, side="sell", book=held)) == SHORT
+
+
+def test_open_and_in_flight_sells_count_against_the_position() -> None:
+    book = book_with(("AAPL", 10, 200))
+    resting(book, "rest-sell", "sell", 5, 250)
+    assert book.pending_sell_qty("AAPL") == 5
+    refused = run_checks(order(10, 200, side="sell", book=book))
+    assert [r.code for r in refused] == SHORT
+    assert "held 10" in refused[0].message and "open sells 5" in refused[0].message
+    assert codes(order(5, 200, side="sell", book=book)) == []  # 10 - 5 - 5 = 0
+    book.reserve(Reservation("inflight", "AAPL", Side.SELL, D(5), D(200)))
+    assert codes(order(STEP, 200, side="sell", book=book)) == SHORT
+    book.release("inflight")
+    assert codes(order(5, 200, side="sell", book=book)) == []
+
+
+def test_open_buys_do_not_offset_sells() -> None:
+    # A resting buy may never fill: selling against it would be a short if it does not.
+    book = book_with(("AAPL", 10, 200))
+    resting(book, "rest-buy", "buy", 5, 150)
+    book.reserve(Reservation("inflight-buy", "AAPL", Side.BUY, D(5), D(200)))
+    assert codes(order(15, 200, side="sell", book=book)) == SHORT
+    assert codes(order(10, 200, side="sell", book=book)) == []
+
+
+def test_a_sell_without_a_position_or_into_a_short_is_refused() -> None:
+    assert codes(order(1, 200, side="sell")) == SHORT
+    assert codes(order(1, 200, side="sell", book=book_with(("AAPL", -10, 200)))) == SHORT
+    assert codes(order(1, 200, side="sell", book=book_with(("MSFT", 10, 400)))) == SHORT
+
+
+def test_allow_short_lets_a_sell_go_below_zero() -> None:
+    assert codes(order(10, 200, side="sell", risk=allow_short())) == []
+
+
+def test_buys_are_never_short() -> None:
+    assert codes(order(10, 200, book=book_with(("AAPL", -10, 200)))) == []
+
+
+def test_pending_sells_follow_fills_and_cancels() -> None:
+    book = book_with(("AAPL", 10, 200))
+    resting(book, "s", "sell", 6, 250)
+    base = dict(client_order_id="s", broker_order_id="b-s", symbol="AAPL", side="sell")
+    limit = dict(quantity=6, order_type="limit", limit_price=250)
+    book.apply_order(
+        BrokerOrder(
+            **base, **limit, filled_quantity=2, avg_fill_price=250, status="partially_filled"
+        )
+    )
+    assert (book.position_qty("AAPL"), book.pending_sell_qty("AAPL")) == (8, 4)
+    book.apply_order(
+        BrokerOrder(**base, **limit, filled_quantity=2, avg_fill_price=250, status="canceled")
+    )
+    assert (book.position_qty("AAPL"), book.pending_sell_qty("AAPL")) == (8, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -37,7 +38,14 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
         try:
             return service.resume(by=actor(request), force=body.force, auth_code=body.auth_code)
         except ResumeRefused as exc:
-            return JSONResponse(status_code=409, content=exc.to_dict())
+            # HTTP's Retry-After takes whole seconds: rounded up, so a client that waits it out
+            # is never refused again for the same cooldown.
+            headers = (
+                {"Retry-After": str(math.ceil(exc.retry_after_s))}
+                if exc.retry_after_s is not None
+                else None
+            )
+            return JSONResponse(status_code=409, content=exc.to_dict(), headers=headers)
         except HaltStateWriteError as exc:
             # The resume could not be made durable: the gateway stays halted.
             return JSONResponse(
