@@ -166,6 +166,8 @@ def _epoch_seconds(value: Any) -> Any:
             value = float(value)
         except ValueError:
             return value  # not a number: ISO-8601, or an error from the datetime parser
+    if isinstance(value, Decimal):  # a JSON number read exactly (gateway.http.exact_json)
+        value = float(value)
     if isinstance(value, (int, float)):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError("must be a finite number of epoch seconds")

@@ -180,3 +180,29 @@ async def test_sim_quote_prices_follow_the_number_domain(service: GatewayService
         assert good.status_code == 200
         (taken,) = good.json()
         assert (taken["bid"], taken["ask"]) == (1e-9, 2e-9)
+
+
+@pytest.mark.parametrize(
+    ("field", "token"),
+    [
+        ("quantity", "1.00000000000000001"),  # a double reads it as 1.0
+        ("quantity", "10.0000000000000000001"),
+        ("limit_price", "150.0000000000000001"),
+    ],
+)
+async def test_json_numbers_beyond_a_double_are_422_not_rounded(
+    service: GatewayService, client: httpx.AsyncClient, field: str, token: str
+) -> None:
+    # Sent as JSON number tokens, not strings: the body is read with its digits exact, so a
+    # number the gateway cannot carry is refused instead of silently becoming its rounding.
+    limit = '"order_type": "limit", ' if field == "limit_price" else ""
+    quantity = token if field == "quantity" else "1"
+    price = f', "limit_price": {token}' if field == "limit_price" else ""
+    content = (
+        '{"signal_id": "t-2", "strategy": "s", "symbol": "AAPL", "side": "buy", '
+        f'{limit}"quantity": {quantity}{price}}}'
+    )
+    response = await client.post("/v1/signals", content=content, headers=JSON)
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+    await nothing_journaled(service, client)

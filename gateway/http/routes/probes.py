@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
+from gateway.http.exact_json import ExactJSONRoute
 from gateway.service import GatewayService
 
 
 def router(service: GatewayService) -> APIRouter:
-    api = APIRouter()
+    api = APIRouter(route_class=ExactJSONRoute)
 
     @api.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from gateway.http.deps import Auth, actor
+from gateway.http.exact_json import ExactJSONRoute
 from gateway.http.schemas import ErrorBody, KillResponse
 from gateway.models import HaltRequest, ResumeRequest
 from gateway.safety.halt import HaltStateWriteError, ResumeForbidden, ResumeRefused
@@ -16,7 +17,7 @@ from gateway.service import GatewayService
 
 
 def router(service: GatewayService, auth: Auth) -> APIRouter:
-    api = APIRouter()
+    api = APIRouter(route_class=ExactJSONRoute)
     any_token = [Depends(auth.any_token)]
     admin_token = [Depends(auth.admin_token)]
 

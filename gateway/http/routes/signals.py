@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from gateway.errors import SignalConflict
 from gateway.http.deps import Auth
+from gateway.http.exact_json import ExactJSONRoute
 from gateway.http.schemas import ErrorBody
 from gateway.models import Decision, OutcomeReport, Signal
 from gateway.service import GatewayService
@@ -16,7 +17,7 @@ from gateway.store.journal import JournalUnavailable
 
 
 def router(service: GatewayService, auth: Auth) -> APIRouter:
-    api = APIRouter(dependencies=[Depends(auth.any_token)])
+    api = APIRouter(route_class=ExactJSONRoute, dependencies=[Depends(auth.any_token)])
 
     @api.post(
         "/v1/signals",

@@ -12,12 +12,13 @@ from brokers.base import QuoteEvent
 from brokers.simulated import SimulatedBroker
 from brokers.simulated.faults import Faults
 from gateway.http.deps import Auth
+from gateway.http.exact_json import ExactJSONRoute
 from gateway.models import SimQuote
 from gateway.service import GatewayService
 
 
 def router(service: GatewayService, auth: Auth) -> APIRouter:
-    api = APIRouter(dependencies=[Depends(auth.admin_token)])
+    api = APIRouter(route_class=ExactJSONRoute, dependencies=[Depends(auth.admin_token)])
 
     def simulated() -> SimulatedBroker:
         broker = service.broker

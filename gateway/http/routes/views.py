@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends
 
 from brokers.base import BrokerOrder, Position
 from gateway.http.deps import Auth
+from gateway.http.exact_json import ExactJSONRoute
 from gateway.service import GatewayService
 
 
 def router(service: GatewayService, auth: Auth) -> APIRouter:
-    api = APIRouter(dependencies=[Depends(auth.any_token)])
+    api = APIRouter(route_class=ExactJSONRoute, dependencies=[Depends(auth.any_token)])
 
     @api.get("/v1/status")
     async def get_status() -> dict[str, Any]:
