@@ -16,21 +16,22 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from brokers.base import Broker, BrokerOrder, OrderRequest, assemble, utcnow
 from brokers.errors import BrokerError
 from gateway.config import GatewayConfig
-from gateway.errors import SignalConflict
-from gateway.models import Decision, DecisionKind, DecisionRisk, Reason, ReasonCode, Signal
+from gateway.models import DecisionKind, Reason, ReasonCode, Signal
 from gateway.ops.metrics import GatewayMetrics
 from gateway.pipeline.admission import Admission, admit
 from gateway.pipeline.broker_events import BrokerEvents
 from gateway.pipeline.conclusion import Conclusion
+from gateway.pipeline.gates import Gates
+from gateway.pipeline.idempotency import Answer, Decided, SignalRecord
 from gateway.pipeline.ids import body_hash, client_order_id, exact_body
 from gateway.pipeline.ratelimit import TokenBucket
+from gateway.pipeline.recording import DecisionRecorder
 from gateway.pipeline.recovery import resolve_undecided
 from gateway.pipeline.sender import OrderSender
 from gateway.pipeline.settle import UnknownOrders
@@ -40,26 +41,11 @@ from gateway.risk.quotes import PricingRefusal, QuoteBook
 from gateway.risk.state import EquityMarks, RiskMeasures, RiskState
 from gateway.safety.failures import FailureTracker
 from gateway.safety.halt import HaltManager
-from gateway.store.journal import Journal, JournalUnavailable
+from gateway.store.journal import Journal
 
 log = logging.getLogger("gateway.pipeline.engine")
 
 ZERO = Decimal(0)
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A decision's JSON as answered, and whether it is the replay of an earlier one."""
-
-    decision_json: str
-    replayed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Decided:
-    decision_json: str
-    ticket: int  # the journal group holding the decision (see Journal.commit)
-    order_left: bool = False  # an order (or one of unknown fate) is at the broker
 
 
 class Gateway:
@@ -86,10 +72,7 @@ class Gateway:
         self.book = Book()
         self._lock = asyncio.Lock()
         self._rate = TokenBucket(float(self.risk.pre_trade.max_orders_per_second))
-        self._decided: dict[str, tuple[str, str]] = {}  # signal_id -> (body hash, decision JSON)
-        # Decided with an order at the broker, but the journal failed to keep the decision.
-        self._undurable: dict[str, tuple[str, str, BrokerOrder | None]] = {}
-        self._inflight: dict[str, tuple[str, asyncio.Future[str]]] = {}
+        self.signals = SignalRecord(journal, durable=self._durable, order_of=self._order_of)
         self._bp_snapshot = (ZERO, ZERO, ZERO)  # buying power, cash, open buys at last sync
         self._tasks: list[asyncio.Task[None]] = []
         self.monitor = RiskMonitor(
@@ -130,6 +113,8 @@ class Gateway:
                 order, valued_at=price, record=False
             ),
         )
+        self.recorder = DecisionRecorder(journal, metrics)
+        self.gates = Gates(halt=halt, failures=failures, rate=self._rate)
         self.ready = False
         self.shutting_down = False
 
@@ -185,7 +170,7 @@ class Gateway:
         recovered = await resolve_undecided(
             self.journal, self.broker, self.book, halt=self.halt, on_unknown=self.unknown.add
         )
-        self._decided.update(recovered)
+        self.signals.restore(recovered)
         held = set(self.book.holdings) | {o.symbol for o in self.book.open_orders()}
         if held:
             self.broker.subscribe_quotes(sorted(held))
@@ -231,9 +216,13 @@ class Gateway:
     def _restore_decisions(self) -> None:
         """Replays answer from the journal; orders of unknown fate are asked after again."""
         unknown = {s.client_order_id for s in self.journal.signals() if s.decision is not None}
-        for stored in self.journal.signals():
-            if stored.decision is not None:
-                self._decided[stored.signal_id] = (stored.body_hash, stored.decision)
+        self.signals.restore(
+            {
+                s.signal_id: (s.body_hash, s.decision)
+                for s in self.journal.signals()
+                if s.decision is not None
+            }
+        )
         for stored_order in self.journal.orders(open_only=True):
             if stored_order.status == "pending_submit" and stored_order.client_order_id in unknown:
                 request = stored_order.to_request()
@@ -259,65 +248,20 @@ class Gateway:
         """Decide on a signal. A replay answers the first decision, exactly; the same signal_id
         with another body is SignalConflict, even while the first is still being decided."""
         digest = body_hash(signal)
-        signal_id = signal.signal_id
-        known = self._decided.get(signal_id) or self._undurable.get(signal_id)
-        if known is not None:
-            if known[0] != digest:
-                raise SignalConflict(f"signal_id {signal_id} was used with another body")
-            if signal_id in self._undurable:
-                self._journal_again(signal_id)
-            return Answer(known[1], replayed=True)
-        pending = self._inflight.get(signal_id)
-        if pending is not None:
-            if pending[0] != digest:
-                raise SignalConflict(f"signal_id {signal_id} is being decided with another body")
-            return Answer(await asyncio.shield(pending[1]), replayed=True)
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._inflight[signal_id] = (digest, future)
-        try:
-            decision_json = await self._decide_durably(signal, digest)
-            future.set_result(decision_json)
-            return Answer(decision_json)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: the caller gets it from this frame
-            raise
-        finally:
-            del self._inflight[signal_id]
+        return await self.signals.answer(
+            signal.signal_id, digest, lambda: self._decide(signal, digest)
+        )
 
-    async def _decide_durably(self, signal: Signal, digest: str) -> str:
-        decided = await self._decide(signal, digest)
-        try:
-            await self._durable(decided.ticket)  # the decision is durable before anyone is told
-        except JournalUnavailable:
-            if decided.order_left:
-                # The order is at the broker: keep the decision to journal and answer later.
-                order = self.book.orders.get(client_order_id(signal.signal_id))
-                self._undurable[signal.signal_id] = (
-                    digest,
-                    decided.decision_json,
-                    order.order if order else None,
-                )
-            raise
-        self._decided[signal.signal_id] = (digest, decided.decision_json)
-        return decided.decision_json
+    def _order_of(self, signal_id: str) -> BrokerOrder | None:
+        tracked = self.book.orders.get(client_order_id(signal_id))
+        return tracked.order if tracked else None
 
-    def _journal_again(self, signal_id: str) -> None:
-        """A replay of a decision the journal failed to keep: keep it now or answer 503."""
-        digest, decision_json, order = self._undurable[signal_id]
-        outcome = Decision.model_validate_json(decision_json).decision.value
-        self.journal.commit_now(self.journal.record_decision(signal_id, decision_json, outcome))
-        if order is not None:
-            self.journal.record_order_updates([(order, None, "journaled after an outage")])
-        del self._undurable[signal_id]
-        self._decided[signal_id] = (digest, decision_json)
-
-    async def _decide(self, signal: Signal, digest: str) -> _Decided:
+    async def _decide(self, signal: Signal, digest: str) -> Decided:
         started = time.perf_counter()
         body = exact_body(signal)
-        refusal = self._gate(signal)
+        refusal = self.gates.check(signal, shutting_down=self.shutting_down)
         if refusal is not None:
-            return self._refuse(signal, digest, body, refusal, started)
+            return self.recorder.refused(signal, digest, body, refusal, started)
         if self.quotes.get(signal.symbol) is None:
             await self._snapshot_quote(signal.symbol)
         priced = self.quotes.price_order(
@@ -333,11 +277,13 @@ class Gateway:
                         message=f"quantity {signal.quantity} exceeds max_order_quantity {limit}",
                     )
                 )
-            return self._refuse(signal, digest, body, (DecisionKind.REJECTED, reasons), started)
+            return self.recorder.refused(
+                signal, digest, body, (DecisionKind.REJECTED, reasons), started
+            )
         async with self._lock:
             admission = self._admit(signal, priced)
             if admission.refusal is not None:
-                return self._refuse(
+                return self.recorder.refused(
                     signal, digest, body, admission.refusal, started, admission.risk
                 )
             request = self._request(signal)
@@ -388,7 +334,7 @@ class Gateway:
         request: OrderRequest,
         admission: Admission,
         started: float,
-    ) -> _Decided:
+    ) -> Decided:
         sender = self.sender
         await sender.make_durable(
             request,
@@ -407,41 +353,24 @@ class Gateway:
         if why_not is not None:
             sender.not_sent(request, why_not)
             reasons = [Reason(code=ReasonCode.HALTED, message=why_not)]
-            return self._conclude_refusal(signal, DecisionKind.BLOCKED, reasons, started, admission)
+            return self.recorder.refused_after_intent(
+                signal, (DecisionKind.BLOCKED, reasons), started, admission.risk
+            )
         result = await sender.send(request, signal.strategy)
         if result.order is None and not result.unknown:
             assert result.code is not None
             reasons = [Reason(code=result.code, message=result.message)]
-            return self._conclude_refusal(
-                signal, DecisionKind.REJECTED, reasons, started, admission
+            return self.recorder.refused_after_intent(
+                signal, (DecisionKind.REJECTED, reasons), started, admission.risk
             )
         decision_json, ticket = self.conclusion.accepted(signal, request, admission, result)
-        self._remember(signal, DecisionKind.ACCEPTED, [], started, request.client_order_id)
-        return _Decided(decision_json, ticket, order_left=True)
-
-    def _conclude_refusal(
-        self,
-        signal: Signal,
-        kind: DecisionKind,
-        reasons: list[Reason],
-        started: float,
-        admission: Admission,
-    ) -> _Decided:
-        """A refusal after the intent was journaled: the decision completes that row."""
-        decision = Decision(
-            signal_id=signal.signal_id, decision=kind, reasons=reasons, risk=admission.risk
-        )
-        decision_json = decision.model_dump_json()
-        ticket = self.journal.record_decision(
-            signal.signal_id, decision_json, kind.value, defer=True
-        )
-        self._remember(signal, kind, reasons, started, None)
-        return _Decided(decision_json, ticket)
+        self.recorder.observe(signal, DecisionKind.ACCEPTED, [], started)
+        return Decided(decision_json, ticket, order_left=True)
 
     async def _durable(self, ticket: int) -> None:
         """Make the writes of ``ticket``'s group durable. With other signals in flight their
         writes share one commit (group commit); alone, committing at once saves a loop turn."""
-        if len(self._inflight) > 1:
+        if self.signals.deciding > 1:
             await self.journal.commit(ticket)
         else:
             self.journal.commit_now(ticket)
@@ -456,79 +385,3 @@ class Gateway:
             return
         if self.quotes.get(symbol) is None:
             self.quotes.update(quote)
-
-    def _gate(self, signal: Signal) -> tuple[DecisionKind, list[Reason]] | None:
-        if self.shutting_down:
-            reason = Reason(code=ReasonCode.SHUTTING_DOWN, message="the gateway is shutting down")
-            return DecisionKind.BLOCKED, [reason]
-        if self.halt.is_halted:
-            current = self.halt.current
-            self.halt.record_blocked(signal.signal_id)
-            what = f"{current.trigger.value}: {current.reason}" if current else "halted"
-            reason = Reason(code=ReasonCode.HALTED, message=f"trading is halted ({what})")
-            return DecisionKind.BLOCKED, [reason]
-        streak = self.failures.consecutive_for(signal.strategy)
-        if streak >= self.failures.threshold:
-            reason = Reason(
-                code=ReasonCode.STRATEGY_SUSPENDED,
-                message=f"strategy {signal.strategy} has {streak} consecutive failures; "
-                "a reported success or an admin reset clears it",
-            )
-            return DecisionKind.BLOCKED, [reason]
-        if not self._rate.try_take():
-            reason = Reason(code=ReasonCode.RATE_LIMITED, message="max_orders_per_second reached")
-            return DecisionKind.REJECTED, [reason]
-        return None
-
-    def _refuse(
-        self,
-        signal: Signal,
-        digest: str,
-        body: str,
-        refusal: tuple[DecisionKind, list[Reason]],
-        started: float,
-        risk: DecisionRisk | None = None,
-    ) -> _Decided:
-        """A refusal before any intent: one journal row, the signal and its decision."""
-        kind, reasons = refusal
-        decision = Decision(
-            signal_id=signal.signal_id, decision=kind, reasons=reasons, risk=risk or DecisionRisk()
-        )
-        decision_json = decision.model_dump_json()
-        ticket = self.journal.record_refusal(
-            signal_id=signal.signal_id,
-            body_hash=digest,
-            body=body,
-            strategy=signal.strategy,
-            symbol=signal.symbol,
-            decision_json=decision_json,
-            outcome=kind.value,
-            defer=True,
-        )
-        self._remember(signal, kind, reasons, started, None)
-        return _Decided(decision_json, ticket)
-
-    def _remember(
-        self,
-        signal: Signal,
-        kind: DecisionKind,
-        reasons: list[Reason],
-        started: float,
-        coid: str | None,
-    ) -> None:
-        self.metrics.observe_decision(kind.value, [r.code.value for r in reasons])
-        if not log.isEnabledFor(logging.INFO):
-            return  # nothing below is needed unless the line is written
-        log.info(
-            "signal %s %s",
-            kind.value,
-            ",".join(r.code.value for r in reasons) or "ok",
-            extra={
-                "signal_id": signal.signal_id,
-                "strategy": signal.strategy,
-                "symbol": signal.symbol,
-                "client_order_id": coid or client_order_id(signal.signal_id),
-                "decision": kind.value,
-                "elapsed_us": round((time.perf_counter() - started) * 1e6),
-            },
-        )

@@ -1,0 +1,117 @@
+"""The idempotency record of signal_ids: a replay answers the first decision exactly.
+
+Three kinds of signal_id are known:
+
+- decided: the decision is durable; a replay with the same body answers its JSON, another
+  body is SignalConflict (HTTP 409);
+- being decided: a duplicate with the same body waits for the first's decision, another body is
+  SignalConflict at once (never another body's decision);
+- decided with an order at the broker while the journal could not keep the decision: a replay
+  journals it then (or answers JournalUnavailable again), and the broker is never asked twice.
+
+A decision is remembered only once it is durable: nobody is ever told a decision that a crash
+could take back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from brokers.base import BrokerOrder
+from gateway.errors import SignalConflict
+from gateway.models import Decision
+from gateway.store.journal import Journal, JournalUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A decision's JSON as answered, and whether it is the replay of an earlier one."""
+
+    decision_json: str
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    decision_json: str
+    ticket: int  # the journal group holding the decision (see Journal.commit)
+    order_left: bool = False  # an order (or one of unknown fate) is at the broker
+
+
+class SignalRecord:
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        durable: Callable[[int], Awaitable[None]],
+        order_of: Callable[[str], BrokerOrder | None],
+    ):
+        self._journal = journal
+        self._durable = durable
+        self._order_of = order_of
+        self._decided: dict[str, tuple[str, str]] = {}  # signal_id -> (body hash, decision JSON)
+        self._undurable: dict[str, tuple[str, str, BrokerOrder | None]] = {}
+        self._deciding: dict[str, tuple[str, asyncio.Future[str]]] = {}
+
+    @property
+    def deciding(self) -> int:
+        """How many signals are being decided now (more than one: commit as a group)."""
+        return len(self._deciding)
+
+    def restore(self, decided: dict[str, tuple[str, str]]) -> None:
+        self._decided.update(decided)
+
+    async def answer(
+        self, signal_id: str, digest: str, decide: Callable[[], Awaitable[Decided]]
+    ) -> Answer:
+        known = self._decided.get(signal_id) or self._undurable.get(signal_id)
+        if known is not None:
+            if known[0] != digest:
+                raise SignalConflict(f"signal_id {signal_id} was used with another body")
+            if signal_id in self._undurable:
+                self._journal_again(signal_id)
+            return Answer(known[1], replayed=True)
+        pending = self._deciding.get(signal_id)
+        if pending is not None:
+            if pending[0] != digest:
+                raise SignalConflict(f"signal_id {signal_id} is being decided with another body")
+            return Answer(await asyncio.shield(pending[1]), replayed=True)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._deciding[signal_id] = (digest, future)
+        try:
+            decision_json = await self._decide_durably(signal_id, digest, decide)
+            future.set_result(decision_json)
+            return Answer(decision_json)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: the caller gets it from this frame
+            raise
+        finally:
+            del self._deciding[signal_id]
+
+    async def _decide_durably(
+        self, signal_id: str, digest: str, decide: Callable[[], Awaitable[Decided]]
+    ) -> str:
+        decided = await decide()
+        try:
+            await self._durable(decided.ticket)  # durable before anyone is told
+        except JournalUnavailable:
+            if decided.order_left:
+                # The order is at the broker: keep the decision to journal and answer later.
+                order = self._order_of(signal_id)
+                self._undurable[signal_id] = (digest, decided.decision_json, order)
+            raise
+        self._decided[signal_id] = (digest, decided.decision_json)
+        return decided.decision_json
+
+    def _journal_again(self, signal_id: str) -> None:
+        """A replay of a decision the journal failed to keep: keep it now or raise again."""
+        digest, decision_json, order = self._undurable[signal_id]
+        outcome = Decision.model_validate_json(decision_json).decision.value
+        self._journal.commit_now(self._journal.record_decision(signal_id, decision_json, outcome))
+        if order is not None:
+            self._journal.record_order_updates([(order, None, "journaled after an outage")])
+        del self._undurable[signal_id]
+        self._decided[signal_id] = (digest, decision_json)
