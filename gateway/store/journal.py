@@ -28,13 +28,13 @@ from brokers.base import BrokerOrder, OrderRequest, utcnow
 from gateway.store.orders import OrderRows, OrderUpdate
 from gateway.store.reads import JournalReads
 from gateway.store.schema import (
-    MIGRATIONS,
     SCHEMA_VERSION,
     Checkpointer,
     JournalError,
     JournalUnavailable,
     StoredOrder,
     StoredSignal,
+    open_journal,
 )
 from gateway.store.transactions import JOINED, SoftWrite, Transactions, WriteFailure
 
@@ -73,51 +73,6 @@ class _Stamp:
 _now = _Stamp()
 
 
-def _open(path: Path, durability: str) -> sqlite3.Connection:
-    existed = path.exists() and path.stat().st_size > 0
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
-        if existed:
-            try:
-                problems = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
-            except sqlite3.DatabaseError as exc:
-                problems = [str(exc)]
-            if problems != ["ok"]:
-                raise JournalError(
-                    f"journal {path} is unreadable: it fails SQLite's integrity check "
-                    f"({'; '.join(problems)}): "
-                    "restore it from a backup, or move it aside and start with --new-journal"
-                )
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={'FULL' if durability == 'power' else 'NORMAL'}")
-        db.execute("PRAGMA foreign_keys=ON")
-        # Checkpoints run on a background thread (see Checkpointer), not inside a commit on the
-        # event loop, where they cost a multi-millisecond fsync now and then.
-        db.execute("PRAGMA wal_autocheckpoint=0")
-        _migrate(db, path)
-    except sqlite3.DatabaseError as exc:
-        db.close()
-        raise JournalError(f"journal {path} is unreadable: {exc}") from exc
-    except JournalError:
-        db.close()
-        raise
-    return db
-
-
-def _migrate(db: sqlite3.Connection, path: Path) -> None:
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise JournalError(
-            f"journal {path} has schema version {version}, newer than this gateway's "
-            f"{SCHEMA_VERSION}: upgrade the gateway; the journal was left untouched"
-        )
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        # One script, one transaction: a migration lands whole or not at all.
-        db.executescript(
-            f"BEGIN IMMEDIATE;\n{MIGRATIONS[target]}\nPRAGMA user_version={target};\nCOMMIT;"
-        )
-
-
 class Journal(JournalReads):
     def __init__(
         self,
@@ -131,7 +86,7 @@ class Journal(JournalReads):
     ):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = _open(path, durability)
+        self._db = open_journal(path, durability)
         super().__init__(self._db)
         self._orders = OrderRows()
         self._tx = Transactions(

@@ -1,5 +1,5 @@
-"""The journal's on-disk shape: the versioned schema and its migrations, the rows it reads
-back, and the background WAL checkpointer. ``gateway.store.journal`` is the only user."""
+"""The journal's on-disk shape: the versioned schema and its migrations, opening a journal
+(integrity check first), the rows it reads back, and the background WAL checkpointer."""
 
 from __future__ import annotations
 
@@ -173,4 +173,50 @@ class StoredOrder:
             order_type=self.order_type,
             limit_price=self.limit_price,
             time_in_force=self.time_in_force,
+        )
+
+
+def open_journal(path: Path, durability: str) -> sqlite3.Connection:
+    """Open (or create) the journal: integrity-checked if it existed, WAL, migrated."""
+    existed = path.exists() and path.stat().st_size > 0
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        if existed:
+            try:
+                problems = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
+            except sqlite3.DatabaseError as exc:
+                problems = [str(exc)]
+            if problems != ["ok"]:
+                raise JournalError(
+                    f"journal {path} is unreadable: it fails SQLite's integrity check "
+                    f"({'; '.join(problems)}): "
+                    "restore it from a backup, or move it aside and start with --new-journal"
+                )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={'FULL' if durability == 'power' else 'NORMAL'}")
+        db.execute("PRAGMA foreign_keys=ON")
+        # Checkpoints run on a background thread (see Checkpointer), not inside a commit on the
+        # event loop, where they cost a multi-millisecond fsync now and then.
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        migrate(db, path)
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise JournalError(f"journal {path} is unreadable: {exc}") from exc
+    except JournalError:
+        db.close()
+        raise
+    return db
+
+
+def migrate(db: sqlite3.Connection, path: Path) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"journal {path} has schema version {version}, newer than this gateway's "
+            f"{SCHEMA_VERSION}: upgrade the gateway; the journal was left untouched"
+        )
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        # One script, one transaction: a migration lands whole or not at all.
+        db.executescript(
+            f"BEGIN IMMEDIATE;\n{MIGRATIONS[target]}\nPRAGMA user_version={target};\nCOMMIT;"
         )
