@@ -1,6 +1,6 @@
 """The one retry layer (``brokers.retrying``) against a broker whose failures are scripted.
 
-Waits go to a sleep that records them instead of sleeping, so the stated worst case (calls and
+RecordedSleep go to a sleep that records them instead of sleeping, so the stated worst case (calls and
 waits for one submit against a broker that keeps failing) is checked exactly, without a clock.
 """
 
@@ -25,24 +25,11 @@ from brokers.errors import (
     RateLimited,
 )
 from brokers.retrying import RetryingBroker, RetryPolicy
+from tests.fakes.recorded_sleep import RecordedSleep
 from tests.fakes.scripted_broker import LOST, OK, Action, ScriptedBroker
 
 ORDER = OrderRequest(client_order_id="sig-1", symbol="AAPL", side="buy", quantity=10)
 LOOKUPS_AND_SENDS = ("submit", "get_order")
-
-
-class Waits:
-    """Stands in for asyncio.sleep: records every wait, waits for nothing."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.seconds.append(seconds)
-
-    @property
-    def total(self) -> float:
-        return sum(self.seconds)
 
 
 def unavailable() -> BrokerUnavailable:
@@ -54,9 +41,9 @@ def retrying(
     *,
     otherwise: Action = OK,
     policy: RetryPolicy | None = None,
-) -> tuple[RetryingBroker, ScriptedBroker, Waits]:
+) -> tuple[RetryingBroker, ScriptedBroker, RecordedSleep]:
     inner = ScriptedBroker(script, otherwise=otherwise)
-    waits = Waits()
+    waits = RecordedSleep()
     return RetryingBroker(inner, policy or RetryPolicy(), sleep=waits), inner, waits
 
 
@@ -305,7 +292,7 @@ async def test_a_call_that_hangs_is_abandoned_and_counts_as_maybe_landed() -> No
             return await super().submit(order)
 
     inner = Hanging()
-    broker = RetryingBroker(inner, RetryPolicy(call_timeout_s=0.05), sleep=Waits())
+    broker = RetryingBroker(inner, RetryPolicy(call_timeout_s=0.05), sleep=RecordedSleep())
     order = await broker.submit(ORDER)
     assert order.client_order_id == "sig-1"
     assert inner.calls == ["submit", "get_order", "submit"]
