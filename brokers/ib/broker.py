@@ -36,12 +36,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import AsyncIterator, Coroutine, Iterable
 from typing import Any
 
 from ib_async import IB, Contract, Trade
 from ib_async import Fill as IBFill
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential,
+    wait_random,
+)
 
 from brokers.base import (
     Account,
@@ -55,7 +61,7 @@ from brokers.base import (
     Quote,
     QuoteEvent,
 )
-from brokers.errors import BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected
+from brokers.errors import BrokerError, BrokerUnavailable, NotSent, OrderNotFound, OrderRejected
 from brokers.events import EventFanout
 from brokers.ib import mapping as m
 from brokers.ib.book import OrderBook, TrackedOrder
@@ -177,7 +183,7 @@ class IBBroker:
         if self._ib is None:
             self._ib = self._make_ib()
         ib = self._ib
-        with m.vendor_errors(f"connect to {self.host}:{self.port} as client {self.client_id}"):
+        try:
             await ib.connectAsync(
                 self.host,
                 self.port,
@@ -186,6 +192,10 @@ class IBBroker:
                 account=self._account_wanted or "",
                 raiseSyncErrors=True,  # ready only once positions, orders, account are in
             )
+        except (TimeoutError, OSError) as exc:  # ConnectionError is an OSError
+            raise m.connect_failure(
+                exc, self.host, self.port, self.client_id, self._connect_timeout
+            ) from None
         try:
             self.account_id = m.pick_account(self._account_wanted, ib.managedAccounts())
         except BrokerError:
@@ -228,19 +238,31 @@ class IBBroker:
             )
 
     async def _reconnect(self) -> None:
-        delay, ceiling = self._backoff
-        attempt = 0
-        while not self._closing:
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            attempt += 1
-            try:
-                await self._connect_once()
-                return
-            except BrokerError as exc:
-                log.warning("IB reconnect attempt %d failed: %s", attempt, exc)
-            except Exception:  # keep trying, but never silently
-                log.exception("IB reconnect attempt %d failed unexpectedly", attempt)
-            delay = min(delay * 2, ceiling)
+        """Reconnect until it works or the adapter closes. The first attempt comes at once (a
+        blip heals at once); after the n-th failure tenacity waits ``initial * 2**(n-1)``,
+        capped at the ceiling, plus up to a fifth of ``initial`` of jitter."""
+        initial, ceiling = self._backoff
+
+        def log_failure(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(exc, BrokerError):
+                log.warning("IB reconnect attempt %d failed: %s", state.attempt_number, exc)
+            else:  # keep trying, but never silently
+                log.error("IB reconnect attempt %d failed unexpectedly", state.attempt_number,
+                          exc_info=exc)  # fmt: skip
+
+        retrying = AsyncRetrying(
+            stop=lambda _: self._closing,
+            wait=wait_exponential(multiplier=initial, max=ceiling) + wait_random(0, initial / 5),
+            retry=retry_if_exception_type(Exception),
+            before_sleep=log_failure,
+            reraise=True,
+        )
+        try:
+            await retrying(self._connect_once)
+        except Exception:
+            if not self._closing:  # only closing stops the retries
+                raise
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any) -> None:
         reason = f"{code}: {message}"
@@ -410,13 +432,14 @@ class IBBroker:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    # Without a link nothing is sent at all: NotSent, so a submit is retried without a look-up.
     def _require_ib(self) -> IB:
         if self._ib is None:
-            raise BrokerUnavailable("IB adapter not connected yet")
+            raise NotSent("IB adapter not connected yet")
         return self._ib
 
     def _require_link(self) -> IB:
         ib = self._require_ib()
         if not self.connected:
-            raise BrokerUnavailable("IB link is down")
+            raise NotSent("IB link is down")
         return ib

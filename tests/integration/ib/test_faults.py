@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
 
 from brokers.base import ConnectionEvent, OrderEvent, OrderRequest, QuoteEvent
-from brokers.errors import BrokerUnavailable
+from brokers.errors import BrokerUnavailable, NotSent
 from brokers.ib.broker import IBBroker
 from tests.fakes.fake_tws import FakeTWS, msg_completed_order
 from tests.integration.ib.support import (
@@ -46,9 +47,10 @@ async def test_while_down_requests_are_unavailable_and_quotes_stop(
     await tws.stop()  # TWS is gone: reconnect attempts fail and back off
     await next_event(events, is_connection(False))
     assert not broker.connected
-    with pytest.raises(BrokerUnavailable):
+    with pytest.raises(NotSent):  # nothing left: a retry needs no look-up first
         await broker.submit(resting("down-1"))
-    with pytest.raises(BrokerUnavailable):
+    assert tws.order_by_ref("down-1") is None
+    with pytest.raises(NotSent):
         await broker.cancel_all()
     # ib_async forgot the account with the socket: no figures rather than empty ones
     with pytest.raises(BrokerUnavailable):
@@ -234,3 +236,17 @@ async def test_order_ids_stay_above_what_ib_reports_even_if_next_valid_id_is_low
     second = await make_broker()
     new = await second.submit(resting("later-1"))
     assert int(new.broker_order_id) > int(done.order.broker_order_id)
+
+
+async def test_closing_while_reconnect_attempts_fail_ends_them_quietly(
+    tws: FakeTWS, make_broker: MakeBroker
+) -> None:
+    broker = await make_broker()
+    events = broker.events()
+    await next_event(events, is_connection(True))
+    await tws.stop()  # every reconnect attempt is refused from now on
+    await next_event(events, is_connection(False))
+    await broker.close()  # the retries stop; nothing is raised, no task is left behind
+    names = {t.get_name() for t in asyncio.all_tasks()}
+    assert not any(name.startswith("ib-reconnect") for name in names)
+    assert not broker.connected
