@@ -48,6 +48,7 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
+from tenacity.wait import wait_base
 
 from brokers.base import (
     Account,
@@ -76,6 +77,13 @@ def default_port(paper: bool = True, gateway: bool = True) -> int:
     if gateway:
         return 4002 if paper else 4001
     return 7497 if paper else 7496
+
+
+def reconnect_wait(initial_s: float, max_s: float) -> wait_base:
+    """tenacity's wait after the n-th failed reconnect: ``initial_s * 2**(n-1)`` capped at
+    ``max_s``, plus up to a fifth of ``initial_s`` of jitter (clients that lost TWS together do
+    not come back together)."""
+    return wait_exponential(multiplier=initial_s, max=max_s) + wait_random(0, initial_s / 5)
 
 
 class IBBroker:
@@ -238,23 +246,25 @@ class IBBroker:
             )
 
     async def _reconnect(self) -> None:
-        """Reconnect until it works or the adapter closes. The first attempt comes at once (a
-        blip heals at once); after the n-th failure tenacity waits ``initial * 2**(n-1)``,
-        capped at the ceiling, plus up to a fifth of ``initial`` of jitter."""
-        initial, ceiling = self._backoff
+        """Reconnect until it works or the adapter closes.
+        The first attempt comes at once (a blip heals at once), then ``reconnect_wait``."""
 
         def log_failure(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome is not None else None
+            wait = state.next_action.sleep if state.next_action is not None else 0.0
             if isinstance(exc, BrokerError):
-                log.warning("IB reconnect attempt %d failed: %s", state.attempt_number, exc)
+                log.warning("IB reconnect attempt %d failed (next in %.2fs): %s",
+                            state.attempt_number, wait, exc)  # fmt: skip
             else:  # keep trying, but never silently
-                log.error("IB reconnect attempt %d failed unexpectedly", state.attempt_number,
-                          exc_info=exc)  # fmt: skip
+                log.error("IB reconnect attempt %d failed unexpectedly (next in %.2fs)",
+                          state.attempt_number, wait, exc_info=exc)  # fmt: skip
 
         retrying = AsyncRetrying(
+            # close() cancels this task, but a cancellation can be lost inside a connect attempt
+            # (ib_async's asyncio.wait_for on 3.11): then the retries end at the next failure
             stop=lambda _: self._closing,
-            wait=wait_exponential(multiplier=initial, max=ceiling) + wait_random(0, initial / 5),
-            retry=retry_if_exception_type(Exception),
+            wait=reconnect_wait(*self._backoff),
+            retry=retry_if_exception_type(Exception),  # CancelledError is not one
             before_sleep=log_failure,
             reraise=True,
         )

@@ -228,6 +228,12 @@ async def test_after_a_duplicate_the_order_is_only_looked_up() -> None:
         await broker.submit(ORDER)
     assert inner.calls == ["submit", "get_order", "get_order", "get_order", "get_order"]
 
+    # a later look-up that finds nothing does not make it safe to send: the broker holds the id
+    broker, inner, _ = retrying({"submit": [dup], "get_order": [unavailable()]})
+    with pytest.raises(AnswerUnknown, match="in use"):
+        await broker.submit(ORDER)
+    assert inner.calls == ["submit", "get_order", "get_order"] and inner.placed == []
+
 
 # ---------------------------------------------------------------- every other method
 
@@ -293,7 +299,8 @@ async def test_a_call_that_hangs_is_abandoned_and_counts_as_maybe_landed() -> No
 
     inner = Hanging()
     broker = RetryingBroker(inner, RetryPolicy(call_timeout_s=0.05), sleep=RecordedSleep())
-    order = await broker.submit(ORDER)
+    async with asyncio.timeout(30):  # a safety net: without the call timeout this would hang
+        order = await broker.submit(ORDER)
     assert order.client_order_id == "sig-1"
     assert inner.calls == ["submit", "get_order", "submit"]
 

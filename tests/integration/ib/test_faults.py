@@ -6,12 +6,14 @@ import asyncio
 from decimal import Decimal
 
 import pytest
+from tenacity import RetryCallState, Retrying
 
 from brokers.base import ConnectionEvent, OrderEvent, OrderRequest, QuoteEvent
 from brokers.errors import BrokerUnavailable, NotSent
-from brokers.ib.broker import IBBroker
+from brokers.ib.broker import IBBroker, reconnect_wait
 from tests.fakes.fake_tws import FakeTWS, msg_completed_order
 from tests.integration.ib.support import (
+    FAST,
     MakeBroker,
     is_connection,
     is_order,
@@ -238,15 +240,56 @@ async def test_order_ids_stay_above_what_ib_reports_even_if_next_valid_id_is_low
     assert int(new.broker_order_id) > int(done.order.broker_order_id)
 
 
-async def test_closing_while_reconnect_attempts_fail_ends_them_quietly(
-    tws: FakeTWS, make_broker: MakeBroker
+class LosesItsCancellation(IBBroker):
+    """Plays Python 3.11's ``asyncio.wait_for`` (used by ib_async's connect), which can answer a
+    cancellation with the inner result or error when both arrive together."""
+
+    async def _connect_once(self) -> None:
+        try:
+            await super()._connect_once()
+        except asyncio.CancelledError:
+            raise BrokerUnavailable("connect failed (and the cancellation was lost)") from None
+
+
+async def test_closing_ends_the_reconnect_retries_even_if_a_cancellation_is_lost(
+    tws: FakeTWS,
 ) -> None:
-    broker = await make_broker()
+    broker = LosesItsCancellation("127.0.0.1", **{**FAST, "port": tws.port})
+    await broker.connect()
     events = broker.events()
     await next_event(events, is_connection(True))
-    await tws.stop()  # every reconnect attempt is refused from now on
-    await next_event(events, is_connection(False))
-    await broker.close()  # the retries stop; nothing is raised, no task is left behind
+    await tws.stop()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts, never answers: each reconnect waits in the handshake
+
+    reconnects = 0
+
+    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal reconnects
+        reconnects += 1
+        await silent(reader, writer)
+
+    server = await asyncio.start_server(counted, "127.0.0.1", tws.port)
+    try:
+        await next_event(events, is_connection(False))
+        async with asyncio.timeout(30):  # a safety net: a close that hangs fails here
+            while reconnects == 0:  # noqa: ASYNC110 (a reconnect attempt is under way)
+                await asyncio.sleep(0.01)
+            await broker.close()
+    finally:
+        server.close()
     names = {t.get_name() for t in asyncio.all_tasks()}
     assert not any(name.startswith("ib-reconnect") for name in names)
     assert not broker.connected
+
+
+def test_reconnect_waits_grow_to_the_ceiling_with_jitter() -> None:
+    wait = reconnect_wait(1.0, 30.0)
+    for failure in range(1, 10):
+        state = RetryCallState(Retrying(), None, (), {})
+        state.attempt_number = failure
+        base = min(30.0, 2.0 ** (failure - 1))
+        waits = [wait(state) for _ in range(50)]
+        assert all(base <= w <= base + 0.2 for w in waits), (failure, waits)
+        assert len(set(waits)) > 1
