@@ -41,7 +41,8 @@ adapter's own limit when lower; Alpaca ends a request after ``timeout_s`` of sil
     ``A`` calls: one submit and ``A - 1`` get_order when the first failure may have landed (5xx,
     timeout, lost connection; the look-ups fail too, so nothing is sent again), ``A`` submits and
     no get_order when every failure says it never left (``NotSent``, 429). Whatever the broker
-    answers, one submit makes at most ``A`` submit calls and ``A`` get_order calls.
+    answers, one submit makes at most ``A`` submit calls and ``A`` get_order calls (``2A`` calls,
+    so at most ``2A * T`` plus the waits).
     Waits, after failure n = 1 .. A-1: at most ``min(max_wait_s, initial_wait_s * 2**(n-1))``
     (tenacity's ``wait_random_exponential``: uniform from 0 to that), or after a 429 at most
     ``max_rate_limit_wait_s + initial_wait_s``.
@@ -121,9 +122,8 @@ class RetryPolicy:
 
     def max_total_wait_s(self, *, rate_limited: bool = False) -> float:
         """The longest the waits of one call can add up to (the module docstring's figure)."""
-        if rate_limited:
-            return (self.attempts - 1) * (self.max_rate_limit_wait_s + self.initial_wait_s)
-        return sum(self.max_backoff_s(n) for n in range(1, self.attempts))
+        rate_limit_wait = self.max_rate_limit_wait_s + self.initial_wait_s if rate_limited else 0
+        return sum(max(self.max_backoff_s(n), rate_limit_wait) for n in range(1, self.attempts))
 
     def retryable(self, exc: BaseException) -> bool:
         if not isinstance(exc, BrokerUnavailable) or isinstance(exc, AnswerUnknown):

@@ -6,10 +6,12 @@ How it fits together:
   ``raiseSyncErrors``, so it returns only once the first positions, open orders, completed
   orders, account values and executions have arrived. With several managed accounts and no
   ``account`` it refuses to start. On a dropped socket it emits ``ConnectionEvent(False)`` at
-  once and reconnects with exponential backoff and jitter, then reconciles its book and emits
-  ``ConnectionEvent(True)``. IB's own link codes (1100 lost, 1101/1102 restored, 2110) move the
-  same switch while the socket stays up; farm codes (2103-2108) are only logged, because quote
-  age, not the connection, decides whether prices are usable (see ``ib_quotes``).
+  once and reconnects with exponential backoff and jitter (``ib_reconnect``), then reconciles
+  its book and emits ``ConnectionEvent(True)``. IB's own link codes (1100 lost, 1101/1102
+  restored, 2110) move the same switch while the socket stays up; farm codes (2103-2108) are
+  only logged, because quote age, not the connection, decides whether prices are usable (see
+  ``ib_quotes``). With no TWS listening, ``connect()`` says so in one line naming host, port
+  and what to check.
 - **Orders.** IB has no client order id: ``orderRef`` carries ours, and the book
   (``ib_book``) is keyed by it, so an order is recognised again after a reconnect or a restart
   of this process. Order ids come from ib_async's sequence, seeded by IB's nextValidId and never
@@ -34,21 +36,12 @@ How it fits together:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine, Iterable
 from typing import Any
 
 from ib_async import IB, Contract, Trade
 from ib_async import Fill as IBFill
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    wait_exponential,
-    wait_random,
-)
-from tenacity.wait import wait_base
 
 from brokers.base import (
     Account,
@@ -68,6 +61,7 @@ from brokers.ib import mapping as m
 from brokers.ib.book import OrderBook, TrackedOrder
 from brokers.ib.kill import confirm_cancels, list_open_orders
 from brokers.ib.quotes import DELAYED, LIVE, QuoteBook
+from brokers.ib.reconnect import reconnect
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +71,6 @@ def default_port(paper: bool = True, gateway: bool = True) -> int:
     if gateway:
         return 4002 if paper else 4001
     return 7497 if paper else 7496
-
-
-def reconnect_wait(initial_s: float, max_s: float) -> wait_base:
-    """tenacity's wait after the n-th failed reconnect: ``initial_s * 2**(n-1)`` capped at
-    ``max_s``, plus up to a fifth of ``initial_s`` of jitter (clients that lost TWS together do
-    not come back together)."""
-    return wait_exponential(multiplier=initial_s, max=max_s) + wait_random(0, initial_s / 5)
 
 
 class IBBroker:
@@ -167,9 +154,9 @@ class IBBroker:
         self._reconnect_task = None
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Their ends (cancelled, or failed) are not ours to raise; a cancel of close() itself
+        # still reaches its caller (suppressing CancelledError around each await would not).
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._link_up = False
         if self._ib is not None:
             self._ib.disconnect()
@@ -246,33 +233,9 @@ class IBBroker:
             )
 
     async def _reconnect(self) -> None:
-        """Reconnect until it works or the adapter closes.
-        The first attempt comes at once (a blip heals at once), then ``reconnect_wait``."""
-
-        def log_failure(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome is not None else None
-            wait = state.next_action.sleep if state.next_action is not None else 0.0
-            if isinstance(exc, BrokerError):
-                log.warning("IB reconnect attempt %d failed (next in %.2fs): %s",
-                            state.attempt_number, wait, exc)  # fmt: skip
-            else:  # keep trying, but never silently
-                log.error("IB reconnect attempt %d failed unexpectedly (next in %.2fs)",
-                          state.attempt_number, wait, exc_info=exc)  # fmt: skip
-
-        retrying = AsyncRetrying(
-            # close() cancels this task, but a cancellation can be lost inside a connect attempt
-            # (ib_async's asyncio.wait_for on 3.11): then the retries end at the next failure
-            stop=lambda _: self._closing,
-            wait=reconnect_wait(*self._backoff),
-            retry=retry_if_exception_type(Exception),  # CancelledError is not one
-            before_sleep=log_failure,
-            reraise=True,
-        )
-        try:
-            await retrying(self._connect_once)
-        except Exception:
-            if not self._closing:  # only closing stops the retries
-                raise
+        initial, ceiling = self._backoff
+        await reconnect(self._connect_once, closing=lambda: self._closing, initial_s=initial,
+                        max_s=ceiling)  # fmt: skip
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any) -> None:
         reason = f"{code}: {message}"

@@ -10,7 +10,8 @@ from tenacity import RetryCallState, Retrying
 
 from brokers.base import ConnectionEvent, OrderEvent, OrderRequest, QuoteEvent
 from brokers.errors import BrokerUnavailable, NotSent
-from brokers.ib.broker import IBBroker, reconnect_wait
+from brokers.ib.broker import IBBroker
+from brokers.ib.reconnect import reconnect_wait
 from tests.fakes.fake_tws import FakeTWS, msg_completed_order
 from tests.integration.ib.support import (
     FAST,
@@ -273,10 +274,12 @@ async def test_closing_ends_the_reconnect_retries_even_if_a_cancellation_is_lost
     server = await asyncio.start_server(counted, "127.0.0.1", tws.port)
     try:
         await next_event(events, is_connection(False))
-        async with asyncio.timeout(30):  # a safety net: a close that hangs fails here
+        async with asyncio.timeout(30):
             while reconnects == 0:  # noqa: ASYNC110 (a reconnect attempt is under way)
                 await asyncio.sleep(0.01)
-            await broker.close()
+        closing = asyncio.create_task(broker.close())
+        done, _ = await asyncio.wait({closing}, timeout=30)  # a safety net, not a time limit
+        assert done, "close() never returned: the reconnect retries did not stop"
     finally:
         server.close()
     names = {t.get_name() for t in asyncio.all_tasks()}
