@@ -11,6 +11,9 @@ BrokerError                 anything an adapter reports
 ├── OrderRejected           the broker said no (buying power, invalid order, auth)
 ├── OrderNotFound           no such order at the broker
 └── DuplicateOrder          the client_order_id is already known to the broker
+
+Adapters make one attempt per call and raise these; ``brokers.retrying.RetryingBroker`` is the
+one layer that retries (transient errors only) and raises AnswerUnknown.
 """
 
 from __future__ import annotations

@@ -6,17 +6,17 @@ Design, briefly:
   ``raw_data=True`` (``alpaca_models`` reads the JSON exactly, numbers-as-strings into Decimal).
   Every call runs in a worker thread (``asyncio.to_thread``): the SDK is blocking and the event
   loop must never wait on a socket. alpaca-py's own retries (``time.sleep(3)`` on 429/504) are
-  switched off and every request gets a timeout (``alpaca_rest.tame``); our one tenacity policy
-  (``alpaca_rest.RetryPolicy``) retries transient errors only.
+  switched off and every request gets a timeout (``alpaca_rest.tame``).
+- One attempt per call: this adapter never retries. ``brokers.retrying.RetryingBroker`` is the
+  one retry layer (and owns the look-up before a submit is sent again).
 - Errors: ``alpaca_rest.translate`` maps every vendor exception to ``brokers.errors`` at this
   edge: 401/403/422 -> OrderRejected, 422 "client_order_id must be unique" -> DuplicateOrder,
-  404 -> OrderNotFound, 429 -> RateLimited (X-Ratelimit-Reset honoured), 5xx, timeouts and
-  connection errors -> BrokerUnavailable.
-- Idempotency: ``submit`` always sends the gateway's ``client_order_id``. When its answer is
-  lost (timeout, reset, 5xx, unreadable body) the next attempt first asks
-  GET /v2/orders:by_client_order_id and adopts the order it finds; a 422 "must be unique" is
-  resolved the same way. One signal never makes two orders. A 429 is a refusal before any
-  processing, so it is retried without a look-up.
+  404 -> OrderNotFound, 429 -> RateLimited (X-Ratelimit-Reset honoured), no connection made
+  (refused, connect timeout) -> NotSent, 5xx, read timeouts, resets and unreadable answers ->
+  BrokerUnavailable (the request may have landed).
+- Idempotency: ``submit`` always sends the gateway's ``client_order_id``, so Alpaca itself refuses
+  a second order under it (DuplicateOrder); ``get_order`` finds an order by it
+  (GET /v2/orders:by_client_order_id).
 - Happy path, one request each: account() GET /v2/account, submit() POST /v2/orders,
   open_orders() GET /v2/orders?status=open&limit=500 (more pages only past 500 open orders),
   cancel_all() DELETE /v2/orders (its 207 body is the CancelReport).
@@ -58,7 +58,7 @@ from brokers.alpaca.models import (
     parse_positions,
     parse_ts,
 )
-from brokers.alpaca.rest import RetryPolicy, answer_lost, tame, translate
+from brokers.alpaca.rest import tame, translate
 from brokers.alpaca.streams import Backoff, DataStream, TradingStream
 from brokers.base import (
     Account,
@@ -71,13 +71,7 @@ from brokers.base import (
     Position,
     Quote,
 )
-from brokers.errors import (
-    BrokerError,
-    BrokerUnavailable,
-    DuplicateOrder,
-    OrderNotFound,
-    OrderRejected,
-)
+from brokers.errors import BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected
 from brokers.events import EventFanout
 
 log = logging.getLogger(__name__)
@@ -95,8 +89,9 @@ class AlpacaBroker:
 
     Keyword options beyond the contract: ``base_url`` / ``data_url`` (REST roots, without /v2),
     ``trading_stream_url`` (full URL) / ``data_stream_url`` (root; ``/v2/{feed}`` is appended),
-    ``timeout_s`` per request, the retry settings, the reconnect backoff, ``connect_timeout_s``
-    and ``transport`` (a requests adapter standing in for the network, for tests).
+    ``timeout_s`` per request (for connecting, and for each wait on the answer), the stream
+    reconnect backoff, ``connect_timeout_s`` and ``transport`` (a requests adapter standing in
+    for the network, for tests).
     """
 
     name = "alpaca"
@@ -113,10 +108,6 @@ class AlpacaBroker:
         trading_stream_url: str | None = None,
         data_stream_url: str | None = None,
         timeout_s: float = 10.0,
-        retry_attempts: int = 4,
-        retry_initial_wait_s: float = 0.25,
-        retry_max_wait_s: float = 8.0,
-        max_rate_limit_wait_s: float = 30.0,
         reconnect_initial_s: float = 0.5,
         reconnect_max_s: float = 30.0,
         connection_limit_backoff_s: float = 15.0,
@@ -143,12 +134,6 @@ class AlpacaBroker:
         )
         for client in (self._trading, self._data):
             tame(client, timeout_s=timeout_s, transport=transport)
-        self._policy = RetryPolicy(
-            attempts=retry_attempts,
-            initial_wait_s=retry_initial_wait_s,
-            max_wait_s=retry_max_wait_s,
-            max_rate_limit_wait_s=max_rate_limit_wait_s,
-        )
 
         stream = BaseURL.TRADING_STREAM_PAPER if paper else BaseURL.TRADING_STREAM_LIVE
         data_stream_root = (data_stream_url or BaseURL.MARKET_DATA_STREAM.value).rstrip("/")
@@ -188,16 +173,15 @@ class AlpacaBroker:
         """Build from ALPACA_API_KEY / ALPACA_SECRET_KEY (the systemd EnvironmentFile);
         ``environ`` defaults to ``os.environ``."""
         env = os.environ if environ is None else environ
-        keys = []
-        for var in (API_KEY_ENV, SECRET_KEY_ENV):
-            value = env.get(var, "").strip()
-            if not value:
-                raise BrokerError(
-                    f"{var} is not set: the Alpaca keys come from the environment",
-                    code="missing_credentials",
-                )
-            keys.append(value)
-        return cls(keys[0], keys[1], paper=paper, feed=feed, **options)
+        keys = {var: env.get(var, "").strip() for var in (API_KEY_ENV, SECRET_KEY_ENV)}
+        missing = [var for var, value in keys.items() if not value]
+        if missing:
+            raise BrokerError(
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: "
+                "the Alpaca keys come from the environment",
+                code="missing_credentials",
+            )
+        return cls(keys[API_KEY_ENV], keys[SECRET_KEY_ENV], paper=paper, feed=feed, **options)
 
     def __repr__(self) -> str:
         return f"AlpacaBroker(paper={self.paper}, feed={self.feed!r}, connected={self.connected})"
@@ -219,29 +203,18 @@ class AlpacaBroker:
 
     async def account_configurations(self) -> dict[str, Any]:
         """GET /v2/account/configurations (no_shorting, suspend_trade, ...), raw."""
-        result: dict[str, Any] = await self._policy.run(
-            "account_configurations", lambda: self.rest("GET", "/account/configurations")
-        )
+        result: dict[str, Any] = await self.rest("GET", "/account/configurations")
         return result
 
     # ------------------------------------------------------------------ REST: reads
 
     async def account(self) -> Account:
-        async def op() -> Account:
-            return parse_account(await self._call(self._trading.get_account))
-
-        return await self._policy.run("account", op)
+        return parse_account(await self._call(self._trading.get_account))
 
     async def positions(self) -> list[Position]:
-        async def op() -> list[Position]:
-            return parse_positions(await self._call(self._trading.get_all_positions))
-
-        return await self._policy.run("positions", op)
+        return parse_positions(await self._call(self._trading.get_all_positions))
 
     async def open_orders(self) -> list[BrokerOrder]:
-        return await self._policy.run("open_orders", self._open_orders_once)
-
-    async def _open_orders_once(self) -> list[BrokerOrder]:
         seen: dict[str, dict[str, Any]] = {}
         until: datetime | None = None
         while True:
@@ -257,9 +230,6 @@ class AlpacaBroker:
             until = min(parse_ts(o.get("submitted_at") or o.get("created_at")) for o in page)
 
     async def get_order(self, client_order_id: str) -> BrokerOrder | None:
-        return await self._policy.run("get_order", lambda: self._lookup(client_order_id))
-
-    async def _lookup(self, client_order_id: str) -> BrokerOrder | None:
         try:
             raw = await self._call(self._trading.get_order_by_client_id, client_order_id)
         except OrderNotFound:
@@ -269,102 +239,39 @@ class AlpacaBroker:
     async def quote(self, symbol: str) -> Quote:
         symbol = symbol.strip().upper()  # Alpaca's symbols (and the stream's) are upper case
         request = StockLatestQuoteRequest(symbol_or_symbols=symbol, feed=DataFeed(self.feed))
-
-        async def op() -> Quote:
-            return parse_latest_quote(
-                symbol, await self._call(self._data.get_stock_latest_quote, request)
-            )
-
-        return await self._policy.run("quote", op)
+        return parse_latest_quote(
+            symbol, await self._call(self._data.get_stock_latest_quote, request)
+        )
 
     # ------------------------------------------------------------------ REST: orders
 
-    @staticmethod
-    def _adopt(order: OrderRequest, existing: BrokerOrder) -> BrokerOrder:
-        """The order Alpaca holds under our client_order_id: ours if it is the same order."""
-        same = (
-            existing.symbol == order.symbol
-            and existing.side == order.side
-            and existing.quantity == order.quantity
-        )
-        if not same:
-            raise DuplicateOrder(
-                f"client_order_id {order.client_order_id} is already used by order "
-                f"{existing.broker_order_id} ({existing.side} {existing.quantity} "
-                f"{existing.symbol})",
-                code="client_order_id_in_use",
-            )
-        log.info(
-            "alpaca: adopted order %s for client_order_id %s (it had landed)",
-            existing.broker_order_id,
-            order.client_order_id,
-        )
-        return existing
-
     async def submit(self, order: OrderRequest) -> BrokerOrder:
-        request = order_request(order)
-        coid = order.client_order_id
-        maybe_landed = False  # an earlier attempt's answer was lost: look before posting again
-
-        async def attempt() -> BrokerOrder:
-            nonlocal maybe_landed
-            if maybe_landed:
-                existing = await self._lookup(coid)
-                if existing is not None:
-                    return self._adopt(order, existing)
-                maybe_landed = False  # it did not land: posting again is safe
-            try:
-                return parse_order(await self._call(self._trading.submit_order, request))
-            except DuplicateOrder:
-                existing = await self._lookup(coid)
-                if existing is None:
-                    raise
-                return self._adopt(order, existing)
-            except UnparsableAnswer as exc:
-                maybe_landed = True
-                raise BrokerUnavailable(f"submit answer unreadable: {exc}") from exc
-            except BrokerUnavailable as exc:
-                maybe_landed = answer_lost(exc)
-                raise
-
+        """One POST /v2/orders. A 422 "client_order_id must be unique" is DuplicateOrder, an
+        answer that cannot be read is BrokerUnavailable (the order may have landed)."""
+        answer = await self._call(self._trading.submit_order, order_request(order))
         try:
-            return await self._policy.run("submit", attempt)
-        except BrokerUnavailable:
-            if not maybe_landed:
-                raise
-            # Out of attempts with the last answer lost: one last look, so a landed order is
-            # reported as such instead of as a failure.
-            try:
-                existing = await self._lookup(coid)
-            except BrokerError:
-                existing = None
-            if existing is None:
-                raise
-            return self._adopt(order, existing)
+            return parse_order(answer)
+        except UnparsableAnswer as exc:
+            raise BrokerUnavailable(f"submit answer unreadable: {exc}") from exc
 
     async def cancel(self, client_order_id: str) -> None:
-        async def op() -> None:
-            existing = await self._lookup(client_order_id)
-            if existing is None:
-                raise OrderNotFound(f"no order with client_order_id {client_order_id}")
-            if existing.status is OrderStatus.CANCELED:
-                # Already what we want (also: a retry after our own DELETE's answer was lost).
-                log.info("alpaca: order %s is already canceled", existing.broker_order_id)
-                return
-            if not existing.is_open:
-                raise OrderRejected(
-                    f"order {existing.broker_order_id} is {existing.status}: not cancelable",
-                    code="not_open",
-                )
-            await self._call(self._trading.cancel_order_by_id, existing.broker_order_id)
-
-        await self._policy.run("cancel", op)
+        """Look the order up by client_order_id, then DELETE it by Alpaca's id."""
+        existing = await self.get_order(client_order_id)
+        if existing is None:
+            raise OrderNotFound(f"no order with client_order_id {client_order_id}")
+        if existing.status is OrderStatus.CANCELED:
+            # Already what we want (also: a retry after our own DELETE's answer was lost).
+            log.info("alpaca: order %s is already canceled", existing.broker_order_id)
+            return
+        if not existing.is_open:
+            raise OrderRejected(
+                f"order {existing.broker_order_id} is {existing.status}: not cancelable",
+                code="not_open",
+            )
+        await self._call(self._trading.cancel_order_by_id, existing.broker_order_id)
 
     async def cancel_all(self) -> CancelReport:
-        async def op() -> CancelReport:
-            return parse_cancel_report(await self._call(self._trading.cancel_orders))
-
-        return await self._policy.run("cancel_all", op)
+        return parse_cancel_report(await self._call(self._trading.cancel_orders))
 
     # ------------------------------------------------------------------ streams
 

@@ -1,41 +1,35 @@
 """The edge between alpaca-py's blocking REST clients and our async adapter.
 
 - ``translate`` turns whatever alpaca-py / requests raise into ``brokers.errors`` (the one place
-  that knows vendor exceptions).
+  that knows vendor exceptions), telling a request that never left (``NotSent``: no connection
+  could be made) from one whose answer was lost (``BrokerUnavailable``: it may have landed).
 - ``tame`` switches off alpaca-py's own retries (it sleeps with ``time.sleep(3)`` on 429/504,
   which would block a worker thread and hide rate limits from us) and gives every request a
   timeout (alpaca-py sets none, so a hung socket would hold a thread forever).
-- ``RetryPolicy`` is our single tenacity policy: bounded attempts, jittered exponential wait,
-  and a 429's ``X-Ratelimit-Reset`` honoured.
+
+Nothing here retries: the adapter makes one attempt per call, and ``brokers.retrying`` decides.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 from alpaca.common.exceptions import APIError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from urllib3.exceptions import NewConnectionError
 
 from brokers.errors import (
     BrokerError,
     BrokerUnavailable,
     DuplicateOrder,
+    NotSent,
     OrderNotFound,
     OrderRejected,
     RateLimited,
 )
-
-log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 _DUPLICATE_TEXT = "client_order_id must be unique"
 
@@ -110,6 +104,18 @@ def _retry_after_s(response: requests.Response | None) -> float | None:
     return None
 
 
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when no connection could be made, so nothing of the request was written: a connect
+    timeout, or a refused connection / unknown host (urllib3's NewConnectionError, which
+    requests wraps in a ConnectionError around a MaxRetryError)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError) or not exc.args:
+        return False
+    cause = getattr(exc.args[0], "reason", exc.args[0])
+    return isinstance(cause, NewConnectionError)
+
+
 def translate(exc: BaseException) -> BrokerError:
     """The project's error for anything raised inside an alpaca-py call."""
     if isinstance(exc, BrokerError):
@@ -129,72 +135,13 @@ def translate(exc: BaseException) -> BrokerError:
             return DuplicateOrder(message, code=code, status=status)
         # 401/403 (auth, buying power), 422 (invalid order) and any other 4xx: the broker said no.
         return OrderRejected(message, code=code, status=status)
-    if isinstance(exc, requests.Timeout | requests.ConnectionError):
-        return BrokerUnavailable(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, requests.JSONDecodeError):
+        return BrokerUnavailable(f"unreadable answer: {exc}")  # a 2xx whose body is not JSON
     if isinstance(exc, requests.RequestException):
+        if _never_sent(exc):
+            return NotSent(f"{type(exc).__name__}: {exc}")
+        # a read timeout, a reset after the request was written, ...: it may have landed
         return BrokerUnavailable(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, ValueError):
-        # A 2xx answer whose body is not JSON (requests' JSONDecodeError is a ValueError).
+    if isinstance(exc, ValueError):  # the json module's own, should alpaca-py use it
         return BrokerUnavailable(f"unreadable answer: {exc}")
     return BrokerError(f"unexpected {type(exc).__name__}: {exc}")
-
-
-def answer_lost(exc: BrokerError) -> bool:
-    """True when the request may have reached Alpaca without us seeing its answer."""
-    return isinstance(exc, BrokerUnavailable) and not isinstance(exc, RateLimited)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries of transient errors with jittered exponential waits.
-
-    A 429 waits as long as its reset header says (plus jitter), up to ``max_rate_limit_wait_s``;
-    a reset further away than that is not waited for: the RateLimited goes to the caller.
-    """
-
-    attempts: int = 4
-    initial_wait_s: float = 0.25
-    max_wait_s: float = 8.0
-    max_rate_limit_wait_s: float = 30.0
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        # exponential, capped, plus up to one initial wait of jitter (written out rather than
-        # tenacity's wait_exponential_jitter, whose arguments changed between 8.x and 9.x)
-        exponential = self.initial_wait_s * 2.0 ** max(0, state.attempt_number - 1)
-        backoff = min(self.max_wait_s, exponential) + random.uniform(0, self.initial_wait_s)
-        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
-            return min(exc.retry_after_s, self.max_rate_limit_wait_s) + backoff * 0.1
-        return float(backoff)
-
-    def _retryable(self, exc: BaseException) -> bool:
-        if not isinstance(exc, BrokerUnavailable):
-            return False
-        if isinstance(exc, RateLimited) and (exc.retry_after_s or 0) > self.max_rate_limit_wait_s:
-            return False
-        return True
-
-    async def run(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome is not None else None
-            log.warning(
-                "alpaca %s failed (attempt %d/%d), retrying: %s",
-                what,
-                state.attempt_number,
-                self.attempts,
-                exc,
-            )
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(max(1, self.attempts)),
-            wait=self._wait,
-            retry=retry_if_exception(self._retryable),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-
-        async def call() -> T:  # a coroutine function, whatever ``op`` is (tenacity checks)
-            return await op()
-
-        result: T = await retrying(call)
-        return result

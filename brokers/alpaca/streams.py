@@ -35,13 +35,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 import websockets
+from tenacity import RetryCallState, Retrying, wait_exponential, wait_random_exponential
 from websockets.asyncio.client import connect as ws_connect  # the asyncio API (websockets >= 13)
 
 from brokers.alpaca.models import parse_quote_message, parse_trade_update
@@ -70,16 +70,29 @@ class StreamRefused(Exception):
 
 @dataclass(frozen=True)
 class Backoff:
+    """Reconnect waits, from tenacity's strategies: after the n-th failure in a row, between half
+    and all of ``min(max_s, initial_s * 2**(n-1))`` (half fixed, half jitter, so clients that
+    lost the link together do not reconnect together); after a 406 at least ``limit_backoff_s``.
+    """
+
     initial_s: float = 0.5
     max_s: float = 30.0
     limit_backoff_s: float = 15.0  # after a 406 "connection limit exceeded"
     handshake_timeout_s: float = 10.0
 
     def delay(self, attempt: int, refused_code: int | None) -> float:
-        base: float = min(self.max_s, self.initial_s * 2.0 ** max(0, attempt - 1))
-        # jitter, so clients that lost the link together do not reconnect together
-        delay: float = base * random.uniform(0.5, 1.0)
+        """The wait after the ``attempt``-th failed connection in a row (1, 2, ...)."""
+        half_initial, half_max = self.initial_s / 2, self.max_s / 2
+        wait = wait_exponential(multiplier=half_initial, max=half_max) + wait_random_exponential(
+            multiplier=half_initial, max=half_max
+        )
+        # The loop in _Stream.run counts the failures (a successful connection starts again at
+        # 1), so the strategy is asked directly, with that count as the attempt number.
+        state = RetryCallState(Retrying(), None, (), {})
+        state.attempt_number = max(1, attempt)
+        delay = float(wait(state))
         if refused_code == CONNECTION_LIMIT:
+            # retrying fast would only be refused again while the other connection holds on
             delay = max(delay, self.limit_backoff_s)
         return delay
 

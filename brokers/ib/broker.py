@@ -6,10 +6,12 @@ How it fits together:
   ``raiseSyncErrors``, so it returns only once the first positions, open orders, completed
   orders, account values and executions have arrived. With several managed accounts and no
   ``account`` it refuses to start. On a dropped socket it emits ``ConnectionEvent(False)`` at
-  once and reconnects with exponential backoff and jitter, then reconciles its book and emits
-  ``ConnectionEvent(True)``. IB's own link codes (1100 lost, 1101/1102 restored, 2110) move the
-  same switch while the socket stays up; farm codes (2103-2108) are only logged, because quote
-  age, not the connection, decides whether prices are usable (see ``ib_quotes``).
+  once and reconnects with exponential backoff and jitter (``ib_reconnect``), then reconciles
+  its book and emits ``ConnectionEvent(True)``. IB's own link codes (1100 lost, 1101/1102
+  restored, 2110) move the same switch while the socket stays up; farm codes (2103-2108) are
+  only logged, because quote age, not the connection, decides whether prices are usable (see
+  ``ib_quotes``). With no TWS listening, ``connect()`` says so in one line naming host, port
+  and what to check.
 - **Orders.** IB has no client order id: ``orderRef`` carries ours, and the book
   (``ib_book``) is keyed by it, so an order is recognised again after a reconnect or a restart
   of this process. Order ids come from ib_async's sequence, seeded by IB's nextValidId and never
@@ -34,9 +36,7 @@ How it fits together:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 from collections.abc import AsyncIterator, Coroutine, Iterable
 from typing import Any
 
@@ -55,12 +55,13 @@ from brokers.base import (
     Quote,
     QuoteEvent,
 )
-from brokers.errors import BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected
+from brokers.errors import BrokerError, BrokerUnavailable, NotSent, OrderNotFound, OrderRejected
 from brokers.events import EventFanout
 from brokers.ib import mapping as m
 from brokers.ib.book import OrderBook, TrackedOrder
 from brokers.ib.kill import confirm_cancels, list_open_orders
 from brokers.ib.quotes import DELAYED, LIVE, QuoteBook
+from brokers.ib.reconnect import reconnect
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +154,9 @@ class IBBroker:
         self._reconnect_task = None
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Their ends (cancelled, or failed) are not ours to raise; a cancel of close() itself
+        # still reaches its caller (suppressing CancelledError around each await would not).
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._link_up = False
         if self._ib is not None:
             self._ib.disconnect()
@@ -177,7 +178,7 @@ class IBBroker:
         if self._ib is None:
             self._ib = self._make_ib()
         ib = self._ib
-        with m.vendor_errors(f"connect to {self.host}:{self.port} as client {self.client_id}"):
+        try:
             await ib.connectAsync(
                 self.host,
                 self.port,
@@ -186,6 +187,10 @@ class IBBroker:
                 account=self._account_wanted or "",
                 raiseSyncErrors=True,  # ready only once positions, orders, account are in
             )
+        except (TimeoutError, OSError) as exc:  # ConnectionError is an OSError
+            raise m.connect_failure(
+                exc, self.host, self.port, self.client_id, self._connect_timeout
+            ) from None
         try:
             self.account_id = m.pick_account(self._account_wanted, ib.managedAccounts())
         except BrokerError:
@@ -228,19 +233,9 @@ class IBBroker:
             )
 
     async def _reconnect(self) -> None:
-        delay, ceiling = self._backoff
-        attempt = 0
-        while not self._closing:
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            attempt += 1
-            try:
-                await self._connect_once()
-                return
-            except BrokerError as exc:
-                log.warning("IB reconnect attempt %d failed: %s", attempt, exc)
-            except Exception:  # keep trying, but never silently
-                log.exception("IB reconnect attempt %d failed unexpectedly", attempt)
-            delay = min(delay * 2, ceiling)
+        initial, ceiling = self._backoff
+        await reconnect(self._connect_once, closing=lambda: self._closing, initial_s=initial,
+                        max_s=ceiling)  # fmt: skip
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any) -> None:
         reason = f"{code}: {message}"
@@ -410,13 +405,14 @@ class IBBroker:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    # Without a link nothing is sent at all: NotSent, so a submit is retried without a look-up.
     def _require_ib(self) -> IB:
         if self._ib is None:
-            raise BrokerUnavailable("IB adapter not connected yet")
+            raise NotSent("IB adapter not connected yet")
         return self._ib
 
     def _require_link(self) -> IB:
         ib = self._require_ib()
         if not self.connected:
-            raise BrokerUnavailable("IB link is down")
+            raise NotSent("IB link is down")
         return ib

@@ -146,6 +146,36 @@ def vendor_errors(action: str) -> Iterator[None]:
         raise BrokerUnavailable(f"{action}: {exc!r}") from exc
 
 
+def connect_failure(
+    exc: BaseException, host: str, port: int, client_id: int, timeout_s: float
+) -> BrokerUnavailable:
+    """One line saying what failed when connecting to TWS / IB Gateway, and what to check."""
+    where = f"{host}:{port}"
+    if isinstance(exc, ConnectionRefusedError):
+        text = (
+            f"no TWS/IB Gateway API at {where}: is it running, with the API enabled and this "
+            "port configured?"
+        )
+    elif isinstance(exc, TimeoutError):
+        text = (
+            f"TWS/IB Gateway at {where} did not complete the API handshake within {timeout_s}s: "
+            f"is the API enabled, this host trusted, and client id {client_id} free?"
+        )
+    elif isinstance(exc, ConnectionError) and exc.args and isinstance(exc.args[0], list):
+        # ib_async's start-up requests that timed out ("positions request timed out", ...)
+        text = (
+            f"TWS/IB Gateway at {where} (client {client_id}) did not send its start-up data: "
+            f"{'; '.join(str(e) for e in exc.args[0])}"
+        )
+    else:
+        detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        text = (
+            f"cannot reach TWS/IB Gateway at {where} (client {client_id}): {detail}: is it "
+            "running, with the API enabled and this port configured?"
+        )
+    return BrokerUnavailable(" ".join(text.split()))
+
+
 def account_from(values: Iterable[Any], currency: str) -> Account:
     """Account from IB's account values (NetLiquidation, TotalCashValue, BuyingPower).
 

@@ -53,9 +53,6 @@ class QuoteBook:
         self.symbols.append(symbol)
         return True
 
-    def latest(self, symbol: str) -> Quote | None:
-        return self._latest.get(symbol)
-
     async def wait(self, symbol: str, within_s: float) -> Quote | None:
         quote = self._latest.get(symbol)
         if quote is not None:

@@ -54,7 +54,7 @@ class _FakeServer:
         async with self._changed:
             self._changed.notify_all()
 
-    async def wait_until(self, condition: Callable[[], bool], within_s: float = 3.0) -> None:
+    async def wait_until(self, condition: Callable[[], bool], within_s: float = 10.0) -> None:
         """Wait (at most ``within_s``) until ``condition()`` holds after some server event."""
         async with asyncio.timeout(within_s), self._changed:
             await self._changed.wait_for(condition)
@@ -84,7 +84,7 @@ class _FakeServer:
                 transport.abort()
         self.clients.clear()
 
-    async def wait_clients(self, count: int = 1, within_s: float = 3.0) -> None:
+    async def wait_clients(self, count: int = 1, within_s: float = 10.0) -> None:
         await self.wait_until(lambda: len(self.clients) >= count, within_s)
 
     async def _handle(self, ws: ServerConnection) -> None:
@@ -312,7 +312,7 @@ class FakeDataStream(_FakeServer):
             result |= symbols
         return result
 
-    async def wait_subscribed(self, *symbols: str, within_s: float = 3.0) -> None:
+    async def wait_subscribed(self, *symbols: str, within_s: float = 10.0) -> None:
         await self.wait_until(lambda: set(symbols) <= self.subscribed(), within_s)
 
     async def send_quote(

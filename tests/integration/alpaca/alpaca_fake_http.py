@@ -25,12 +25,12 @@ class Answer:
     body: Any = None  # JSON-able, or str for a raw body
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # time.sleep in the worker thread, like a slow server
-    # Held until the test sets it, like a server that answers when told to; a gate never set
-    # fails the request after GATE_TIMEOUT_S instead of hanging the test.
+    # When set, the answer waits (in the worker thread) until the test opens the gate; a gate
+    # still shut after ``GATE_LIMIT_S`` fails the request: the test could not run meanwhile.
     gate: threading.Event | None = None
 
 
-GATE_TIMEOUT_S = 30.0
+GATE_LIMIT_S = 30.0
 
 
 class ScriptedTransport(BaseAdapter):
@@ -58,8 +58,8 @@ class ScriptedTransport(BaseAdapter):
             raise action
         if action.delay_s:
             time.sleep(action.delay_s)
-        if action.gate is not None and not action.gate.wait(GATE_TIMEOUT_S):
-            raise AssertionError(f"{key}: the test never released this answer")
+        if action.gate is not None and not action.gate.wait(GATE_LIMIT_S):
+            raise AssertionError(f"{key}: the gate was never opened (was the event loop blocked?)")
         response = requests.Response()
         response.status_code = action.status
         response.reason = requests.status_codes._codes.get(action.status, ("",))[0].upper()

@@ -14,7 +14,9 @@ import pytest
 from alpaca_helpers import FAST, KEY, SECRET  # also puts the repo root on sys.path
 
 from brokers.alpaca.broker import AlpacaBroker
+from brokers.retrying import RetryingBroker, RetryPolicy
 from tests.fakes.alpaca_streams import FakeDataStream, FakeTradingStream
+from tests.fakes.recorded_sleep import RecordedSleep
 
 
 @pytest.fixture(autouse=True)
@@ -36,12 +38,30 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def make_broker() -> Iterator[Callable[..., AlpacaBroker]]:
-    """Adapters with fast retries and short backoffs (REST needs no connect() nor close())."""
+    """Adapters with short backoffs (REST needs no connect() nor close())."""
 
     def build(**options: Any) -> AlpacaBroker:
         return AlpacaBroker(KEY, SECRET, **{**FAST, **options})
 
     yield build
+
+
+@pytest.fixture
+def sleep() -> RecordedSleep:
+    return RecordedSleep()
+
+
+@pytest.fixture
+def make_retrying(
+    make_broker: Callable[..., AlpacaBroker], sleep: RecordedSleep
+) -> Callable[..., RetryingBroker]:
+    """An adapter behind the retry layer, as the gateway runs it; waits go to ``sleep``.
+    ``policy`` is the RetryPolicy, every other option goes to the adapter."""
+
+    def build(policy: RetryPolicy | None = None, **options: Any) -> RetryingBroker:
+        return RetryingBroker(make_broker(**options), policy or RetryPolicy(), sleep=sleep)
+
+    return build
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from alpaca_helpers import KEY, SECRET, make_vcr, played
 from brokers.alpaca.broker import AlpacaBroker
 from brokers.base import Broker, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from brokers.errors import BrokerError, OrderNotFound, OrderRejected
+from brokers.retrying import RetryingBroker
 
 Build = Callable[..., AlpacaBroker]
 
@@ -144,6 +145,22 @@ async def test_latest_quote(make_broker: Build) -> None:
     assert quote.ts == datetime(2023, 11, 6, 15, 29, 59, 871694, tzinfo=UTC)
 
 
+async def test_behind_the_retry_layer_the_happy_path_is_still_one_request_each(
+    make_broker: Build,
+) -> None:
+    broker = RetryingBroker(make_broker())
+    order = OrderRequest(client_order_id="sig-1", symbol="AAPL", side="buy", quantity=1)
+    for cassette_name, call, method in [
+        ("account.yaml", broker.account, "GET"),
+        ("open_orders.yaml", broker.open_orders, "GET"),
+        ("submit_market.yaml", lambda: broker.submit(order), "POST"),
+        ("cancel_all.yaml", broker.cancel_all, "DELETE"),
+    ]:
+        with make_vcr().use_cassette(cassette_name) as cassette:
+            await call()
+        assert played(cassette) == 1 and played(cassette, method) == 1, cassette_name
+
+
 def test_endpoints_follow_paper_flag() -> None:
     paper = AlpacaBroker(KEY, SECRET)
     live = AlpacaBroker(KEY, SECRET, paper=False, feed="sip")
@@ -164,11 +181,15 @@ def test_bad_feed_and_missing_keys_are_refused() -> None:
 def test_from_env_reads_keys_and_never_shows_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ALPACA_API_KEY", raising=False)
     monkeypatch.delenv("ALPACA_SECRET_KEY", raising=False)
-    with pytest.raises(BrokerError, match="ALPACA_API_KEY"):
+    with pytest.raises(BrokerError) as caught:
         AlpacaBroker.from_env(paper=True, feed="iex")
+    # every missing variable at once, so one fix is enough
+    assert caught.value.code == "missing_credentials"
+    assert caught.value.message.startswith("ALPACA_API_KEY and ALPACA_SECRET_KEY are not set")
     monkeypatch.setenv("ALPACA_API_KEY", "PKENVKEY123")
-    with pytest.raises(BrokerError, match="ALPACA_SECRET_KEY"):
+    with pytest.raises(BrokerError, match=r"^ALPACA_SECRET_KEY is not set") as caught:
         AlpacaBroker.from_env(paper=True, feed="iex")
+    assert caught.value.code == "missing_credentials"
     monkeypatch.setenv("ALPACA_SECRET_KEY", "envsecret456")
     broker = AlpacaBroker.from_env(paper=False, feed="sip", timeout_s=3.0)
     assert broker.paper is False and broker.feed == "sip"
@@ -176,5 +197,7 @@ def test_from_env_reads_keys_and_never_shows_them(monkeypatch: pytest.MonkeyPatc
     assert "envsecret456" not in repr(broker) + repr(broker._trade_stream)
     given = AlpacaBroker.from_env(environ={"ALPACA_API_KEY": "k", "ALPACA_SECRET_KEY": "s"})
     assert given.paper is True
-    with pytest.raises(BrokerError, match="ALPACA_SECRET_KEY"):
+    with pytest.raises(BrokerError, match=r"^ALPACA_SECRET_KEY is not set"):
         AlpacaBroker.from_env(environ={"ALPACA_API_KEY": "k"})
+    with pytest.raises(BrokerError, match=r"^ALPACA_API_KEY is not set"):
+        AlpacaBroker.from_env(environ={"ALPACA_API_KEY": " ", "ALPACA_SECRET_KEY": "s"})

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -15,6 +14,7 @@ import pytest
 from alpaca_helpers import KEY, SECRET
 
 from brokers.alpaca.broker import AlpacaBroker
+from brokers.alpaca.streams import Backoff
 from brokers.base import BrokerEvent, ConnectionEvent, OrderEvent, OrderStatus, QuoteEvent
 from brokers.errors import BrokerUnavailable
 from tests.fakes.alpaca_streams import FakeDataStream, FakeTradingStream, order_json
@@ -24,7 +24,7 @@ Build = Callable[..., AlpacaBroker]
 OID = "904837e3-3b76-47ec-b432-046db621571b"
 
 
-async def next_of(events: AsyncIterator[BrokerEvent], kind: type[E], within_s: float = 3.0) -> E:
+async def next_of(events: AsyncIterator[BrokerEvent], kind: type[E], within_s: float = 10.0) -> E:
     """The next event of ``kind``, skipping others (a hang fails the test, not the suite)."""
     async with asyncio.timeout(within_s):
         async for event in events:
@@ -145,7 +145,29 @@ async def test_sip_feed_is_asked_for_when_configured(
     assert data_fake.feeds_seen == ["sip"]
 
 
-async def test_data_drop_is_reported_at_once_and_reconnect_resubscribes(
+async def test_a_drop_is_reported_before_any_reconnect_wait(
+    make_broker: Build, trading_fake: FakeTradingStream, data_fake: FakeDataStream
+) -> None:
+    # An hour of backoff: a report that waited for the reconnect would never come in time.
+    broker = make_broker(
+        trading_stream_url=trading_fake.url,
+        data_stream_url=data_fake.url,
+        reconnect_initial_s=3600.0,
+        reconnect_max_s=3600.0,
+    )
+    events = broker.events()
+    try:
+        await broker.connect()
+        assert (await next_of(events, ConnectionEvent)).connected
+        await data_fake.drop()
+        down = await next_of(events, ConnectionEvent)
+        assert down.connected is False and "data" in down.reason
+        assert not broker.connected  # quotes are stale from now on
+    finally:
+        await broker.close()
+
+
+async def test_data_drop_then_reconnect_resubscribes(
     streaming_broker: AlpacaBroker, data_fake: FakeDataStream
 ) -> None:
     events = streaming_broker.events()
@@ -154,11 +176,8 @@ async def test_data_drop_is_reported_at_once_and_reconnect_resubscribes(
     assert (await next_of(events, ConnectionEvent)).connected
 
     await data_fake.drop()
-    # Reported on the drop itself (quotes are stale from now on): a report that waited for a
-    # ping timeout would miss next_of's deadline.
     down = await next_of(events, ConnectionEvent)
     assert down.connected is False and "data" in down.reason
-    assert not streaming_broker.connected
 
     up = await next_of(events, ConnectionEvent)
     assert up.connected is True and streaming_broker.connected
@@ -177,13 +196,23 @@ async def test_trading_stream_down_and_back(
     await trading_fake.stop()  # the service goes away entirely, then comes back
     down = await next_of(events, ConnectionEvent)
     assert down.connected is False and "trading" in down.reason
-    await asyncio.sleep(0.3)
-    assert not streaming_broker.connected
+    assert not streaming_broker.connected  # nothing to reconnect to while it is stopped
     await trading_fake.start()
     assert (await next_of(events, ConnectionEvent)).connected is True
     await trading_fake.wait_clients(1)
     await trading_fake.send_update("new", order_json(OID, "sig-after"))
     assert (await next_of(events, OrderEvent)).order.client_order_id == "sig-after"
+
+
+def test_reconnect_backoff_is_jittered_exponential_with_a_floor_after_406() -> None:
+    backoff = Backoff(initial_s=0.5, max_s=30.0, limit_backoff_s=15.0)
+    for attempt in range(1, 12):
+        base = min(30.0, 0.5 * 2 ** (attempt - 1))
+        delays = [backoff.delay(attempt, None) for _ in range(50)]
+        assert all(base / 2 <= d <= base for d in delays), (attempt, delays)
+        assert len(set(delays)) > 1  # jittered
+        assert all(backoff.delay(attempt, 406) >= 15.0 for _ in range(20))
+    assert backoff.delay(1, 401) <= 0.5  # only the connection limit has the floor
 
 
 async def test_connection_limit_406_is_logged_backed_off_and_recovered(
@@ -198,19 +227,25 @@ async def test_connection_limit_406_is_logged_backed_off_and_recovered(
         trading_stream_url=trading_fake.url,
         data_stream_url=data_fake.url,
         connection_limit_backoff_s=0.3,
-        connect_timeout_s=1.0,
+        connect_timeout_s=0.5,
     )
     events = broker.events()
     try:
+        with pytest.raises(BrokerUnavailable):
+            await broker.connect()  # not up in time (the reason may not be in yet)
+        await data_fake.wait_until(lambda: data_fake.refused_406 >= 2)
         with pytest.raises(BrokerUnavailable, match="connection limit exceeded"):
             await broker.connect()
         assert not broker.connected
         assert "connection limit exceeded (406)" in caplog.text
         assert "another connection already uses this API key" in caplog.text
-        # backed off: at most ~1 s / 0.3 s attempts, spaced by the limit backoff at least
-        assert 1 <= data_fake.refused_406 <= 4
-        spacing = [b - a for a, b in itertools.pairwise(data_fake.connect_times)]
-        assert all(gap >= 0.29 for gap in spacing)
+        # every wait after a refusal is at least the limit backoff
+        waits = [
+            float(r.args[2])  # type: ignore[index]
+            for r in caplog.records
+            if r.msg.startswith("alpaca %s stream down") and r.args[0] == "data"  # type: ignore[index]
+        ]
+        assert waits and all(wait >= 0.3 for wait in waits)
 
         data_fake.occupy_slot(False)  # the other process let go
         up = await next_of(events, ConnectionEvent)
@@ -227,6 +262,10 @@ async def test_refused_trading_auth_fails_connect_with_the_reason(
         trading_stream_url=trading_fake.url, data_stream_url=data_fake.url, connect_timeout_s=0.5
     )
     try:
+        with pytest.raises(BrokerUnavailable):
+            await broker.connect()
+        # a second try at auth means the first refusal was taken in
+        await trading_fake.wait_until(lambda: trading_fake.auth_attempts >= 2)
         with pytest.raises(BrokerUnavailable, match="authorization failed"):
             await broker.connect()
     finally:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
 
 from brokers.base import Broker, ConnectionEvent
-from brokers.errors import BrokerError, BrokerUnavailable
+from brokers.errors import BrokerError, BrokerUnavailable, NotSent
 from brokers.ib.broker import IBBroker, default_port
 from tests.fakes.fake_tws import FakeTWS
 from tests.integration.ib.support import ACCOUNT, MakeBroker, is_connection, next_event
@@ -97,11 +98,38 @@ async def test_an_account_ib_does_not_manage_is_refused(
     assert caught.value.code == "account_unknown"
 
 
-async def test_nothing_listening_is_unavailable(make_broker: MakeBroker, tws: FakeTWS) -> None:
+async def test_nothing_listening_is_unavailable_with_one_line_saying_what_to_check(
+    make_broker: MakeBroker, tws: FakeTWS
+) -> None:
     await tws.stop()
     broker = await make_broker(connect=False)
-    with pytest.raises(BrokerUnavailable):
+    with pytest.raises(BrokerUnavailable) as caught:
         await broker.connect()
+    assert caught.value.message == (
+        f"no TWS/IB Gateway API at 127.0.0.1:{tws.port}: is it running, with the API enabled "
+        "and this port configured?"
+    )
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+async def test_a_listener_that_never_answers_the_handshake_is_one_line_too(
+    make_broker: MakeBroker,
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes the connection, never speaks the API
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        broker = await make_broker(connect=False, port=port, client_id=31, connect_timeout=0.3)
+        with pytest.raises(BrokerUnavailable) as caught:
+            await broker.connect()
+    finally:
+        server.close()
+    assert caught.value.message == (
+        f"TWS/IB Gateway at 127.0.0.1:{port} did not complete the API handshake within 0.3s: "
+        "is the API enabled, this host trusted, and client id 31 free?"
+    )
 
 
 async def test_a_client_id_in_use_is_unavailable(make_broker: MakeBroker) -> None:
@@ -111,12 +139,12 @@ async def test_a_client_id_in_use_is_unavailable(make_broker: MakeBroker) -> Non
         await second.connect()
 
 
-async def test_requests_before_connect_are_unavailable(make_broker: MakeBroker) -> None:
+async def test_requests_before_connect_are_not_sent(make_broker: MakeBroker) -> None:
     broker = await make_broker(connect=False)
     assert not broker.connected
-    with pytest.raises(BrokerUnavailable):
+    with pytest.raises(NotSent):
         await broker.account()
-    with pytest.raises(BrokerUnavailable):
+    with pytest.raises(NotSent):
         await broker.cancel_all()
 
 

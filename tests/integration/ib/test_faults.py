@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
+from tenacity import RetryCallState, Retrying
 
 from brokers.base import ConnectionEvent, OrderEvent, OrderRequest, QuoteEvent
-from brokers.errors import BrokerUnavailable
+from brokers.errors import BrokerUnavailable, NotSent
 from brokers.ib.broker import IBBroker
+from brokers.ib.reconnect import reconnect_wait
 from tests.fakes.fake_tws import FakeTWS, msg_completed_order
 from tests.integration.ib.support import (
+    FAST,
     MakeBroker,
     is_connection,
     is_order,
@@ -46,9 +50,10 @@ async def test_while_down_requests_are_unavailable_and_quotes_stop(
     await tws.stop()  # TWS is gone: reconnect attempts fail and back off
     await next_event(events, is_connection(False))
     assert not broker.connected
-    with pytest.raises(BrokerUnavailable):
+    with pytest.raises(NotSent):  # nothing left: a retry needs no look-up first
         await broker.submit(resting("down-1"))
-    with pytest.raises(BrokerUnavailable):
+    assert tws.order_by_ref("down-1") is None
+    with pytest.raises(NotSent):
         await broker.cancel_all()
     # ib_async forgot the account with the socket: no figures rather than empty ones
     with pytest.raises(BrokerUnavailable):
@@ -234,3 +239,60 @@ async def test_order_ids_stay_above_what_ib_reports_even_if_next_valid_id_is_low
     second = await make_broker()
     new = await second.submit(resting("later-1"))
     assert int(new.broker_order_id) > int(done.order.broker_order_id)
+
+
+class LosesItsCancellation(IBBroker):
+    """Plays Python 3.11's ``asyncio.wait_for`` (used by ib_async's connect), which can answer a
+    cancellation with the inner result or error when both arrive together."""
+
+    async def _connect_once(self) -> None:
+        try:
+            await super()._connect_once()
+        except asyncio.CancelledError:
+            raise BrokerUnavailable("connect failed (and the cancellation was lost)") from None
+
+
+async def test_closing_ends_the_reconnect_retries_even_if_a_cancellation_is_lost(
+    tws: FakeTWS,
+) -> None:
+    broker = LosesItsCancellation("127.0.0.1", **{**FAST, "port": tws.port})
+    await broker.connect()
+    events = broker.events()
+    await next_event(events, is_connection(True))
+    await tws.stop()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts, never answers: each reconnect waits in the handshake
+
+    reconnects = 0
+
+    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal reconnects
+        reconnects += 1
+        await silent(reader, writer)
+
+    server = await asyncio.start_server(counted, "127.0.0.1", tws.port)
+    try:
+        await next_event(events, is_connection(False))
+        async with asyncio.timeout(30):
+            while reconnects == 0:  # noqa: ASYNC110 (a reconnect attempt is under way)
+                await asyncio.sleep(0.01)
+        closing = asyncio.create_task(broker.close())
+        done, _ = await asyncio.wait({closing}, timeout=30)  # a safety net, not a time limit
+        assert done, "close() never returned: the reconnect retries did not stop"
+    finally:
+        server.close()
+    names = {t.get_name() for t in asyncio.all_tasks()}
+    assert not any(name.startswith("ib-reconnect") for name in names)
+    assert not broker.connected
+
+
+def test_reconnect_waits_grow_to_the_ceiling_with_jitter() -> None:
+    wait = reconnect_wait(1.0, 30.0)
+    for failure in range(1, 10):
+        state = RetryCallState(Retrying(), None, (), {})
+        state.attempt_number = failure
+        base = min(30.0, 2.0 ** (failure - 1))
+        waits = [wait(state) for _ in range(50)]
+        assert all(base <= w <= base + 0.2 for w in waits), (failure, waits)
+        assert len(set(waits)) > 1
