@@ -32,6 +32,7 @@ from brokers.errors import (
     OrderRejected,
     RateLimited,
 )
+from brokers.retrying import RetryingBroker, RetryPolicy
 
 __all__ = [
     "Account",
@@ -56,6 +57,8 @@ __all__ = [
     "Quote",
     "QuoteEvent",
     "RateLimited",
+    "RetryPolicy",
+    "RetryingBroker",
     "Side",
     "TimeInForce",
 ]

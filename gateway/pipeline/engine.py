@@ -60,7 +60,11 @@ class Gateway:
         quotes: QuoteBook,
         metrics: GatewayMetrics,
         clock: Callable[[], datetime] = utcnow,
+        lookups: Broker | None = None,
     ):
+        """``broker`` is the retry layer over the adapter (brokers.retrying): it alone turns a
+        lost submit answer into AnswerUnknown. ``lookups``, the adapter itself, is what the
+        settling of orders of unknown fate asks (it has its own backoff: one layer each)."""
         self.config = config
         self.risk = config.risk
         self.broker = broker
@@ -92,7 +96,9 @@ class Gateway:
             metrics=metrics,
             evaluate_risk=self.evaluate_risk,
         )
-        self.unknown = UnknownOrders(broker, apply_order=self.events.apply, absent=self._absent)
+        self.unknown = UnknownOrders(
+            lookups or broker, apply_order=self.events.apply, absent=self._absent
+        )
         self.events.on_order = self.unknown.settle
         self.sender = OrderSender(
             broker=broker,
@@ -103,7 +109,7 @@ class Gateway:
             durable=self._durable,
             release=self.book.release,
             apply_order=self.events.apply,
-            on_unknown=self.unknown.add,
+            on_unknown=self._fate_unknown,
         )
         self.conclusion = Conclusion(
             journal=journal,
@@ -237,6 +243,14 @@ class Gateway:
                     )
                 )
                 self.unknown.add(request)
+
+    def _fate_unknown(self, request: OrderRequest) -> None:
+        """A submit's answer was lost; the broker's own event may have told its fate already
+        (it arrived while the look-ups failed): then there is nothing left to settle."""
+        coid = request.client_order_id
+        if coid in self.book.orders or coid in self.book.final_fills:
+            return
+        self.unknown.add(request)
 
     def _absent(self, client_order_id: str, why: str) -> None:
         self.book.release(client_order_id)

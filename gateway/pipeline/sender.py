@@ -20,12 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from brokers.base import Broker, BrokerOrder, OrderRequest, OrderStatus
-from brokers.errors import (
-    AnswerUnknown,
-    BrokerError,
-    NotSent,
-    RateLimited,
-)
+from brokers.errors import AnswerUnknown, BrokerError
 from gateway.models import ReasonCode
 from gateway.ops.metrics import GatewayMetrics
 from gateway.safety.failures import FailureTracker, FailureType
@@ -47,11 +42,10 @@ class SendResult:
 
 
 def _may_have_landed(exc: BrokerError) -> bool:
-    """A transient failure may hide an order that landed, unless it says it never left or was
-    refused before any processing. A definite refusal did not land."""
-    if isinstance(exc, AnswerUnknown):
-        return True
-    return exc.transient and not isinstance(exc, NotSent | RateLimited)
+    """Only the retry layer's AnswerUnknown says an order may rest at the broker unconfirmed:
+    it raises any other error only when the order certainly did not land (its look-up found
+    nothing, or the request never left)."""
+    return isinstance(exc, AnswerUnknown)
 
 
 class OrderSender:

@@ -134,7 +134,15 @@ class KillSwitch:
                 try:
                     await self._broker.cancel(target.client_order_id)
                 except BrokerError as exc:
-                    failed[oid] = str(exc)
+                    ended = await self._ended(target)
+                    if ended is None:
+                        failed[oid] = str(exc)
+                        continue
+                    del failed[oid]
+                    if ended.status is OrderStatus.CANCELED:
+                        cancelled.append(oid)  # an earlier cancel whose answer was lost
+                    else:
+                        self._on_order(ended)  # it filled meanwhile: nothing to cancel
                     continue
                 cancelled.append(oid)
                 del failed[oid]
@@ -146,6 +154,15 @@ class KillSwitch:
         report.failed.update(failed)
         for oid in cancelled:
             report.add_cancelled(oid)
+
+    async def _ended(self, order: BrokerOrder) -> BrokerOrder | None:
+        """The order as the broker has it now, if it is no longer open (a cancel refused
+        because it already ended is not a failure)."""
+        try:
+            now = await self._broker.get_order(order.client_order_id)
+        except BrokerError:
+            return None
+        return now if now is not None and not now.is_open else None
 
     async def _catch_in_flight(self, report: KillReport) -> None:
         """Submits on the wire when the halt began: each is cancelled as it lands."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from brokers.base import Broker, BrokerOrder, utcnow
 from brokers.errors import BrokerError
+from brokers.retrying import RetryingBroker
 from gateway.config import GatewayConfig
 from gateway.models import OutcomeReport
 from gateway.ops.alerts import AlertSender
@@ -75,19 +76,23 @@ class GatewayService:
         )
         self._unreadable: str | None = None
         self.failures = self._restore_failures()
+        # The adapter itself (the simulated market's controls, the status), and the same behind
+        # the one retry layer for everything that trades or reads.
         self.broker = broker or build_broker(config, self.environ)
+        self.trading = RetryingBroker(self.broker)
         self.quotes = QuoteBook(
             config.gateway.quotes, clock=clock, link_up=lambda: self.broker.connected
         )
         self.engine = Gateway(
             config,
-            broker=self.broker,
+            broker=self.trading,
             journal=self.journal,
             halt=self.halt,
             failures=self.failures,
             quotes=self.quotes,
             metrics=self.metrics,
             clock=clock,
+            lookups=self.broker,
         )
         self.killswitch = KillSwitch(
             halt=self.halt,
@@ -113,7 +118,7 @@ class GatewayService:
         self.reconciler = Reconciler(
             config,
             engine=self.engine,
-            broker=self.broker,
+            broker=self.trading,
             journal=self.journal,
             halt=self.halt,
             metrics=self.metrics,
@@ -189,7 +194,7 @@ class GatewayService:
             self._reconnect_task.cancel()
         if self.config.gateway.cancel_on_shutdown:
             try:
-                report = await self.broker.cancel_all()
+                report = await self.trading.cancel_all()
                 self.journal.record_event(
                     "shutdown_cancel", {"cancelled": report.cancelled, "failed": report.failed}
                 )
