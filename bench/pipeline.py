@@ -80,7 +80,7 @@ async def run(n: int, durability: str, concurrency: int = 1) -> dict[str, object
             nonlocal accepted
             for body in queue:
                 t0 = time.perf_counter()
-                decision = await engine.submit_signal(Signal.model_validate(body))
+                decision = (await engine.submit_signal(Signal.model_validate(body))).decision_json
                 latencies.append(time.perf_counter() - t0)
                 accepted += '"decision":"accepted"' in decision
                 if '"decision":"accepted"' not in decision:
