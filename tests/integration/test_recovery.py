@@ -214,3 +214,30 @@ async def test_unreadable_failure_counts_start_the_gateway_halted(
     summary = service.halt.summary()
     assert summary is not None and summary["trigger"] == "state_unreadable"
     assert "failure counts" in summary["reason"]
+
+
+async def test_the_status_keeps_what_reconciliation_found_after_a_clean_run(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    from brokers.base import OrderRequest
+    from brokers.simulated import SimulatedBroker
+
+    broker = SimulatedBroker(quotes={"AAPL": (199.95, 200.05)}, tick_s=0.2)
+    await broker.connect()
+    placed_by_hand = OrderRequest(
+        client_order_id="by-hand-1",
+        symbol="AAPL",
+        side="buy",
+        quantity=1,
+        order_type="limit",
+        limit_price=150,
+        time_in_force="gtc",
+    )
+    await broker.submit(placed_by_hand)  # at the broker, not in the journal
+    service = await make_service(make_config(), broker=broker)
+    first = service.status()["reconciliation"]
+    assert first["differences"] == 1 and first["adopted_orders"] == ["by-hand-1"]
+    await service.reconcile()  # nothing new: a clean run
+    status = service.status()["reconciliation"]
+    assert status["differences"] == 0
+    assert status["last_with_differences"]["adopted_orders"] == ["by-hand-1"]

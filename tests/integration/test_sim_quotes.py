@@ -46,3 +46,29 @@ async def test_a_signal_for_an_unquoted_symbol_leaves_the_other_quotes_fresh(
             body = signal(sid, symbol=symbol, quantity=1)
             decision = (await client.post("/v1/signals", json=body)).json()
             assert decision["decision"] == "accepted", (symbol, decision["reasons"])
+
+
+async def test_a_quote_that_stops_moving_shows_in_the_status_and_the_metrics(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.conftest import ADMIN_TOKEN
+
+    service = await make_service(make_config())
+    await _streamed(service, {"AAPL", "MSFT", "SPY"})
+    async with api_client(service) as client, api_client(service, ADMIN_TOKEN) as admin:
+        assert (await client.get("/v1/status")).json()["quotes"]["stale"] == []
+        old = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+        frozen = [{"symbol": "MSFT", "bid": 409.9, "ask": 410.1, "ts": old}]
+        assert (await admin.post("/v1/sim/quotes", json=frozen)).status_code == 200
+        assert (await client.get("/v1/status")).json()["quotes"]["stale"] == ["MSFT"]
+        await service.risk_sweep()
+        metrics = (await client.get("/metrics")).text
+    ages = {
+        line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("gateway_quote_age_seconds{")
+    }
+    assert set(ages) == {"AAPL", "MSFT", "SPY"}
+    assert ages["MSFT"] >= 600 > ages["AAPL"]
