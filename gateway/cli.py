@@ -76,27 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return command
 
-    serve = add("serve", "run the gateway (in the foreground, until SIGTERM)")
-    serve.add_argument("--host", help="address to listen on (default: gateway.api.host)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: gateway.api.port)")
-    serve.add_argument(
-        "--state-dir",
-        type=Path,
-        metavar="PATH",
-        help="journal, halt state and tokens (default: gateway.state_dir)",
-    )
-    serve.add_argument(
-        "--new-journal",
-        action="store_true",
-        help="start a new journal deliberately although this state dir holds a gateway's "
-        "other state (an existing journal is moved aside, never deleted)",
-    )
-    serve.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        default="info",
-        help="least severe log records written (default: info; debug adds tracebacks)",
-    )
+    _add_serve(add("serve", "run the gateway (in the foreground, until SIGTERM)"))
     add("status", "print the running gateway's status as JSON")
     halt = add("halt", "halt trading (any token)")
     halt.add_argument("reason", nargs="+", help="why, in words; recorded with the halt")
@@ -117,6 +97,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo = add("demo", "a guided run on the simulated broker, in a temporary state dir")
     demo.add_argument("--fast", action="store_true", help="no pauses between steps")
     return parser
+
+
+def _add_serve(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument("--host", help="address to listen on (default: gateway.api.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: gateway.api.port)")
+    serve.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="PATH",
+        help="journal, halt state and tokens (default: gateway.state_dir)",
+    )
+    serve.add_argument(
+        "--new-journal",
+        action="store_true",
+        help="start a new journal deliberately although this state dir holds a gateway's "
+        "other state (an existing journal is moved aside, never deleted)",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="least severe log records written (default: info; debug adds tracebacks)",
+    )
 
 
 def _fail(message: str, code: int) -> int:

@@ -135,23 +135,16 @@ class AlpacaBroker:
         for client in (self._trading, self._data):
             tame(client, timeout_s=timeout_s, transport=transport)
 
-        stream = BaseURL.TRADING_STREAM_PAPER if paper else BaseURL.TRADING_STREAM_LIVE
-        data_stream_root = (data_stream_url or BaseURL.MARKET_DATA_STREAM.value).rstrip("/")
-        backoff = Backoff(
-            initial_s=reconnect_initial_s,
-            max_s=reconnect_max_s,
-            limit_backoff_s=connection_limit_backoff_s,
-        )
-        wiring: dict[str, Any] = {
-            "emit": self._emit,
-            "on_state": self._on_state,
-            "backoff": backoff,
-        }
-        self._trade_stream = TradingStream(
-            trading_stream_url or stream.value, api_key, secret_key, **wiring
-        )
-        self._data_stream = DataStream(
-            f"{data_stream_root}/v2/{feed}", api_key, secret_key, **wiring
+        self._trade_stream, self._data_stream = self._make_streams(
+            api_key,
+            secret_key,
+            trading_stream_url=trading_stream_url,
+            data_stream_url=data_stream_url,
+            backoff=Backoff(
+                initial_s=reconnect_initial_s,
+                max_s=reconnect_max_s,
+                limit_backoff_s=connection_limit_backoff_s,
+            ),
         )
         self._connect_timeout_s = connect_timeout_s
         self._events = EventFanout()
@@ -160,6 +153,28 @@ class AlpacaBroker:
         self._was_connected = False
         self._up_event = asyncio.Event()
         self._closed = False
+
+    def _make_streams(
+        self,
+        api_key: str,
+        secret_key: str,
+        *,
+        trading_stream_url: str | None,
+        data_stream_url: str | None,
+        backoff: Backoff,
+    ) -> tuple[TradingStream, DataStream]:
+        """The trade-updates stream and the quotes stream, both feeding this adapter."""
+        default = BaseURL.TRADING_STREAM_PAPER if self.paper else BaseURL.TRADING_STREAM_LIVE
+        data_root = (data_stream_url or BaseURL.MARKET_DATA_STREAM.value).rstrip("/")
+        wiring: dict[str, Any] = {
+            "emit": self._emit,
+            "on_state": self._on_state,
+            "backoff": backoff,
+        }
+        return (
+            TradingStream(trading_stream_url or default.value, api_key, secret_key, **wiring),
+            DataStream(f"{data_root}/v2/{self.feed}", api_key, secret_key, **wiring),
+        )
 
     @classmethod
     def from_env(

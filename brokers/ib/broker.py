@@ -59,6 +59,7 @@ from brokers.errors import BrokerError, BrokerUnavailable, NotSent, OrderNotFoun
 from brokers.events import EventFanout
 from brokers.ib import mapping as m
 from brokers.ib.book import OrderBook, TrackedOrder
+from brokers.ib.contracts import Contracts
 from brokers.ib.kill import confirm_cancels, list_open_orders
 from brokers.ib.quotes import DELAYED, LIVE, QuoteBook
 from brokers.ib.reconnect import reconnect
@@ -113,7 +114,6 @@ class IBBroker:
         self.paper = paper
         self._account_wanted = account
         self.account_id = account or ""
-        self._primary_exchange = primary_exchange
         self._currency = currency
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
@@ -132,7 +132,9 @@ class IBBroker:
         self._closing = False
         self._reconnect_task: asyncio.Task[None] | None = None
         self._cancel_lock = asyncio.Lock()
-        self._contracts: dict[str, Contract] = {}
+        self._contracts = Contracts(
+            primary_exchange=primary_exchange, currency=currency, request_timeout=request_timeout
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self.farms: dict[int, str] = {}  # last farm status message per code, for status pages
 
@@ -354,21 +356,7 @@ class IBBroker:
             log.error("IB market data for %s not requested: %s", symbol, exc)
 
     async def _contract(self, symbol: str) -> Contract:
-        """The qualified stock contract (with IB's conId), asked once per symbol."""
-        contract = self._contracts.get(symbol)
-        if contract is not None:
-            return contract
-        ib = self._require_link()
-        contract = m.stock(symbol, primary_exchange=self._primary_exchange,
-                           currency=self._currency)  # fmt: skip
-        with m.vendor_errors(f"contract details for {symbol}"):
-            found = await asyncio.wait_for(
-                ib.qualifyContractsAsync(contract), self._request_timeout
-            )
-        if not found or found[0] is None:
-            raise OrderRejected(f"IB has no stock {symbol!r} ({self._currency})", code="200")
-        self._contracts[symbol] = contract
-        return contract
+        return await self._contracts.get(self._require_link(), symbol)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)

@@ -104,7 +104,17 @@ class GatewayMetrics:
         Python version, which the global registry would have had by default.
         """
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
-        r = self.registry
+        self._declare_trading(self.registry)
+        self._declare_safety(self.registry)
+        self._declare_io(self.registry)
+        if process_metrics:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+        self._start_known_series()
+
+    def _declare_trading(self, r: CollectorRegistry) -> None:
+        """Signals, decisions, orders, submit latency, quote ages."""
         self.signals = Counter(
             "gateway_signals",
             "Signals decided, by decision and first reason (none when accepted).",
@@ -132,6 +142,9 @@ class GatewayMetrics:
             ["symbol"],
             registry=r,
         )
+
+    def _declare_safety(self, r: CollectorRegistry) -> None:
+        """Risk state, halts, failures, the kill switch."""
         self.state = Gauge(
             "gateway_state", "Risk state: 0 active, 1 reduce_only, 2 halted.", registry=r
         )
@@ -145,6 +158,10 @@ class GatewayMetrics:
         self.failures = Counter(
             "gateway_failures", "Failures recorded, by failure type.", ["type"], registry=r
         )
+        self.kill_switch = Counter("gateway_kill_switch", "Kill switch activations.", registry=r)
+
+    def _declare_io(self, r: CollectorRegistry) -> None:
+        """The broker link, the journal, reconciliation."""
         self.broker_connected = Gauge(
             "gateway_broker_connected", "1 when the broker connection is up.", registry=r
         )
@@ -170,7 +187,6 @@ class GatewayMetrics:
             "Unix time of the last reconciliation run.",
             registry=r,
         )
-        self.kill_switch = Counter("gateway_kill_switch", "Kill switch activations.", registry=r)
         self.journal_writable = Gauge(
             "gateway_journal_writable",
             "1 while the journal writes, 0 after a write failed (disk full, I/O error).",
@@ -182,11 +198,8 @@ class GatewayMetrics:
             "Events and order updates kept in memory until the journal writes again.",
             registry=r,
         )
-        if process_metrics:
-            ProcessCollector(registry=r)
-            PlatformCollector(registry=r)
-            GCCollector(registry=r)
 
+    def _start_known_series(self) -> None:
         # The labelled children the hot path uses, by label values: labels() checks and locks on
         # every call, a dict look-up does not. Children are never removed, so this stays true.
         self._signal_children: dict[tuple[str, str], Any] = {}

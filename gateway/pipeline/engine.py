@@ -88,23 +88,30 @@ class Gateway:
             metrics=metrics,
             clock=clock,
         )
+        self._wire_order_flow(lookups or broker)
+        self.recorder = DecisionRecorder(journal, metrics)
+        self.gates = Gates(halt=halt, failures=failures, rate=self._rate)
+        self.ready = False
+        self.shutting_down = False
+
+    def _wire_order_flow(self, lookups: Broker) -> None:
+        """Broker events, orders of unknown fate, sending and the accepted decision."""
+        broker, journal, metrics = self.broker, self.journal, self.metrics
         self.events = BrokerEvents(
             broker=broker,
             book=self.book,
-            quotes=quotes,
+            quotes=self.quotes,
             journal=journal,
             metrics=metrics,
             evaluate_risk=self.evaluate_risk,
         )
-        self.unknown = UnknownOrders(
-            lookups or broker, apply_order=self.events.apply, absent=self._absent
-        )
+        self.unknown = UnknownOrders(lookups, apply_order=self.events.apply, absent=self._absent)
         self.events.on_order = self.unknown.settle
         self.sender = OrderSender(
             broker=broker,
             journal=journal,
-            halt=halt,
-            failures=failures,
+            halt=self.halt,
+            failures=self.failures,
             metrics=metrics,
             durable=self._durable,
             release=self.book.release,
@@ -113,16 +120,12 @@ class Gateway:
         )
         self.conclusion = Conclusion(
             journal=journal,
-            failures=failures,
-            config=config,
+            failures=self.failures,
+            config=self.config,
             apply_order=lambda order, price: self.events.apply(
                 order, valued_at=price, record=False
             ),
         )
-        self.recorder = DecisionRecorder(journal, metrics)
-        self.gates = Gates(halt=halt, failures=failures, rate=self._rate)
-        self.ready = False
-        self.shutting_down = False
 
     # --- state -------------------------------------------------------------------------------
 

@@ -41,10 +41,6 @@ class TrackedOrder:
     order: BrokerOrder
     price: Decimal  # the price the order was valued at when it passed the checks
 
-    @property
-    def open_exposure(self) -> Decimal:
-        return self.order.remaining_quantity * self.price if self.order.is_open else ZERO
-
 
 class Book:
     """Running totals keep the per-signal cost independent of how many orders rest."""

@@ -52,12 +52,12 @@ class GatewayService:
     ):
         self.config = config
         self.environ = dict(os.environ if environ is None else environ)
+        self._clock = clock
         self.state_dir = StateDir(Path(config.gateway.state_dir))
         self.state_dir.path.mkdir(parents=True, exist_ok=True)
         self.state_dir.path.chmod(0o700)  # the journal and tokens are for the service's user only
         self._halt_file_was_missing = not self.state_dir.halt_file.exists()
         self.state_dir.check_journal(new_journal=new_journal)
-        self._clock = clock
         self.metrics = metrics or GatewayMetrics()
         self.alerts = AlertSender(config.gateway.alerts.webhook_url)
         self.journal = Journal(
@@ -67,10 +67,9 @@ class GatewayService:
             on_failure=self._on_journal_failure,
             on_recovered=self._on_journal_recovered,
         )
-        emergency = config.risk.emergency
         self.halt = HaltManager(
             HaltStateStore(self.state_dir.halt_file),
-            resume_cooldown_s=emergency.resume_cooldown_s,
+            resume_cooldown_s=config.risk.emergency.resume_cooldown_s,
             clock=clock,
             listeners=[self._on_halt_event],
         )
@@ -94,6 +93,11 @@ class GatewayService:
             clock=clock,
             lookups=self.broker,
         )
+        self._wire_operations()
+
+    def _wire_operations(self) -> None:
+        """The kill switch, the halt/resume controls, reconciliation and the scheduled jobs."""
+        emergency = self.config.risk.emergency
         self.killswitch = KillSwitch(
             halt=self.halt,
             broker=self.broker,
@@ -105,7 +109,7 @@ class GatewayService:
             unknown_orders=lambda: self.engine.unknown.pending,
         )
         self.controls = Controls(
-            config,
+            self.config,
             engine=self.engine,
             halt=self.halt,
             killswitch=self.killswitch,
@@ -116,16 +120,16 @@ class GatewayService:
             status=self.status,
         )
         self.reconciler = Reconciler(
-            config,
+            self.config,
             engine=self.engine,
             broker=self.trading,
             journal=self.journal,
             halt=self.halt,
             metrics=self.metrics,
-            clock=clock,
+            clock=self._clock,
         )
         self.scheduler = GatewayScheduler(
-            config.gateway.schedule,
+            self.config.gateway.schedule,
             risk_sweep=self.risk_sweep,
             reconcile=self.reconcile,
             trading_day_reset=self.trading_day_reset,

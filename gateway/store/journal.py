@@ -190,25 +190,7 @@ class Journal(JournalReads):
             raise tx.undo(how, exc) from exc
         try:
             if order is not None:
-                db.execute(
-                    "INSERT INTO orders (client_order_id, signal_id, symbol, side, quantity, "
-                    "order_type, limit_price, time_in_force, valued_at, status, submit_count, "
-                    "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,1,?,?)",
-                    (
-                        order.client_order_id,
-                        signal_id,
-                        order.symbol,
-                        order.side.value,
-                        str(order.quantity),
-                        order.order_type.value,
-                        str(order.limit_price) if order.limit_price is not None else None,
-                        order.time_in_force.value,
-                        valued_at,
-                        "pending_submit",
-                        now,
-                        now,
-                    ),
-                )
+                self._orders.write_intent(db, signal_id, order, valued_at, now)
         except BaseException as exc:
             if how == JOINED and db.in_transaction:
                 try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from brokers.base import BrokerOrder, Fill
+from brokers.base import BrokerOrder, Fill, OrderRequest
 
 # An order's journaled state: broker_order_id, status, filled_quantity, avg_fill_price.
 OrderState = tuple[str, str, str, str | None]
@@ -41,6 +41,35 @@ class OrderRows:
         if detail is None and self._states.get(order.client_order_id) == state:
             return None
         return state
+
+    def write_intent(
+        self,
+        db: sqlite3.Connection,
+        signal_id: str,
+        order: OrderRequest,
+        valued_at: str | None,
+        now: str,
+    ) -> None:
+        """The order about to be sent, as ``pending_submit`` until the broker answers."""
+        db.execute(
+            "INSERT INTO orders (client_order_id, signal_id, symbol, side, quantity, "
+            "order_type, limit_price, time_in_force, valued_at, status, submit_count, "
+            "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,1,?,?)",
+            (
+                order.client_order_id,
+                signal_id,
+                order.symbol,
+                order.side.value,
+                str(order.quantity),
+                order.order_type.value,
+                str(order.limit_price) if order.limit_price is not None else None,
+                order.time_in_force.value,
+                valued_at,
+                "pending_submit",
+                now,
+                now,
+            ),
+        )
 
     def write_state(
         self,
