@@ -365,7 +365,7 @@ class Gateway:
             )
         decision_json, ticket = self.conclusion.accepted(signal, request, admission, result)
         self.recorder.observe(signal, DecisionKind.ACCEPTED, [], started)
-        return Decided(decision_json, ticket, order_left=True)
+        return Decided(decision_json, ticket, after_intent=True)
 
     async def _durable(self, ticket: int) -> None:
         """Make the writes of ``ticket``'s group durable. With other signals in flight their

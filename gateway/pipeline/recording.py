@@ -62,7 +62,7 @@ class DecisionRecorder:
             signal.signal_id, decision_json, kind.value, defer=True
         )
         self.observe(signal, kind, reasons, started)
-        return Decided(decision_json, ticket)
+        return Decided(decision_json, ticket, after_intent=True)
 
     def observe(
         self, signal: Signal, kind: DecisionKind, reasons: list[Reason], started: float
