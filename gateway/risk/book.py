@@ -54,6 +54,9 @@ class Book:
         self.holdings: dict[str, Holding] = {}
         self.orders: dict[str, TrackedOrder] = {}  # open orders only
         self.final_fills: dict[str, Decimal] = {}  # closed orders: filled quantity, for idempotency
+        # Orders whose fills so far are in the positions loaded from the broker at a restart,
+        # though their state is not known yet: their next update adds no fill.
+        self.filled_before_start: set[str] = set()
         self.reservations: dict[str, Reservation] = {}
         self._open_exposure = ZERO
         self._open_buy = ZERO
@@ -111,6 +114,9 @@ class Book:
             before, before_avg = previous.order.filled_quantity, previous.order.avg_fill_price
         else:
             before, before_avg = self.final_fills.get(coid, ZERO), None
+        if coid in self.filled_before_start:
+            self.filled_before_start.discard(coid)
+            before = max(before, order.filled_quantity)
         price = valued_at or (previous.price if previous else None)
         price = price or (reservation.price if reservation else None)
         price = price or order.limit_price or order.avg_fill_price or ZERO
@@ -133,13 +139,18 @@ class Book:
         return delta
 
     def track(self, order: BrokerOrder, price: Decimal) -> None:
-        """Hold an open order known from the journal without replaying its fills: positions
-        come from the broker, and reconciliation settles any difference."""
-        if order.is_open and order.client_order_id not in self.orders:
-            self.orders[order.client_order_id] = TrackedOrder(order, price)
+        """Hold an order at this state (the journal's, or the broker's at a restart) without
+        replaying its fills: positions come from the broker, and reconciliation settles any
+        difference. Replaces whatever was held for it (a reservation, an older state)."""
+        coid = order.client_order_id
+        self.release(coid)
+        self._untrack(coid)
+        self.filled_before_start.discard(coid)
+        if order.is_open:
+            self.orders[coid] = TrackedOrder(order, price)
             self._account_for(order.symbol, order.side, order.remaining_quantity, price, +1)
-        elif not order.is_open:
-            self.final_fills[order.client_order_id] = order.filled_quantity
+        else:
+            self.final_fills[coid] = order.filled_quantity
 
     def _fill(self, symbol: str, side: Side, qty: Decimal, price: Decimal) -> None:
         self.cash -= (qty if side is Side.BUY else -qty) * price
