@@ -57,6 +57,10 @@ class Book:
         # Orders whose fills so far are in the positions loaded from the broker at a restart,
         # though their state is not known yet: their next update adds no fill.
         self.filled_before_start: set[str] = set()
+        # Fills applied, numbered: reconciliation leaves alone a symbol that filled while the
+        # broker's answers were on their way (they are older than the book there).
+        self.fill_seq = 0
+        self._filled_at: dict[str, int] = {}
         self.reservations: dict[str, Reservation] = {}
         self._open_exposure = ZERO
         self._open_buy = ZERO
@@ -70,6 +74,17 @@ class Book:
 
     def load_positions(self, positions: Iterable[Position]) -> None:
         self.holdings = {p.symbol: Holding(p.qty, p.avg_price) for p in positions if p.qty != ZERO}
+
+    def correct_position(self, symbol: str, position: Position | None) -> None:
+        """Take the broker's figure for one symbol (reconciliation); None: flat there."""
+        if position is None or position.qty == ZERO:
+            self.holdings.pop(symbol, None)
+        else:
+            self.holdings[symbol] = Holding(position.qty, position.avg_price)
+
+    def filled_since(self, seq: int) -> set[str]:
+        """The symbols that filled after ``fill_seq`` was ``seq``."""
+        return {symbol for symbol, at in self._filled_at.items() if at > seq}
 
     # --- running totals ----------------------------------------------------------------------
 
@@ -153,6 +168,8 @@ class Book:
             self.final_fills[coid] = order.filled_quantity
 
     def _fill(self, symbol: str, side: Side, qty: Decimal, price: Decimal) -> None:
+        self.fill_seq += 1
+        self._filled_at[symbol] = self.fill_seq
         self.cash -= (qty if side is Side.BUY else -qty) * price
         holding = self.holdings.setdefault(symbol, Holding())
         holding.qty, holding.avg_price = position_after_fill(
