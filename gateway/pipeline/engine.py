@@ -341,9 +341,9 @@ class Gateway:
             return self.recorder.refused_after_intent(
                 signal, (DecisionKind.REJECTED, reasons), started, admission.risk
             )
-        decision_json, ticket = self.conclusion.accepted(signal, request, admission, result)
+        decided = self.conclusion.accepted(signal, request, admission, result)
         self.recorder.observe(signal, DecisionKind.ACCEPTED, [], started)
-        return Decided(decision_json, ticket, after_intent=True)
+        return decided
 
     async def _durable(self, ticket: int) -> None:
         """Make the writes of ``ticket``'s group durable. With other signals in flight their

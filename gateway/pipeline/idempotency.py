@@ -42,6 +42,17 @@ class Decided:
     # The decision completes an intent already committed (an order, or one of unknown fate,
     # may be at the broker): deciding the signal again would write its intent twice.
     after_intent: bool = False
+    # Why the decision could not even be written (its ticket then means nothing): it is kept
+    # like one whose commit failed.
+    unwritten: JournalUnavailable | None = None
+
+
+def decision_after_intent(decision_json: str, write: Callable[[], int]) -> Decided:
+    """The decision that completes a committed intent, written by ``write`` (its ticket)."""
+    try:
+        return Decided(decision_json, write(), after_intent=True)
+    except JournalUnavailable as exc:
+        return Decided(decision_json, 0, after_intent=True, unwritten=exc)
 
 
 class SignalRecord:
@@ -100,6 +111,8 @@ class SignalRecord:
     ) -> str:
         decided = await decide()
         try:
+            if decided.unwritten is not None:
+                raise decided.unwritten
             await self._durable(decided.ticket)  # durable before anyone is told
         except JournalUnavailable:
             if decided.after_intent:
