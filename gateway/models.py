@@ -145,11 +145,17 @@ def _not_blank(value: str) -> str:
     stripped = value.strip()
     if not stripped:
         raise ValueError("must not be blank")
+    try:
+        # JSON can carry a lone surrogate ("\ud800"); pydantic lets it through an optional
+        # str. Stored, it would make every answer that shows it unencodable (a 500).
+        stripped.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (a lone surrogate is not)") from None
     return stripped
 
 
 NonBlankText = Annotated[str, AfterValidator(_not_blank)]
-"""Free text a client sends: stripped, and never blank."""
+"""Free text a client sends: stripped, never blank, and encodable as UTF-8."""
 
 EPOCH_MIN = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_MAX = datetime(2200, 1, 1, tzinfo=UTC)

@@ -53,3 +53,32 @@ def install(journal: object, **kwargs: object) -> CommitFails:
     journal._db = failing  # type: ignore[attr-defined]
     journal._tx.db = failing  # type: ignore[attr-defined]
     return failing
+
+
+class StatementFails:
+    """Stands in for the journal's connection. A statement starting with one of ``failing``
+    fails with "database or disk is full" (as SQLITE_FULL does: the statement is undone, the
+    transaction stays), ``times`` times each; everything else goes to the real connection."""
+
+    def __init__(self, db: sqlite3.Connection, *, failing: tuple[str, ...], times: int = 1):
+        self._db = db
+        self._left = dict.fromkeys(failing, times)
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        for prefix, left in self._left.items():
+            if left > 0 and sql.startswith(prefix):
+                self._left[prefix] = left - 1
+                raise sqlite3.OperationalError("database or disk is full")
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._db, name)
+
+
+def install_statement_fails(journal: object, **kwargs: object) -> StatementFails:
+    """Put a StatementFails between ``journal`` and its SQLite connection; returns it."""
+    real = journal._db  # type: ignore[attr-defined]
+    failing = StatementFails(real, **kwargs)  # type: ignore[arg-type]
+    journal._db = failing  # type: ignore[attr-defined]
+    journal._tx.db = failing  # type: ignore[attr-defined]
+    return failing

@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Faults(BaseModel):
@@ -31,6 +31,14 @@ class Faults(BaseModel):
     lose_submit_answers: int = Field(default=0, ge=0, le=1_000_000)
     fail_lookups_s: float = Field(default=0, ge=0, le=86_400, allow_inf_nan=False)
     reject_submits: int = Field(default=0, ge=0, le=1_000_000)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        # pydantic would take true for 1: a drill is asked for with numbers only.
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not a boolean")
+        return value
 
 
 class FaultState:

@@ -3,7 +3,8 @@ kill; only the admin token resumes.
 
 Errors: 401 for a missing or unknown token, 403 for a valid token of the wrong role, 422 naming
 the field and the reason for a bad body, 409 for a refused resume or a reused signal_id, 503 while
-the gateway is not ready or shutting down. Nothing a client sends yields a 500.
+the gateway is not ready or shutting down, 413 for a body over 1 MiB (before anything reads
+it). Nothing a client sends yields a 500.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from gateway.http.auth import Tokens
 from gateway.http.deps import make_auth
+from gateway.http.limits import BodyLimit, BodyTooLarge, body_too_large
 from gateway.http.routes import probes, safety, signals, sim, views
 from gateway.service import GatewayService
 
@@ -67,6 +69,8 @@ def create_app(
         redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(BodyTooLarge, body_too_large)
+    app.add_middleware(BodyLimit)
     auth = make_auth(tokens)
     for area in (signals, safety, views, sim):
         app.include_router(area.router(service, auth))

@@ -16,6 +16,7 @@ from gateway.config import GatewayConfig
 from gateway.models import Reason, ReasonCode, Signal
 from gateway.pipeline.admission import Admission
 from gateway.pipeline.decisions import accepted, intent_summary, order_summary
+from gateway.pipeline.idempotency import Decided, decision_after_intent
 from gateway.pipeline.sender import SendResult
 from gateway.safety.failures import FailureTracker
 from gateway.store.journal import Journal
@@ -37,8 +38,8 @@ class Conclusion:
 
     def accepted(
         self, signal: Signal, request: OrderRequest, admission: Admission, result: SendResult
-    ) -> tuple[str, int]:
-        """The decision's JSON and its journal ticket."""
+    ) -> Decided:
+        """The decision, written (or kept to write, if it cannot be)."""
         price = admission.price
         notes = []
         if price.conservative:
@@ -58,10 +59,12 @@ class Conclusion:
             )
             decision = accepted(signal.signal_id, summary, admission.risk, notes)
             decision_json = decision.model_dump_json()
-            ticket = self._journal.record_decision(
-                signal.signal_id, decision_json, "accepted", defer=True
+            return decision_after_intent(
+                decision_json,
+                lambda: self._journal.record_decision(
+                    signal.signal_id, decision_json, "accepted", defer=True
+                ),
             )
-            return decision_json, ticket
         self._apply_order(order, price.value)
         if self._failures.consecutive_for(signal.strategy):
             self._failures.record_success(signal.strategy, signal.symbol)
@@ -71,7 +74,9 @@ class Conclusion:
             order, price.value, quote.ts if quote else None, conservative=price.conservative
         )
         decision_json = accepted(signal.signal_id, summary, admission.risk, notes).model_dump_json()
-        ticket = self._journal.record_decision(
-            signal.signal_id, decision_json, "accepted", order, defer=True
+        return decision_after_intent(
+            decision_json,
+            lambda: self._journal.record_decision(
+                signal.signal_id, decision_json, "accepted", order, defer=True
+            ),
         )
-        return decision_json, ticket

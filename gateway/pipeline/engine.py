@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
-from brokers.base import Broker, BrokerOrder, OrderRequest, assemble, utcnow
+from brokers.base import Account, Broker, BrokerOrder, OrderRequest, assemble, utcnow
 from brokers.errors import BrokerError
 from gateway.config import GatewayConfig
 from gateway.models import DecisionKind, Reason, ReasonCode, Signal
@@ -33,6 +33,7 @@ from gateway.pipeline.ids import body_hash, client_order_id, exact_body
 from gateway.pipeline.ratelimit import TokenBucket
 from gateway.pipeline.recording import DecisionRecorder
 from gateway.pipeline.recovery import resolve_undecided
+from gateway.pipeline.restore import rebase_on_broker, restore_decisions, track_journal_orders
 from gateway.pipeline.sender import OrderSender
 from gateway.pipeline.settle import UnknownOrders
 from gateway.risk.book import Book, Reservation
@@ -173,13 +174,16 @@ class Gateway:
         """Connect, restore, sync with the broker; ready only when all of that is done."""
         self.halt.restore()
         await self.broker.connect()
-        await self.sync_with_broker()
+        account, open_at_broker = await self._load_from_broker()
         self.monitor.restore()
-        self._restore_decisions()
+        self.signals.restore(restore_decisions(self.journal, self.book, self.unknown.add))
         recovered = await resolve_undecided(
             self.journal, self.broker, self.book, halt=self.halt, on_unknown=self.unknown.add
         )
         self.signals.restore(recovered)
+        rebase_on_broker(self.book, open_at_broker, self.unknown, self.journal)
+        self._bp_snapshot = (account.buying_power, self.book.cash, self.book.open_buy_notional())
+        await self._quote_held_symbols()
         held = set(self.book.holdings) | {o.symbol for o in self.book.open_orders()}
         if held:
             self.broker.subscribe_quotes(sorted(held))
@@ -203,49 +207,23 @@ class Gateway:
         self.monitor.persist()
         await self.broker.close()
 
-    async def sync_with_broker(self) -> None:
+    async def _load_from_broker(self) -> tuple[Account, list[BrokerOrder]]:
+        """The broker's account, positions and open orders, taken at one moment (a restart
+        holds the journal's orders at that moment's state: see ``restore``)."""
         account = await self.broker.account()
         positions = await self.broker.positions()
+        open_at_broker = await self.broker.open_orders()
         self.book.load_account(account)
         self.book.load_positions(positions)
-        # Our open orders are the journal's; reconciliation then compares them with the broker's.
-        for stored in self.journal.orders(open_only=True):
-            if stored.status == "pending_submit":
-                continue  # an intent: resolve_undecided asks the broker, or it is unknown
-            order = stored.to_broker_order()
-            price = Decimal(stored.valued_at or stored.limit_price or 0)
-            self.book.track(order, price or order.limit_price or ZERO)
-        self._bp_snapshot = (account.buying_power, self.book.cash, self.book.open_buy_notional())
+        track_journal_orders(self.journal, self.book)
+        return account, open_at_broker
+
+    async def _quote_held_symbols(self) -> None:
         open_orders = self.book.open_orders()
-        for symbol in {p.symbol for p in positions} | {o.symbol for o in open_orders}:
+        for symbol in set(self.book.holdings) | {o.symbol for o in open_orders}:
             if self.quotes.get(symbol) is None:
                 with contextlib.suppress(BrokerError):
                     self.quotes.update(await self.broker.quote(symbol))
-
-    def _restore_decisions(self) -> None:
-        """Replays answer from the journal; orders of unknown fate are asked after again."""
-        unknown = {s.client_order_id for s in self.journal.signals() if s.decision is not None}
-        self.signals.restore(
-            {
-                s.signal_id: (s.body_hash, s.decision)
-                for s in self.journal.signals()
-                if s.decision is not None
-            }
-        )
-        for stored_order in self.journal.orders(open_only=True):
-            if stored_order.status == "pending_submit" and stored_order.client_order_id in unknown:
-                request = stored_order.to_request()
-                price = Decimal(stored_order.valued_at or stored_order.limit_price or 0)
-                self.book.reserve(
-                    Reservation(
-                        request.client_order_id,
-                        request.symbol,
-                        request.side,
-                        request.quantity,
-                        price,
-                    )
-                )
-                self.unknown.add(request)
 
     def _fate_unknown(self, request: OrderRequest) -> None:
         """A submit's answer was lost; the broker's own event may have told its fate already
@@ -380,9 +358,9 @@ class Gateway:
             return self.recorder.refused_after_intent(
                 signal, (DecisionKind.REJECTED, reasons), started, admission.risk
             )
-        decision_json, ticket = self.conclusion.accepted(signal, request, admission, result)
+        decided = self.conclusion.accepted(signal, request, admission, result)
         self.recorder.observe(signal, DecisionKind.ACCEPTED, [], started)
-        return Decided(decision_json, ticket, order_left=True)
+        return decided
 
     async def _durable(self, ticket: int) -> None:
         """Make the writes of ``ticket``'s group durable. With other signals in flight their

@@ -6,8 +6,10 @@ Three kinds of signal_id are known:
   body is SignalConflict (HTTP 409);
 - being decided: a duplicate with the same body waits for the first's decision, another body is
   SignalConflict at once (never another body's decision);
-- decided with an order at the broker while the journal could not keep the decision: a replay
-  journals it then (or answers JournalUnavailable again), and the broker is never asked twice.
+- decided after its intent was committed (an order at the broker, or a refusal that followed
+  the intent) while the journal could not keep the decision: a replay journals it then (or
+  answers JournalUnavailable again); the broker is never asked twice, and the intent's row is
+  never written a second time.
 
 A decision is remembered only once it is durable: nobody is ever told a decision that a crash
 could take back.
@@ -37,7 +39,20 @@ class Answer:
 class Decided:
     decision_json: str
     ticket: int  # the journal group holding the decision (see Journal.commit)
-    order_left: bool = False  # an order (or one of unknown fate) is at the broker
+    # The decision completes an intent already committed (an order, or one of unknown fate,
+    # may be at the broker): deciding the signal again would write its intent twice.
+    after_intent: bool = False
+    # Why the decision could not even be written (its ticket then means nothing): it is kept
+    # like one whose commit failed.
+    unwritten: JournalUnavailable | None = None
+
+
+def decision_after_intent(decision_json: str, write: Callable[[], int]) -> Decided:
+    """The decision that completes a committed intent, written by ``write`` (its ticket)."""
+    try:
+        return Decided(decision_json, write(), after_intent=True)
+    except JournalUnavailable as exc:
+        return Decided(decision_json, 0, after_intent=True, unwritten=exc)
 
 
 class SignalRecord:
@@ -52,7 +67,7 @@ class SignalRecord:
         self._durable = durable
         self._order_of = order_of
         self._decided: dict[str, tuple[str, str]] = {}  # signal_id -> (body hash, decision JSON)
-        self._undurable: dict[str, tuple[str, str, BrokerOrder | None]] = {}
+        self._undurable: dict[str, tuple[str, str]] = {}  # decided, not yet journaled
         self._deciding: dict[str, tuple[str, asyncio.Future[str]]] = {}
 
     @property
@@ -96,21 +111,27 @@ class SignalRecord:
     ) -> str:
         decided = await decide()
         try:
+            if decided.unwritten is not None:
+                raise decided.unwritten
             await self._durable(decided.ticket)  # durable before anyone is told
         except JournalUnavailable:
-            if decided.order_left:
-                # The order is at the broker: keep the decision to journal and answer later.
-                order = self._order_of(signal_id)
-                self._undurable[signal_id] = (digest, decided.decision_json, order)
+            if decided.after_intent:
+                # The intent is journaled (its order may be at the broker): keep the decision
+                # to journal and answer later.
+                self._undurable[signal_id] = (digest, decided.decision_json)
             raise
         self._decided[signal_id] = (digest, decided.decision_json)
         return decided.decision_json
 
     def _journal_again(self, signal_id: str) -> None:
         """A replay of a decision the journal failed to keep: keep it now or raise again."""
-        digest, decision_json, order = self._undurable[signal_id]
+        digest, decision_json = self._undurable[signal_id]
         outcome = Decision.model_validate_json(decision_json).decision.value
         self._journal.commit_now(self._journal.record_decision(signal_id, decision_json, outcome))
+        # The order as it is now, never as it was then: what came since (a fill, a cancel) is
+        # journaled already and must not be rolled back. An order no longer open is left to
+        # the broker's update that ended it (and, after a restart, to a look-up).
+        order = self._order_of(signal_id)
         if order is not None:
             self._journal.record_order_updates([(order, None, "journaled after an outage")])
         del self._undurable[signal_id]

@@ -4,12 +4,15 @@ Orders the broker knows and we don't are adopted (flagged external); ours the br
 has open are looked up (they may have filled or been cancelled while the link was down) and
 marked lost only when the broker has no such order; positions are corrected to the broker's
 truth. Orders still on their way (a reservation, no answer yet) are neither adopted nor
-compared: the submit's answer settles them. Every difference is returned for the journal, and
-the largest position difference as a fraction of equity decides whether to halt.
+compared: the submit's answer settles them. The broker's answers are older than the book where
+something filled while they travelled: such a symbol is not compared, and an order the book
+knows as final is ours, whatever an older open list says. Every difference is returned for the
+journal, and the largest position difference as a fraction of equity decides whether to halt.
 """
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -53,15 +56,17 @@ def compare(
     marks: dict[str, Decimal],
     equity: Decimal,
     at: str,
+    filled_meanwhile: AbstractSet[str] = frozenset(),
 ) -> Reconciliation:
     result = Reconciliation(at=at)
     theirs = {o.client_order_id: o for o in broker_orders}
-    for coid in theirs.keys() - book.orders.keys() - book.reservations.keys():
+    known = book.orders.keys() | book.reservations.keys() | book.final_fills.keys()
+    for coid in theirs.keys() - known:
         result.adopted.append(coid)
     for coid in book.orders.keys() - theirs.keys():
         result.lost.append(coid)
     broker_qty = {p.symbol: p.qty for p in broker_positions}
-    on_the_way = {r.symbol for r in book.reservations.values()}
+    on_the_way = {r.symbol for r in book.reservations.values()} | filled_meanwhile
     for symbol in sorted((set(broker_qty) | set(book.holdings)) - on_the_way):
         ours = book.position_qty(symbol)
         actual = broker_qty.get(symbol, ZERO)

@@ -9,7 +9,7 @@ import time
 
 from gateway.models import Decision, DecisionKind, DecisionRisk, Reason, Signal
 from gateway.ops.metrics import GatewayMetrics
-from gateway.pipeline.idempotency import Decided
+from gateway.pipeline.idempotency import Decided, decision_after_intent
 from gateway.pipeline.ids import client_order_id
 from gateway.store.journal import Journal
 
@@ -58,11 +58,14 @@ class DecisionRecorder:
         kind, reasons = refusal
         decision = Decision(signal_id=signal.signal_id, decision=kind, reasons=reasons, risk=risk)
         decision_json = decision.model_dump_json()
-        ticket = self._journal.record_decision(
-            signal.signal_id, decision_json, kind.value, defer=True
+        decided = decision_after_intent(
+            decision_json,
+            lambda: self._journal.record_decision(
+                signal.signal_id, decision_json, kind.value, defer=True
+            ),
         )
         self.observe(signal, kind, reasons, started)
-        return Decided(decision_json, ticket)
+        return decided
 
     def observe(
         self, signal: Signal, kind: DecisionKind, reasons: list[Reason], started: float

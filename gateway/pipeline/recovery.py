@@ -45,7 +45,9 @@ async def resolve_undecided(
     """Decide every undecided signal from the broker's answer; returns signal_id -> (body hash,
     decision JSON) for the idempotency record."""
     decided: dict[str, tuple[str, str]] = {}
-    intents = {o.client_order_id: o for o in journal.orders() if o.status == "pending_submit"}
+    # Every order row, whatever its status: a decision lost with its group leaves the row to
+    # the broker's updates (it may read filled), and only the broker can say it was not placed.
+    intents = {o.client_order_id: o for o in journal.orders()}
     for signal_id, digest, body, coid in journal.undecided():
         _check_body(signal_id, body, halt)
         stored = intents.get(coid) if coid else None

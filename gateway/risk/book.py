@@ -50,6 +50,13 @@ class Book:
         self.holdings: dict[str, Holding] = {}
         self.orders: dict[str, TrackedOrder] = {}  # open orders only
         self.final_fills: dict[str, Decimal] = {}  # closed orders: filled quantity, for idempotency
+        # Orders whose fills so far are in the positions loaded from the broker at a restart,
+        # though their state is not known yet: their next update adds no fill.
+        self.filled_before_start: set[str] = set()
+        # Fills applied, numbered: reconciliation leaves alone a symbol that filled while the
+        # broker's answers were on their way (they are older than the book there).
+        self.fill_seq = 0
+        self._filled_at: dict[str, int] = {}
         self.reservations: dict[str, Reservation] = {}
         self._open_exposure = ZERO
         self._open_buy = ZERO
@@ -63,6 +70,17 @@ class Book:
 
     def load_positions(self, positions: Iterable[Position]) -> None:
         self.holdings = {p.symbol: Holding(p.qty, p.avg_price) for p in positions if p.qty != ZERO}
+
+    def correct_position(self, symbol: str, position: Position | None) -> None:
+        """Take the broker's figure for one symbol (reconciliation); None: flat there."""
+        if position is None or position.qty == ZERO:
+            self.holdings.pop(symbol, None)
+        else:
+            self.holdings[symbol] = Holding(position.qty, position.avg_price)
+
+    def filled_since(self, seq: int) -> set[str]:
+        """The symbols that filled after ``fill_seq`` was ``seq``."""
+        return {symbol for symbol, at in self._filled_at.items() if at > seq}
 
     # --- running totals ----------------------------------------------------------------------
 
@@ -107,6 +125,9 @@ class Book:
             before, before_avg = previous.order.filled_quantity, previous.order.avg_fill_price
         else:
             before, before_avg = self.final_fills.get(coid, ZERO), None
+        if coid in self.filled_before_start:
+            self.filled_before_start.discard(coid)
+            before = max(before, order.filled_quantity)
         price = valued_at or (previous.price if previous else None)
         price = price or (reservation.price if reservation else None)
         price = price or order.limit_price or order.avg_fill_price or ZERO
@@ -129,15 +150,22 @@ class Book:
         return delta
 
     def track(self, order: BrokerOrder, price: Decimal) -> None:
-        """Hold an open order known from the journal without replaying its fills: positions
-        come from the broker, and reconciliation settles any difference."""
-        if order.is_open and order.client_order_id not in self.orders:
-            self.orders[order.client_order_id] = TrackedOrder(order, price)
+        """Hold an order at this state (the journal's, or the broker's at a restart) without
+        replaying its fills: positions come from the broker, and reconciliation settles any
+        difference. Replaces whatever was held for it (a reservation, an older state)."""
+        coid = order.client_order_id
+        self.release(coid)
+        self._untrack(coid)
+        self.filled_before_start.discard(coid)
+        if order.is_open:
+            self.orders[coid] = TrackedOrder(order, price)
             self._account_for(order.symbol, order.side, order.remaining_quantity, price, +1)
-        elif not order.is_open:
-            self.final_fills[order.client_order_id] = order.filled_quantity
+        else:
+            self.final_fills[coid] = order.filled_quantity
 
     def _fill(self, symbol: str, side: Side, qty: Decimal, price: Decimal) -> None:
+        self.fill_seq += 1
+        self._filled_at[symbol] = self.fill_seq
         self.cash -= (qty if side is Side.BUY else -qty) * price
         holding = self.holdings.setdefault(symbol, Holding())
         holding.qty, holding.avg_price = position_after_fill(

@@ -6,6 +6,8 @@ the count of blocked signals lives in memory: neither costs a file write per eve
 
 `HaltStateStore.save` is atomic and durable (temp file, fsync, rename, fsync of the directory):
 after it returns, the state survives kill -9 and power loss, and a reader never sees half a file.
+The file is padded to a fixed size, so that on a full disk the state is still written, over the
+old one in place (which needs no new block): a halt answered on a full disk survives a crash.
 `HaltStateStore.load` refuses anything it cannot fully trust with `HaltStateUnreadable`; the
 halt manager turns that into a halt, never into a default. Schema 2; a schema-1 file (which also
 carried the history and the blocked count) still loads, without those two.
@@ -14,6 +16,7 @@ carried the history and the blocked count) still loads, without those two.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -41,6 +44,8 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION: Final = 2
 #: Versions `load` reads: 1 carried the history and blocked count, which are dropped on load.
 READABLE_VERSIONS: Final = frozenset({1, SCHEMA_VERSION})
+#: The file's size: room for any state (a reason is at most 500 characters), whitespace after it.
+PADDED_SIZE: Final = 8192
 
 
 class HaltTrigger(StrEnum):
@@ -164,23 +169,57 @@ class HaltStateStore:
         return self._path
 
     def save(self, state: HaltState) -> None:
-        """Write `state` atomically; it is on stable storage when this returns."""
+        """Write `state` atomically; it is on stable storage when this returns. On a full disk,
+        written over the old state in place (see the module's docstring)."""
         directory = self._path.parent
         directory.mkdir(parents=True, exist_ok=True)
         data = json.dumps(state.to_json_dict(), indent=2, sort_keys=True, allow_nan=False)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{self._path.name}.", suffix=".tmp", dir=directory)
+        body = data.encode("utf-8")
+        body += b" " * (PADDED_SIZE - 1 - len(body)) + b"\n"  # nothing when it is longer
+        try:
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{self._path.name}.", suffix=".tmp", dir=directory
+            )
+        except OSError as exc:
+            if not self._written_in_place(exc, body):
+                raise
+            return
         try:
             with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data.encode("utf-8"))
+                tmp.write(body)
                 tmp.flush()
                 os.fsync(tmp.fileno())
             os.replace(tmp_name, self._path)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
-            raise
+            if not (isinstance(exc, OSError) and self._written_in_place(exc, body)):
+                raise
+            return
         # The rename itself is only durable once the directory entry is on disk.
         _fsync_directory(directory)
+
+    def _written_in_place(self, exc: OSError, body: bytes) -> bool:
+        """The disk is full: write over the old (padded) file, which needs no new block. Not
+        atomic, but a torn file is unreadable, and an unreadable state starts HALTED."""
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return False
+        try:
+            fd = os.open(self._path, os.O_WRONLY)
+        except OSError:
+            return False
+        try:
+            if os.fstat(fd).st_size < len(body):
+                return False
+            if os.pwrite(fd, body, 0) != len(body):
+                return False
+            os.fsync(fd)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        logger.warning("disk full: halt state written over %s in place", self._path)
+        return True
 
     def load(self) -> HaltState | None:
         """The saved state, or None when no state was ever saved.

@@ -3,7 +3,9 @@
     halt (memory first: a failing disk never leaves the gateway trading)
       -> cancel_all at the broker, and each order it left open, again, a few times
       -> wait for the submits still on the wire (a halted gateway cancels each as it lands)
-      -> cancel the orders whose fate is unknown, by client_order_id
+      -> cancel the orders whose fate is unknown, by client_order_id, and those whose answer
+         was lost while the broker's own events showed them resting
+      -> hand on what it could not settle: cancelled as soon as it is found
       -> flatten positions (when configured)
 
 Orders the broker fails to cancel are retried one by one and, if they still stand, listed in the
@@ -71,6 +73,7 @@ class KillSwitch:
         cancel_retries: int,
         in_flight: InFlightWaiter = _nothing_in_flight,
         unknown_orders: Callable[[], list[str]] = list,
+        cancel_when_found: Callable[[str], None] = lambda client_order_id: None,
         in_flight_wait_s: float = 10.0,
         submit_flatten: Callable[[OrderRequest], Awaitable[BrokerOrder]] | None = None,
     ):
@@ -82,6 +85,7 @@ class KillSwitch:
         self._retries = cancel_retries
         self._in_flight = in_flight
         self._unknown_orders = unknown_orders
+        self._cancel_when_found = cancel_when_found
         self._in_flight_wait_s = in_flight_wait_s
         self._submit_flatten = submit_flatten or broker.submit
         self._lock = asyncio.Lock()
@@ -93,8 +97,8 @@ class KillSwitch:
         report = KillReport(halt_ms=(time.perf_counter() - started) * 1000)
         async with self._lock:
             await self._cancel_everything(report)
-            await self._catch_in_flight(report)
-            await self._cancel_unknown(report)
+            no_answer = await self._catch_in_flight(report)
+            await self._cancel_unknown(report, no_answer)
             if self._flatten:
                 await self._flatten_positions(report)
         report.elapsed_ms = (time.perf_counter() - started) * 1000
@@ -164,12 +168,15 @@ class KillSwitch:
             return None
         return now if now is not None and not now.is_open else None
 
-    async def _catch_in_flight(self, report: KillReport) -> None:
-        """Submits on the wire when the halt began: each is cancelled as it lands."""
+    async def _catch_in_flight(self, report: KillReport) -> list[str]:
+        """Submits on the wire when the halt began: each is cancelled as it lands. Returns the
+        client_order_ids that came back without an order (refused, or their answer lost)."""
         done, waiting = await self._in_flight(self._in_flight_wait_s)
+        no_answer = []
         for outcome in done:
             order = outcome.order
             if order is None:
+                no_answer.append(outcome.client_order_id)
                 continue
             if outcome.cancelled:
                 report.add_cancelled(order.broker_order_id)
@@ -180,15 +187,27 @@ class KillSwitch:
                 f"still on its way to the broker after {self._in_flight_wait_s:g}s: "
                 "it is cancelled as soon as the broker answers"
             )
+            self._cancel_when_found(coid)  # its answer may be lost too
+        return no_answer
 
-    async def _cancel_unknown(self, report: KillReport) -> None:
-        """Orders whose submit answer was lost may rest at the broker: cancel them by id."""
-        for coid in self._unknown_orders():
-            try:
-                order = await self._broker.get_order(coid)
-            except BrokerError as exc:
-                report.failed[coid] = f"order of unknown fate, look-up failed: {exc}"
-                continue
+    async def _cancel_unknown(self, report: KillReport, no_answer: list[str]) -> None:
+        """Orders whose submit answer was lost may rest at the broker: cancel them by id. One
+        the broker's own event placed in the book meanwhile is no longer of unknown fate, but
+        rests all the same."""
+        tracked = {o.client_order_id: o for o in self._open_orders()}
+        placed = [coid for coid in no_answer if coid in tracked]
+        for coid in dict.fromkeys([*self._unknown_orders(), *placed]):
+            order = tracked.get(coid)
+            if order is None:
+                try:
+                    order = await self._broker.get_order(coid)
+                except BrokerError as exc:
+                    report.failed[coid] = (
+                        f"order of unknown fate, look-up failed: {exc}; it is cancelled as soon "
+                        "as it is found"
+                    )
+                    self._cancel_when_found(coid)
+                    continue
             if order is None or not order.is_open:
                 continue  # never placed, or already final (counted by cancel_all if it did)
             try:

@@ -107,6 +107,7 @@ class GatewayService:
             cancel_retries=emergency.kill_switch.cancel_retries,
             in_flight=self.engine.sender.settle_in_flight,
             unknown_orders=lambda: self.engine.unknown.pending,
+            cancel_when_found=self.engine.unknown.cancel_when_found,
         )
         self.controls = Controls(
             self.config,

@@ -52,6 +52,7 @@ class Reconciler:
 
     async def run(self) -> None:
         engine = self._engine
+        since = engine.book.fill_seq  # the broker's answers are older than any fill after this
         orders = await self._broker.open_orders()
         positions = await self._broker.positions()
         account = await self._broker.account()
@@ -65,6 +66,7 @@ class Reconciler:
             marks=engine.quotes.marks(),
             equity=account.equity,
             at=self._clock().isoformat(),
+            filled_meanwhile=engine.book.filled_since(since),
         )
         theirs = {o.client_order_id: o for o in orders}
         for coid in result.adopted:
@@ -73,9 +75,16 @@ class Reconciler:
         for coid in result.adopted:
             self._journal.mark_external(coid)
         await self._settle_lost(result)
-        if result.positions:
-            engine.book.load_positions(positions)
-        engine.book.load_account(account)
+        # Correct only what differed, and only where nothing filled since the broker answered
+        # (its figure is older than the book there); the same for cash.
+        filled_meanwhile = engine.book.filled_since(since)
+        theirs_by_symbol = {p.symbol: p for p in positions}
+        for difference in result.positions:
+            symbol = difference["symbol"]
+            if symbol not in filled_meanwhile:
+                engine.book.correct_position(symbol, theirs_by_symbol.get(symbol))
+        if not filled_meanwhile:
+            engine.book.load_account(account)
         self._record(result)
         engine.evaluate_risk()
 
@@ -96,6 +105,8 @@ class Reconciler:
                 engine.apply_order_update(now)  # it filled or was cancelled meanwhile
                 result.lost.remove(coid)
                 result.settled.append(coid)
+            elif now is not None:
+                result.lost.remove(coid)  # placed after the broker listed its open orders
             elif now is None:
                 engine.apply_order_update(
                     tracked.order.model_copy(update={"status": OrderStatus.EXPIRED})

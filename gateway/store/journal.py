@@ -169,7 +169,9 @@ class Journal(JournalReads):
             self._orders.forget(order.client_order_id)
         now = _now()
         # Two inserts, and no savepoint when joining the open group: if the second fails, the
-        # first is undone by deleting the row it created (the first failing undoes itself).
+        # first is undone by deleting the row it created (the first failing undoes itself). If
+        # even the delete fails (a full disk may refuse it), the whole group goes: a signal row
+        # without its order must never reach the disk.
         how = tx.begin(1)
         db = self._db
         try:
@@ -196,7 +198,7 @@ class Journal(JournalReads):
                 try:
                     db.execute("DELETE FROM signals WHERE signal_id=?", (signal_id,))
                 except sqlite3.Error as inner:
-                    raise tx.undo(how, inner) from exc
+                    raise tx.abandon(inner) from exc
             raise tx.undo(how, exc) from exc
         return tx.end(how, defer)
 

@@ -134,6 +134,13 @@ class Transactions:
             return self._failed(exc)
         return exc
 
+    def abandon(self, exc: BaseException) -> JournalUnavailable:
+        """Roll the open group back and lose it: a write in it could not be undone on its own
+        (every hard write in the group fails; its soft writes are kept)."""
+        self.forget()
+        self._rollback()
+        return self._lose_group(exc)
+
     def end(self, how: int, defer: bool) -> int:
         """Finish one write; committed before return unless ``defer``. Returns its ticket."""
         if how == SAVEPOINT:

@@ -6,6 +6,7 @@ plays the broker that kept running."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
@@ -16,10 +17,12 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import STRATEGY_TOKEN
+from brokers.simulated import SimulatedBroker
+from tests.conftest import ADMIN_TOKEN, STRATEGY_TOKEN
 from tests.e2e.process import GatewayProcess
 
 HEADERS = {"Authorization": f"Bearer {STRATEGY_TOKEN}"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def _stream(url: str, client_no: int, received: dict[str, str], stop: threading.Event) -> None:
@@ -127,3 +130,69 @@ def test_sigkill_mid_stream_loses_nothing(tmp_path: Path) -> None:
     assert after["reconciliation"]["positions"] == []
     assert after["reconciliation"]["adopted_orders"] == []
     assert after["reconciliation"]["lost_orders"] == []
+
+
+def _market_moves_while_down(state_dir: Path) -> None:
+    """The broker kept running while the gateway was down: its market went through the resting
+    buys at 190, then through the resting sells at 210, and came back."""
+
+    async def move() -> None:
+        broker = SimulatedBroker(
+            quotes={"AAPL": (199.95, 200.05)}, state_path=state_dir / "sim_broker.sqlite3"
+        )
+        await broker.connect()
+        for bid, ask in ((189.0, 189.1), (210.5, 210.6), (199.95, 200.05)):
+            broker.set_quote("AAPL", bid, ask)
+        await broker.close()
+
+    asyncio.run(move())
+
+
+def test_sigkill_with_lost_answers_then_fills_while_down_counts_every_fill_once(
+    tmp_path: Path,
+) -> None:
+    risk = {"pre_trade": {"max_orders_per_second": 100000, "allow_short": True}}
+    gw = GatewayProcess(tmp_path, risk=risk).start()
+    drill = {"latency_ms": 20, "lose_submit_answers": 3}
+    httpx.post(f"{gw.url}/v1/sim/faults", json=drill, headers=ADMIN)
+    received: dict[str, str] = {}
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=_stream, args=(gw.url, n, received, stop), daemon=True)
+        for n in range(4)
+    ]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 20
+    while len(received) < 60 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gw.kill()
+    stop.set()
+    for t in threads:
+        t.join(timeout=10)
+    _market_moves_while_down(gw.state_dir)
+
+    again = GatewayProcess(tmp_path, risk=risk, port=gw.port).start()
+    try:
+        with httpx.Client(base_url=again.url, headers=HEADERS) as client:
+            deadline = time.monotonic() + 30
+            while client.get("/v1/status").json()["orders"]["unknown"]:
+                assert time.monotonic() < deadline, "orders of unknown fate never settled"
+                time.sleep(0.1)
+            status = client.get("/v1/status").json()
+            positions = {p["symbol"]: p["qty"] for p in client.get("/v1/positions").json()}
+            open_orders = {o["client_order_id"] for o in client.get("/v1/orders").json()}
+    finally:
+        again.terminate()
+    assert status["state"] == "active", status["halt"]
+    assert status["reconciliation"]["positions"] == []
+    with contextlib.closing(sqlite3.connect(gw.state_dir / "sim_broker.sqlite3")) as sim:
+        at_broker = {s: float(q) for s, q in sim.execute("SELECT symbol, qty FROM positions")}
+        resting = {
+            c
+            for (c,) in sim.execute("SELECT client_order_id FROM orders WHERE status = 'accepted'")
+        }
+        counts = [c for (c,) in sim.execute("SELECT count FROM submit_counts")]
+    assert positions == at_broker  # every fill counted once, those made while down included
+    assert open_orders == resting
+    assert max(counts) == 1

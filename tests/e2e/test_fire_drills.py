@@ -4,6 +4,8 @@ the gateway cannot tell them from a real outage."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -115,3 +117,42 @@ def test_an_order_of_unknown_fate_is_cancelled_by_the_kill_switch(tmp_path: Path
         _wait(lambda: client.get("/v1/status", headers=HEADERS).json()["orders"]["unknown"] == [])
         all_orders = client.get("/v1/orders", params={"status": "all"}, headers=HEADERS).json()
         assert [o["status"] for o in all_orders] == ["canceled"]
+
+
+def test_a_kill_leaves_nothing_resting_when_answers_are_lost_on_the_wire(tmp_path: Path) -> None:
+    # Four resting buys on the wire (1 s latency); then the broker speeds up, so the kill's
+    # cancel_all lands before them; their answers are lost and look-ups fail for a while.
+    gw = GatewayProcess(tmp_path).start()
+    try:
+        with httpx.Client(base_url=gw.url, timeout=60) as client:
+            client.post("/v1/sim/faults", json={"latency_ms": 1000}, headers=ADMIN)
+            sending = [
+                _in_background(
+                    lambda n=n: client.post(
+                        "/v1/signals", json=_resting_buy(f"wire-{n}"), headers=HEADERS
+                    )
+                )
+                for n in range(4)
+            ]
+            _wait(
+                lambda: client.get("/v1/status", headers=HEADERS).json()["orders"]["in_flight"] == 4
+            )
+            drill = {"lose_submit_answers": 4, "fail_lookups_s": 3}
+            client.post("/v1/sim/faults", json=drill, headers=ADMIN)
+            report = client.post("/v1/kill", json={"reason": "drill"}, headers=HEADERS).json()
+            for thread, _ in sending:
+                thread.join(30)
+            assert report["failed"] == [] and report["cancelled"] == 4, report
+            client.post("/v1/sim/faults", json={}, headers=ADMIN)
+            _wait(
+                lambda: client.get("/v1/status", headers=HEADERS).json()["orders"]["unknown"] == []
+            )
+            assert client.get("/v1/orders", headers=HEADERS).json() == []
+    finally:
+        assert gw.terminate() == 0
+    # What the broker holds, read from its own file once the gateway is gone.
+    with contextlib.closing(sqlite3.connect(gw.state_dir / "sim_broker.sqlite3")) as sim:
+        statuses = [s for (s,) in sim.execute("SELECT status FROM orders")]
+        counts = [c for (c,) in sim.execute("SELECT count FROM submit_counts")]
+    assert sorted(statuses) == ["canceled"] * 4
+    assert counts == [1, 1, 1, 1]

@@ -7,6 +7,7 @@ without its intent, answers halt and kill with 200, shows the journal cannot wri
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import subprocess
 import time
@@ -40,12 +41,19 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
 
 
 def _fill(directory: Path, leave: int) -> Path:
-    """Fill the file system but ``leave`` bytes."""
+    """Fill the file system but ``leave`` bytes. The gateway may write meanwhile (its WAL
+    checkpoint runs in the background): running out of space first is what was wanted."""
     stat = os.statvfs(directory)
     free = stat.f_bavail * stat.f_frsize
     filler = directory / "filler"
-    with filler.open("wb") as handle:
-        handle.write(b"\0" * max(free - leave, 0))
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, b"\0" * max(free - leave, 0))
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+    finally:
+        os.close(fd)
     return filler
 
 
@@ -131,3 +139,36 @@ def test_sigterm_on_a_full_disk_stops_cleanly(tmp_path: Path) -> None:
                         break
         finally:
             assert gw.terminate() == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_kill_on_a_full_disk_survives_a_crash(tmp_path: Path) -> None:
+    # The disk is full: the journal cannot write and halts the gateway; an operator kills.
+    # The answer is 200 with the halt in force; then the process dies (kill -9) before any
+    # space came back. The halt the operator was told about must be there after a restart.
+    gateway = {"brokers": {"simulated": {"state_file": str(tmp_path / "sim_broker.sqlite3")}}}
+    risk = {"pre_trade": {"max_orders_per_second": 100000}}
+    with tmpfs(tmp_path / "state", "4m") as state:
+        gw = GatewayProcess(tmp_path, gateway=gateway, risk=risk).start()
+        try:
+            with httpx.Client(base_url=gw.url, headers=HEADERS, timeout=10) as client:
+                filler = _fill(state, leave=0)
+                for n in range(400):
+                    if client.post("/v1/signals", json=_signal(n)).status_code == 503:
+                        break
+                kill = client.post("/v1/kill", json={"reason": "disk full: stop everything"})
+                assert kill.status_code == 200
+                halt = kill.json()["status"]["halt"]
+                assert halt["kill_switch"] is True
+                assert halt["persisted"] is True, halt  # on disk, full as it is
+        finally:
+            gw.kill()
+        filler.unlink()
+        again = GatewayProcess(tmp_path, gateway=gateway, risk=risk, port=gw.port).start()
+        try:
+            with httpx.Client(base_url=again.url, headers=HEADERS, timeout=10) as client:
+                status = client.get("/v1/status").json()
+            assert status["state"] == "halted", status["halt"]
+            assert status["halt"]["kill_switch"] is True
+        finally:
+            assert again.terminate() == 0

@@ -153,6 +153,7 @@ SIGNAL = {"signal_id": "x-1", "strategy": "s", "symbol": "AAPL", "side": "buy"}
 @example(body=[{"symbol": "AAPL", "bid": 1, "ask": 2, "ts": "0001-01-01T00:00:00+14:00"}])
 @example(body=[{"symbol": "AAPL", "bid": "1e-400", "ask": "1e999999"}])
 @example(body={"strategy": "s", "ok": False, "failure_type": "data_error", "error": " "})
+@example(body={"strategy": "s", "ok": False, "error": "\ud800"})
 def test_random_bodies_never_yield_a_500(config: GatewayConfig, body: Any) -> None:
     content = encode(body).encode()
     headers = {"Content-Type": "application/json"}

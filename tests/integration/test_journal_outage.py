@@ -12,12 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
-from brokers.simulated import SimulatedBroker
+from brokers.simulated import Faults, SimulatedBroker
 from gateway.config import GatewayConfig
 from gateway.service import GatewayService
 from tests.conftest import ADMIN_TOKEN, api_client, signal
-from tests.journal_faults import DECISION, INTENT, install
+from tests.journal_faults import DECISION, INTENT, install, install_statement_fails
 
 
 def _cap(service: GatewayService) -> None:
@@ -145,3 +146,72 @@ async def test_a_decision_that_cannot_be_committed_is_answered_once_it_is(
         stored = service.journal.signal("lost-decision")
         assert stored is not None and stored.decision == replay.text
         assert max(broker.submit_counts.values()) == 1  # never sent twice
+
+
+async def test_a_refusal_after_the_intent_that_cannot_be_committed_is_answered_once_it_is(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    service: GatewayService = await make_service(make_config())
+    broker = service.broker
+    assert isinstance(broker, SimulatedBroker)
+    broker.set_faults(Faults(reject_submits=1))
+    # The intent is committed, the broker says no, and the decision's commit fails: its
+    # signal row exists without a decision. A replay must answer, not trip over that row.
+    install(service.journal, carrying=(DECISION,))
+    async with api_client(service) as client:
+        first = await client.post("/v1/signals", json=signal("refused-then-lost"))
+        assert first.status_code == 503
+        assert service.journal.probe()
+        replay = await client.post("/v1/signals", json=signal("refused-then-lost"))
+        assert replay.status_code == 200, replay.text
+        assert replay.json()["decision"] == "rejected"
+        assert [r["code"] for r in replay.json()["reasons"]] == ["broker_rejected"]
+        stored = service.journal.signal("refused-then-lost")
+        assert stored is not None and stored.decision == replay.text
+        assert max(broker.submit_counts.values()) == 1  # never sent again
+
+
+async def test_a_decision_journaled_late_never_rolls_its_order_back(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    service: GatewayService = await make_service(make_config())
+    install(service.journal, carrying=(DECISION,))
+    resting = signal("late", order_type="limit", limit_price=199, time_in_force="gtc")
+    async with api_client(service) as client, api_client(service, ADMIN_TOKEN) as admin:
+        assert (await client.post("/v1/signals", json=resting)).status_code == 503
+        assert service.journal.probe()
+        # The order fills while its decision waits to be journaled: the fill is journaled.
+        moved = await admin.post(
+            "/v1/sim/quotes", json=[{"symbol": "AAPL", "bid": 198, "ask": 198.5}]
+        )
+        assert moved.status_code == 200
+        await asyncio.sleep(0.05)  # the broker's events reach the journal
+        assert [o.status for o in service.journal.orders()] == ["filled"]
+        replay = await client.post("/v1/signals", json=resting)
+        assert replay.status_code == 200 and replay.json()["order"]["status"] == "accepted"
+        # The late decision keeps what it said then; the order's row keeps what came since.
+        assert [o.status for o in service.journal.orders()] == ["filled"]
+
+
+@pytest.mark.parametrize("reject", [False, True])
+async def test_a_decision_that_cannot_be_written_is_answered_once_it_is(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any], reject: bool
+) -> None:
+    # Not the commit this time: the decision's own statement fails (a full disk refuses the
+    # page it needs), after the intent was committed and the broker answered.
+    service: GatewayService = await make_service(make_config())
+    broker = service.broker
+    assert isinstance(broker, SimulatedBroker)
+    broker.set_faults(Faults(reject_submits=int(reject)))
+    install_statement_fails(service.journal, failing=(DECISION,))
+    async with api_client(service) as client:
+        first = await client.post("/v1/signals", json=signal("unwritten"))
+        assert first.status_code == 503
+        assert first.json()["code"] == "journal_unavailable"
+        assert service.journal.probe()
+        replay = await client.post("/v1/signals", json=signal("unwritten"))
+        assert replay.status_code == 200, replay.text
+        assert replay.json()["decision"] == ("rejected" if reject else "accepted")
+        stored = service.journal.signal("unwritten")
+        assert stored is not None and stored.decision == replay.text
+        assert list(broker.submit_counts.values()) == [1]  # never sent twice

@@ -12,7 +12,7 @@ import pytest
 
 from brokers.base import OrderRequest
 from gateway.store.journal import Journal, JournalUnavailable, WriteFailure
-from tests.journal_faults import CommitFails
+from tests.journal_faults import CommitFails, install_statement_fails
 
 
 def _intent(journal: Journal, n: int, *, defer: bool = True) -> int:
@@ -168,4 +168,23 @@ def test_the_soft_writes_of_a_group_lost_at_commit_are_written_later(tmp_path: P
     assert journal.probe()
     assert [o.status for o in journal.orders() if o.client_order_id == "gw-1"] == ["filled"]
     assert [e["n"] for e in journal.events("note")] == [1]
+    journal.close()
+
+
+def test_an_intent_that_cannot_be_undone_in_its_group_takes_the_group_with_it(
+    tmp_path: Path,
+) -> None:
+    # The intent joins an open group; its order row fails, and so does deleting its signal
+    # row (a full disk may refuse that too). The signal row must not reach the disk without
+    # its order: a replay would trip over it, and a restart would read an intent with no order.
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.commit_now(_intent(journal, 0))
+    first = _intent(journal, 1)  # opens a group
+    install_statement_fails(journal, failing=("INSERT INTO orders", "DELETE FROM signals"))
+    with pytest.raises(JournalUnavailable):
+        _intent(journal, 2)  # joins it and fails
+    journal.commit_now()
+    assert journal.signal("s-2") is None
+    with pytest.raises(JournalUnavailable):
+        journal.commit_now(first)  # lost with the group: its order is never sent
     journal.close()

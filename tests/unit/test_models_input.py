@@ -170,6 +170,15 @@ def test_an_outcome_error_must_not_be_blank() -> None:
     assert refusal(OutcomeReport, strategy="  ", ok=True)[0] == "strategy"
 
 
+@pytest.mark.parametrize("text", ["\ud800", "bad \udfff text"])
+def test_free_text_with_a_lone_surrogate_is_refused(text: str) -> None:
+    # JSON may carry "\ud800", which no answer can encode as UTF-8: once stored, every status,
+    # halt and kill answer that shows it would fail. An optional text is checked like any other.
+    reason = "Value error, must be valid Unicode text (a lone surrogate is not)"
+    assert refusal(OutcomeReport, strategy="momentum", ok=False, error=text) == ("error", reason)
+    assert refusal(HaltRequest, reason=text)[0] == "reason"
+
+
 # --- quote times ---------------------------------------------------------------------------
 
 

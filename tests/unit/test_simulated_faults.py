@@ -113,6 +113,9 @@ def test_bad_fault_values_are_refused_naming_the_field() -> None:
         Faults.model_validate({"reject_submits": 1.5})
     with pytest.raises(ValidationError, match="latency"):
         Faults.model_validate({"latency": 5})
+    for field in Faults.model_fields:  # true is not 1: a boolean is no number of anything
+        with pytest.raises(ValidationError, match=field):
+            Faults.model_validate({field: True})
 
 
 # --- reject_submits ----------------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""What a restart puts back in the book beside the broker's account and positions: the
+journal's open orders, its decided orders of unknown fate, and their states at the broker.
+
+The positions come from the broker, so they already hold every fill up to the restart, those of
+the journal's own orders included: the orders that filled while the gateway was down, and those
+whose fate is unknown. So each of these orders is held at the broker's state when it is open at
+the broker now, and is otherwise (final, or never placed) marked as counted: its next update
+adds no fill. A fill is never counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+
+from brokers.base import BrokerOrder, OrderRequest
+from gateway.pipeline.settle import UnknownOrders
+from gateway.risk.book import Book, Reservation
+from gateway.store.journal import Journal, StoredOrder
+from gateway.store.orders import OrderUpdate
+
+log = logging.getLogger("gateway.pipeline.restore")
+
+ZERO = Decimal(0)
+
+
+def _valued_at(stored: StoredOrder) -> Decimal:
+    return Decimal(stored.valued_at or stored.limit_price or 0)
+
+
+def track_journal_orders(journal: Journal, book: Book) -> None:
+    """The journal's open orders, at the journal's state (``rebase_on_broker`` corrects it)."""
+    for stored in journal.orders(open_only=True):
+        if stored.status == "pending_submit":
+            continue  # an intent: resolve_undecided asks the broker, or it is unknown
+        order = stored.to_broker_order()
+        book.track(order, _valued_at(stored) or order.limit_price or ZERO)
+
+
+def restore_decisions(
+    journal: Journal, book: Book, on_unknown: Callable[[OrderRequest], None]
+) -> dict[str, tuple[str, str]]:
+    """Every decided signal_id (for replays); orders decided with an unknown fate keep their
+    exposure and are asked after again."""
+    decided = {s.signal_id: s for s in journal.signals() if s.decision is not None}
+    unknown = {s.client_order_id for s in decided.values()}
+    for stored in journal.orders(open_only=True):
+        if stored.status == "pending_submit" and stored.client_order_id in unknown:
+            request = stored.to_request()
+            book.reserve(
+                Reservation(
+                    request.client_order_id,
+                    request.symbol,
+                    request.side,
+                    request.quantity,
+                    _valued_at(stored),
+                )
+            )
+            on_unknown(request)
+    return {sid: (s.body_hash, s.decision) for sid, s in decided.items() if s.decision}
+
+
+def rebase_on_broker(
+    book: Book, open_at_broker: list[BrokerOrder], unknown: UnknownOrders, journal: Journal
+) -> None:
+    """Hold the journal's orders (open or of unknown fate) as the broker had them when the
+    positions were loaded: ``open_at_broker`` is the broker's open list of that moment."""
+    theirs = {o.client_order_id: o for o in open_at_broker}
+    updates: list[OrderUpdate] = []
+    for coid in [*book.orders, *unknown.pending]:
+        now = theirs.get(coid)
+        if now is None:
+            # Final or never placed: whatever it filled is in the positions already.
+            book.filled_before_start.add(coid)
+            continue
+        tracked, reserved = book.orders.get(coid), book.reservations.get(coid)
+        price = tracked.price if tracked else reserved.price if reserved else ZERO
+        unknown.settle(now)
+        book.track(now, price or now.limit_price or ZERO)
+        then = tracked.order if tracked else None
+        if then is None or (then.status, then.filled_quantity) != (now.status, now.filled_quantity):
+            updates.append((now, None, "at the broker when the gateway started"))
+    if updates:
+        journal.record_order_updates(updates)
+        log.info("%d open orders taken at the broker's state at start", len(updates))
