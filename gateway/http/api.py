@@ -20,6 +20,7 @@ from gateway.http.auth import Tokens
 from gateway.http.deps import make_auth
 from gateway.http.limits import BodyLimit, BodyTooLarge, body_too_large
 from gateway.http.routes import probes, safety, signals, sim, views
+from gateway.http.schemas import COMMON_RESPONSES
 from gateway.service import GatewayService
 
 
@@ -73,6 +74,6 @@ def create_app(
     app.add_middleware(BodyLimit)
     auth = make_auth(tokens)
     for area in (signals, safety, views, sim):
-        app.include_router(area.router(service, auth))
+        app.include_router(area.router(service, auth), responses=COMMON_RESPONSES)
     app.include_router(probes.router(service))
     return app

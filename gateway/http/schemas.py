@@ -25,3 +25,31 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     retry_after_s: float | None = None
+
+
+class Detail(BaseModel):
+    """A refusal of the request itself (a missing or wrong token)."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    field: str
+    reason: str
+
+
+class InvalidRequest(BaseModel):
+    """422: the body (or a query) did not validate; every field named with its reason."""
+
+    code: str
+    message: str
+    errors: list[FieldError]
+
+
+# What every route that takes a token may answer besides its own answers.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Detail, "description": "missing or unknown bearer token"},
+    403: {"model": Detail, "description": "a valid token of the wrong role"},
+    413: {"model": ErrorBody, "description": "body_too_large: the body exceeds 1 MiB"},
+    422: {"model": InvalidRequest, "description": "invalid_request: every field and why"},
+}

@@ -27,6 +27,7 @@ from gateway.ops.metrics import GatewayMetrics
 from gateway.pipeline.admission import Admission, admit
 from gateway.pipeline.broker_events import BrokerEvents
 from gateway.pipeline.conclusion import Conclusion
+from gateway.pipeline.flatten import send_flatten
 from gateway.pipeline.gates import Gates
 from gateway.pipeline.idempotency import Answer, Decided, SignalRecord
 from gateway.pipeline.ids import body_hash, client_order_id, exact_body
@@ -247,6 +248,12 @@ class Gateway:
             signal.signal_id, digest, lambda: self._decide(signal, digest)
         )
 
+    async def flatten(self, request: OrderRequest) -> BrokerOrder:
+        """The kill switch closing a position (see ``pipeline.flatten``)."""
+        return await send_flatten(
+            request, journal=self.journal, broker=self.broker, apply=self.apply_order_update
+        )
+
     def _order_of(self, signal_id: str) -> BrokerOrder | None:
         tracked = self.book.orders.get(client_order_id(signal_id))
         return tracked.order if tracked else None
@@ -346,8 +353,8 @@ class Gateway:
         )
         why_not = sender.may_send()
         if why_not is not None:
-            sender.not_sent(request, why_not)
-            reasons = [Reason(code=ReasonCode.HALTED, message=why_not)]
+            sender.not_sent(request, why_not.message)
+            reasons = [why_not]
             return self.recorder.refused_after_intent(
                 signal, (DecisionKind.BLOCKED, reasons), started, admission.risk
             )

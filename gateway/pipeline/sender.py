@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from brokers.base import Broker, BrokerOrder, OrderRequest, OrderStatus
 from brokers.errors import AnswerUnknown, BrokerError
-from gateway.models import ReasonCode
+from gateway.models import Reason, ReasonCode
 from gateway.ops.metrics import GatewayMetrics
 from gateway.safety.failures import FailureTracker, FailureType
 from gateway.safety.halt import HaltManager
@@ -86,14 +86,19 @@ class OrderSender:
             self._release(request.client_order_id)
             raise
 
-    def may_send(self) -> str | None:
+    def may_send(self) -> Reason | None:
         """The last gate, after the intent is durable: why the order must not leave now."""
         if self._halt.is_halted:
             current = self._halt.current
             what = f"{current.trigger.value}: {current.reason}" if current else "halted"
-            return f"trading halted while the signal was being decided ({what}): not sent"
+            return Reason(
+                code=ReasonCode.HALTED,
+                message=f"trading halted while the signal was being decided ({what}): not sent",
+            )
         if self.stopping:
-            return "the gateway is shutting down: not sent"
+            return Reason(
+                code=ReasonCode.SHUTTING_DOWN, message="the gateway is shutting down: not sent"
+            )
         return None
 
     def not_sent(self, request: OrderRequest, why: str) -> None:
@@ -126,16 +131,19 @@ class OrderSender:
         except BrokerError as exc:
             if not _may_have_landed(exc):
                 return self._refused(request, strategy, exc)
-            # The order may rest at the broker: it keeps its reservation and is settled later.
-            self._on_unknown(request)
             log.warning("submit answer unknown: %s", exc, extra={"client_order_id": coid})
-            return SendResult(
-                None,
-                ReasonCode.BROKER_ANSWER_UNKNOWN,
-                "the broker's answer was lost and the order could not be looked up yet: its "
-                "fate follows in /v1/orders once a look-up or reconciliation settles it",
-                unknown=True,
-            )
+        except Exception:
+            # An adapter that failed in a way it did not translate: the request may have left.
+            log.exception("submit failed unexpectedly", extra={"client_order_id": coid})
+        # The order may rest at the broker: it keeps its reservation and is settled later.
+        self._on_unknown(request)
+        return SendResult(
+            None,
+            ReasonCode.BROKER_ANSWER_UNKNOWN,
+            "the broker's answer was lost and the order could not be looked up yet: its "
+            "fate follows in /v1/orders once a look-up or reconciliation settles it",
+            unknown=True,
+        )
 
     def _refused(self, request: OrderRequest, strategy: str, exc: BrokerError) -> SendResult:
         """No order at the broker: it said no, or it certainly never got the order."""

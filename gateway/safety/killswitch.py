@@ -236,8 +236,8 @@ class KillSwitch:
             )
             try:
                 order = await self._submit_flatten(request)
-            except BrokerError as exc:
-                report.flatten_failed[position.symbol] = str(exc)
+            except Exception as exc:  # a broker refusal, or an intent the journal cannot keep
+                report.flatten_failed[position.symbol] = f"{type(exc).__name__}: {exc}"
                 continue
             self._on_order(order)
             report.flattened.append(position.symbol)

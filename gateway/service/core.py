@@ -106,6 +106,7 @@ class GatewayService:
             flatten_positions=emergency.kill_switch.flatten_positions,
             cancel_retries=emergency.kill_switch.cancel_retries,
             in_flight=self.engine.sender.settle_in_flight,
+            submit_flatten=self.engine.flatten,
             unknown_orders=lambda: self.engine.unknown.pending,
             cancel_when_found=self.engine.unknown.cancel_when_found,
         )
@@ -164,6 +165,7 @@ class GatewayService:
         if self._unreadable:
             self.halt.halt(self._unreadable, HaltTrigger.STATE_UNREADABLE, by="service")
         await self.reconcile()
+        await self._complete_interrupted_kill()
         self.scheduler.start()
         log.info(
             "gateway ready: %s broker, mode %s, state %s",
@@ -191,6 +193,19 @@ class GatewayService:
             if not self.journal.is_empty():
                 log.warning("halt state was missing; the journal records no halt: written anew")
             self.halt.write_state()
+
+    async def _complete_interrupted_kill(self) -> None:
+        """A kill switch that fired (the halt says so) but whose cancelling never finished (no
+        report in the journal after it: the process died on the way) is completed now: what the
+        operator asked for was every order cancelled."""
+        current = self.halt.current
+        if current is None or not current.kill_switch:
+            return
+        reports = self.journal.events("kill_switch", limit=1)
+        if reports and datetime.fromisoformat(reports[0]["at"]) >= current.since:
+            return
+        log.critical("a kill switch was interrupted by a restart: completing it now")
+        await self.controls.kill("completing a kill switch interrupted by a restart", by="restore")
 
     async def stop(self) -> None:
         self.engine.shutting_down = True

@@ -131,6 +131,12 @@ async def test_kill_switch_flattens_when_configured(
         report = (await client.post("/v1/kill", json={"reason": "flatten"})).json()
         assert report["flattened"] == ["AAPL"]
         assert await sim(service).positions() == []
+        # Its intent was journaled like any order's, by the kill switch, with its decision.
+        flatten = [o for o in service.journal.orders() if o.client_order_id.startswith("kill-")]
+        assert len(flatten) == 1 and not flatten[0].external
+        assert flatten[0].signal_id == flatten[0].client_order_id
+        stored = service.journal.signal(flatten[0].client_order_id)
+        assert stored is not None and stored.decision is not None
         # A new order is still blocked: only the kill switch's own orders bypass the halt.
         blocked = (await client.post("/v1/signals", json=signal("after"))).json()
         assert blocked["decision"] == "blocked"
@@ -340,3 +346,41 @@ async def test_kill_switch_with_a_thousand_resting_orders_leaves_none_open(
     assert report["cancelled"] == 1000 and report["failed"] == []
     assert await sim(service).open_orders() == []
     assert service.open_orders() == []
+
+
+async def test_a_kill_interrupted_by_a_restart_is_completed_at_start(
+    make_config: Callable[..., GatewayConfig],
+) -> None:
+    from brokers.simulated import SimulatedBroker
+
+    config = make_config()
+    first = GatewayService(config, environ=TEST_ENV)
+    await first.start()
+    async with api_client(first) as client:
+        for n in range(3):
+            resting = signal(f"rest-{n}", order_type="limit", limit_price=150, quantity=1)
+            assert (await client.post("/v1/signals", json=resting)).json()["decision"] == "accepted"
+    # The kill switch's halt was written, then the process died before it cancelled anything.
+    first.halt.halt("fat finger", "kill_switch", by="api:strategy", kill_switch=True)
+    await first.stop()
+
+    again = GatewayService(config, environ=TEST_ENV)
+    await again.start()
+    try:
+        broker = again.broker
+        assert isinstance(broker, SimulatedBroker)
+        assert await broker.open_orders() == []  # what the kill was for
+        assert again.open_orders() == []
+        assert again.halt.current is not None and again.halt.current.kill_switch
+        report = again.journal.events("kill_switch", limit=1)
+        assert report and report[0]["by"] == "restore" and len(report[0]["cancelled"]) == 3
+    finally:
+        await again.stop()
+
+    # A kill that completed is not run again by the next start.
+    third = GatewayService(config, environ=TEST_ENV)
+    await third.start()
+    try:
+        assert len(third.journal.events("kill_switch")) == 1
+    finally:
+        await third.stop()

@@ -152,3 +152,29 @@ async def test_a_restart_whose_look_up_fails_leaves_the_intent_unknown_not_rejec
     assert service.engine.unknown.pending == []
     assert "gw-crashed" not in service.engine.book.reservations
     assert [o.status for o in service.journal.orders()] == ["rejected"]
+
+
+class SubmitBlowsUp(SimulatedBroker):
+    """An adapter that fails in a way it does not translate, after the order left."""
+
+    async def submit(self, order: OrderRequest) -> BrokerOrder:
+        await super().submit(order)
+        raise RuntimeError("adapter bug after sending")
+
+
+async def test_an_adapter_error_it_did_not_translate_leaves_the_order_unknown_not_a_500(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    from tests.conftest import api_client, signal
+
+    broker = SubmitBlowsUp(quotes={"AAPL": (199.95, 200.05)}, tick_s=0.2)
+    service = await make_service(make_config(), broker=broker)
+    async with api_client(service) as client:
+        answer = await client.post(
+            "/v1/signals", json=signal("oops", order_type="limit", limit_price=190, quantity=1)
+        )
+    assert answer.status_code == 200
+    decision = answer.json()
+    assert decision["decision"] == "accepted"
+    assert [r["code"] for r in decision["reasons"]] == ["broker_answer_unknown"]
+    assert list(broker.submit_counts.values()) == [1]  # not sent again

@@ -24,7 +24,11 @@ def router(service: GatewayService) -> APIRouter:
             )
         return JSONResponse(status_code=503, content={"status": "not ready"})
 
-    @api.get("/metrics")
+    @api.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+    )
     async def metrics() -> Response:
         payload, content_type = service.metrics.render()
         return Response(payload, media_type=content_type)
