@@ -128,9 +128,8 @@ def report(modules: list[str]) -> int:
     equivalents = load_equivalents()
     figures: dict[str, dict[str, int]] = {}
     failing: list[str] = []
-    print(
-        f"{'module':28} {'mutants':>8} {'killed':>7} {'equiv':>6} {'wording':>8} {'survived':>9} {'score':>7}"
-    )
+    columns = ("mutants", "killed", "equiv", "wording", "survived", "score")
+    print(f"{'module':28} " + " ".join(f"{c:>8}" for c in columns))
     for module in modules:
         counts, unexplained = score(module, equivalents)
         figures[module] = counts
@@ -138,8 +137,8 @@ def report(modules: list[str]) -> int:
         explained = counts.get("killed", 0) + counts.get("equivalent", 0) + counts.get("wording", 0)
         pct = f"{100 * explained / total:.1f}%" if total else "-"
         print(
-            f"{module:28} {total:>8} {counts.get('killed', 0):>7} {counts.get('equivalent', 0):>6} "
-            f"{counts.get('wording', 0):>8} {counts.get('survived', 0):>9} {pct:>7}"
+            f"{module:28} {total:>8} {counts.get('killed', 0):>8} {counts.get('equivalent', 0):>8} "
+            f"{counts.get('wording', 0):>8} {counts.get('survived', 0):>8} {pct:>8}"
         )
         for line in unexplained:
             print(f"    survived: {line}")
