@@ -111,10 +111,11 @@ def test_selling_a_fractional_long_position_is_reducing_under_reduce_only() -> N
 
 def test_a_reducing_order_leaves_heat_after_equal_to_heat_before() -> None:
     b = book("100000", position="10")  # 102,000 equity, 2,000 held
+    held_heat = D(2000) * D("0.03") / D(102000)
     sale = run(signal("5", side="sell"), Price(D(200), None), b)
-    assert sale.risk.heat_before == sale.risk.heat_after == D(2000) * D("0.03") / D(102000)
+    assert sale.risk.heat_before == sale.risk.heat_after == held_heat
     buy = run(signal("5"), Price(D(200), None), b)
-    assert buy.risk.heat_after == buy.risk.heat_before + buy.risk.position_risk
+    assert buy.risk.heat_after == held_heat + D(1000) * D("0.03") / D(102000)
 
 
 def test_a_limit_priced_conservatively_without_a_quote_is_not_collared() -> None:
