@@ -48,3 +48,17 @@ def test_the_trading_day_turns_over_exactly_at_the_reset() -> None:
     assert trading_day(at_reset, SCHEDULE) == date(2026, 11, 25)
     a_second_before = datetime(2026, 11, 25, 14, 24, 59, tzinfo=UTC)
     assert trading_day(a_second_before, SCHEDULE) == date(2026, 11, 24)
+
+
+def test_the_measures_report_the_marks_they_were_taken_from() -> None:
+    m = measure(
+        equity=D(96000), marks=marks("100000", "120000"), gross_exposure=D(50000), stop_loss=STOP
+    )
+    assert m.as_json() == {
+        "equity": 96000.0,
+        "day_start_equity": 100000.0,
+        "peak_equity": 120000.0,
+        "daily_loss": 0.04,
+        "drawdown": 0.2,
+        "portfolio_heat": 0.015625,
+    }
