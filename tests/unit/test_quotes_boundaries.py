@@ -29,6 +29,12 @@ def code(b: QuoteBook, symbol: str = "AAPL") -> ReasonCode | None:
     return checked.code if isinstance(checked, PricingRefusal) else None
 
 
+def message(b: QuoteBook, symbol: str = "AAPL") -> str:
+    checked = b.check(symbol)
+    assert isinstance(checked, PricingRefusal)
+    return checked.message
+
+
 def test_a_quote_exactly_max_age_old_is_fresh_and_a_microsecond_more_is_stale() -> None:
     b = book()  # max_age_s 5
     b.update(q("99.99", "100.01", age=timedelta(seconds=5)))
@@ -63,6 +69,7 @@ def test_a_quote_with_no_positive_side_is_invalid_and_never_a_mark() -> None:
     assert code(b) is ReasonCode.QUOTE_INVALID
     b.update(q("0", "100"))
     assert code(b) is ReasonCode.QUOTE_INVALID
+    assert "AAPL" in message(b) and "not positive" in message(b)  # not a 20000 bps spread
     assert b.marks() == {}
 
 
@@ -80,6 +87,7 @@ def test_the_adapters_link_probe_is_read_at_pricing_time() -> None:
     assert code(b) is None
     up[0] = False
     assert code(b) is ReasonCode.QUOTE_STALE
+    assert "AAPL" in message(b) and "link down" in message(b)
     up[0] = True
     b.set_link(False)
     assert code(b) is ReasonCode.QUOTE_STALE
