@@ -59,6 +59,7 @@ def test_a_spread_exactly_at_the_limit_passes_and_beyond_it_is_invalid() -> None
     assert code(b) is None
     b.update(q("99.5", "100.51"))
     assert code(b) is ReasonCode.QUOTE_INVALID
+    assert "101 bps" in message(b) and "100 bps" in message(b)  # 1.01 wide on a mid of 100.005
 
 
 def test_a_quote_with_no_positive_side_is_invalid_and_never_a_mark() -> None:
