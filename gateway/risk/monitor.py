@@ -112,9 +112,7 @@ class RiskMonitor:
         self._marks = EquityMarks(today, equity, peak)
         self.reduce_only = None
         self._journal.put("reduce_only", None)
-        self._journal.record_event(
-            "trading_day_reset", {"trading_day": today.isoformat(), **self._marks.to_json()}
-        )
+        self._journal.record_event("trading_day_reset", self._marks.to_json())
 
     def persist(self) -> None:
         if self._marks is not None:

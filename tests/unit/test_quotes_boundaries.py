@@ -68,6 +68,7 @@ def test_a_quote_with_no_positive_side_is_invalid_and_never_a_mark() -> None:
     assert code(b) is ReasonCode.QUOTE_INVALID
     b.update(q("100", "0"))
     assert code(b) is ReasonCode.QUOTE_INVALID
+    assert "not positive" in message(b)  # a zero ask, not a crossed market
     b.update(q("0", "100"))
     assert code(b) is ReasonCode.QUOTE_INVALID
     assert "AAPL" in message(b) and "not positive" in message(b)  # not a 20000 bps spread

@@ -64,6 +64,7 @@ def test_the_reset_job_clears_the_latch_within_the_same_trading_day(rig: Monitor
     assert rig.monitor.marks.day_start_equity == Decimal(99000)
     assert rig.monitor.marks.peak_equity == Decimal(100000)
     resets = rig.journal.events("trading_day_reset")
+    assert {"trading_day", "day_start_equity", "peak_equity"} <= set(resets[0])
     days = [(e["trading_day"], Decimal(e["day_start_equity"])) for e in resets]
     assert sorted(days) == [(day.isoformat(), Decimal(99000)), (day.isoformat(), Decimal(100000))]
     assert restart(rig).state is RiskState.ACTIVE  # the cleared latch is what the journal holds
