@@ -98,3 +98,17 @@ def test_the_scheduled_reset_keeps_the_peak_so_drawdown_spans_days(rig: MonitorR
     assert (measures.day_start_equity, measures.peak_equity) == (Decimal(97000), Decimal(100000))
     assert measures.drawdown == Decimal("0.03")
     assert measures.daily_loss == Decimal(0)
+
+
+def test_the_latch_is_journaled_as_a_transition_from_active_to_reduce_only(
+    rig: MonitorRig,
+) -> None:
+    rig.evaluate_at("98")
+    (event,) = rig.journal.events("state_transition")
+    assert {k: event[k] for k in ("from", "to", "trigger", "measure", "threshold")} == {
+        "from": "active",
+        "to": "reduce_only",
+        "trigger": "daily_loss",
+        "measure": 0.02,
+        "threshold": 0.02,
+    }
