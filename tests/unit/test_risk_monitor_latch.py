@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.ops.metrics import GatewayMetrics
+from gateway.risk.monitor import RiskMonitor
 from gateway.risk.state import RiskState
 from tests.unit.test_risk_monitor_restart import restart
 from tests.unit.test_risk_state_monitor import MonitorRig
@@ -112,3 +114,21 @@ def test_the_latch_is_journaled_as_a_transition_from_active_to_reduce_only(
         "measure": 0.02,
         "threshold": 0.02,
     }
+
+
+def test_a_monitor_not_yet_restored_is_not_started_and_not_reduce_only(rig: MonitorRig) -> None:
+    # status() asks `started` before reading measures; admission reads `reduce_only is None`.
+    fresh = RiskMonitor(
+        rig.config,
+        book=rig.book,
+        quotes=rig.quotes,
+        journal=rig.journal,
+        halt=rig.halt,
+        metrics=GatewayMetrics(process_metrics=False),
+        clock=rig.clock,
+    )
+    assert fresh.started is False
+    assert fresh.reduce_only is None
+    assert fresh.state is RiskState.ACTIVE
+    fresh.restore()
+    assert fresh.started is True
