@@ -167,3 +167,32 @@ def test_a_short_position_counts_negative_in_value_and_positive_in_exposure() ->
     assert book.cash == D(300)
     assert book.market_value({"AAPL": D(110)}) == D(-330)
     assert book.positions_exposure({"AAPL": D(110)}) == D(330)
+
+
+def test_an_unpriced_market_order_is_valued_at_its_fill_price_or_nothing() -> None:
+    book = Book()
+    book.apply_order(order("m", order_type="market"))  # no reservation, no limit, no fill
+    assert book.gross_exposure({}) == D(0)
+    book.apply_order(
+        order(
+            "p",
+            order_type="market",
+            filled_quantity="4",
+            avg_fill_price="50",
+            status="partially_filled",
+        )
+    )
+    assert book.gross_exposure({}) == D(200) + D(300)  # 4 held and 6 to fill, both at 50
+
+
+def test_tracking_an_order_again_ends_its_restart_time_fill_exemption() -> None:
+    # The journal's state is tracked after the restart marked it: fills past that state count.
+    book = Book()
+    book.filled_before_start.add("c")
+    book.track(
+        order("c", filled_quantity="3", avg_fill_price="50", status="partially_filled"), D(50)
+    )
+    assert "c" not in book.filled_before_start
+    more = order("c", filled_quantity="5", avg_fill_price="50", status="partially_filled")
+    assert book.apply_order(more) == D(2)
+    assert book.position_qty("AAPL") == D(2)
