@@ -196,3 +196,13 @@ def test_tracking_an_order_again_ends_its_restart_time_fill_exemption() -> None:
     more = order("c", filled_quantity="5", avg_fill_price="50", status="partially_filled")
     assert book.apply_order(more) == D(2)
     assert book.position_qty("AAPL") == D(2)
+
+
+def test_reserving_an_order_again_replaces_its_reservation() -> None:
+    book = Book()
+    book.reserve(Reservation("r", "AAPL", Side.BUY, D(10), D(100)))
+    book.reserve(Reservation("r", "AAPL", Side.BUY, D(10), D(120)))
+    assert book.gross_exposure({}) == D(1200)
+    assert (book.pending_qty("AAPL"), book.open_buy_notional()) == (D(10), D(1200))
+    book.release("r")
+    assert (book.gross_exposure({}), book.pending_qty("AAPL")) == (D(0), D(0))
