@@ -206,3 +206,13 @@ def test_reserving_an_order_again_replaces_its_reservation() -> None:
     assert (book.pending_qty("AAPL"), book.open_buy_notional()) == (D(10), D(1200))
     book.release("r")
     assert (book.gross_exposure({}), book.pending_qty("AAPL")) == (D(0), D(0))
+
+
+def test_pending_quantity_is_signed_sells_count_down() -> None:
+    book = Book()
+    book.apply_order(order("sell", side="sell", qty="4", order_type="limit", limit_price="70"))
+    assert book.pending_qty("AAPL") == D(-4)
+    book.reserve(Reservation("r", "AAPL", Side.BUY, D(10), D(60)))
+    assert book.pending_qty("AAPL") == D(6)
+    book.reserve(Reservation("s", "AAPL", Side.SELL, D(1), D(60)))
+    assert (book.pending_qty("AAPL"), book.pending_sell_qty("AAPL")) == (D(5), D(5))
