@@ -31,10 +31,6 @@ class Reservation:
     quantity: Decimal
     price: Decimal
 
-    @property
-    def exposure(self) -> Decimal:
-        return self.quantity * self.price
-
 
 @dataclass(slots=True)
 class TrackedOrder:

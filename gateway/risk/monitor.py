@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from gateway.config import GatewayConfig
@@ -91,26 +91,28 @@ class RiskMonitor:
         stored = self._journal.get("equity_marks")
         marks = EquityMarks.from_json(stored) if stored else None
         if marks is None or marks.trading_day != today:
-            # A new trading day (or the first start): it starts from the equity we see now,
-            # while the peak carries over: drawdown is measured from the all-time peak.
-            equity = self.equity()
-            peak = max(marks.peak_equity, equity) if marks else equity
-            marks = EquityMarks(today, equity, peak)
-            self.reduce_only = None
-            self._journal.put("reduce_only", None)
-            self._journal.record_event(
-                "trading_day_reset", {"trading_day": today.isoformat(), **marks.to_json()}
-            )
+            self._start_day(today, marks)
         else:
             self.reduce_only = self._journal.get("reduce_only")
-        self._marks = marks
+            self._marks = marks
         self.persist()
 
     def reset_trading_day(self) -> None:
-        self._marks = None
-        self._journal.put("equity_marks", None)
-        self.restore()
+        """The scheduled reset: a new trading day starts now, even when the job runs a moment
+        before the clock's trading day turns; the peak carries over like at any new day."""
+        self._start_day(trading_day(self._clock(), self._config.gateway.schedule), self._marks)
+        self.persist()
         self.evaluate()
+
+    def _start_day(self, today: date, previous: EquityMarks | None) -> None:
+        """A new trading day (or the first start): it starts from the equity we see now, while
+        the peak carries over: drawdown is measured from the all-time peak."""
+        equity = self.equity()
+        peak = max(previous.peak_equity, equity) if previous else equity
+        self._marks = EquityMarks(today, equity, peak)
+        self.reduce_only = None
+        self._journal.put("reduce_only", None)
+        self._journal.record_event("trading_day_reset", self._marks.to_json())
 
     def persist(self) -> None:
         if self._marks is not None:
