@@ -117,15 +117,6 @@ class FailureTracker:
     def consecutive_for(self, strategy: str) -> int:
         return self._consecutive.get(strategy, 0)
 
-    @property
-    def total(self) -> int:
-        return self._total
-
-    @property
-    def history(self) -> list[SignalGenerationFailure]:
-        """The last `history_size` failures, oldest first."""
-        return list(self._history)
-
     def record_failure(
         self,
         strategy: str,
