@@ -12,7 +12,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
@@ -73,10 +73,6 @@ class SignalGenerationFailure:
         )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class FailureTracker:
     """Counts failures per strategy, symbol and type; calls `on_threshold` once per streak."""
 
@@ -85,7 +81,7 @@ class FailureTracker:
         *,
         threshold: int = 3,
         on_threshold: Callable[[str, SignalGenerationFailure], None] | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime],
         history_size: int = 100,
     ) -> None:
         if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
@@ -232,7 +228,7 @@ class FailureTracker:
         *,
         threshold: int = 3,
         on_threshold: Callable[[str, SignalGenerationFailure], None] | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime],
         history_size: int = 100,
     ) -> FailureTracker:
         """A tracker continuing from `snapshot` (with this run's settings).

@@ -392,14 +392,14 @@ def test_restore_refuses_a_malformed_snapshot(
 ) -> None:
     tracker.record_failure("momentum", "AAPL", "x")
     with pytest.raises(ValueError):
-        FailureTracker.restore(damage(tracker.snapshot()))
+        FailureTracker.restore(damage(tracker.snapshot()), clock=FakeClock())
 
 
 def test_restore_refuses_a_missing_key(tracker: FailureTracker) -> None:
     snapshot = tracker.snapshot()
     del snapshot["fired"]
     with pytest.raises(ValueError, match="malformed"):
-        FailureTracker.restore(snapshot)
+        FailureTracker.restore(snapshot, clock=FakeClock())
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -429,7 +429,7 @@ def test_empty_symbol_refused(tracker: FailureTracker) -> None:
 @pytest.mark.parametrize("kwargs", [{"threshold": 0}, {"history_size": 0}, {"threshold": True}])
 def test_bad_settings_refused(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError):
-        FailureTracker(**kwargs)  # type: ignore[arg-type]
+        FailureTracker(**kwargs, clock=FakeClock())  # type: ignore[arg-type]
 
 
 def test_callback_that_raises_is_retried_on_the_next_failure(clock: FakeClock) -> None:
