@@ -255,12 +255,11 @@ class HaltManager:
         """Count one signal blocked by the halt: memory only, no I/O, no event.
 
         It runs once per blocked signal on the hot path; the journal already holds each
-        blocked decision, and the resume's event carries the count.
+        blocked decision, and the resume's event carries the count. Callers block only after
+        `is_halted` said so.
         """
         self._ensure_restored()
         self._blocked += 1
-        if self._state.current is None:
-            logger.warning("signal blocked while not halted: %s", detail)
 
     def write_state(self) -> bool:
         """Write the in-memory state now, whatever is on disk (a state dir's first start writes
