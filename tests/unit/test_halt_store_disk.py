@@ -71,16 +71,42 @@ def test_a_state_longer_than_the_padding_is_written_whole(store: HaltStateStore)
 def test_save_fsyncs_the_file_and_then_its_directory(
     store: HaltStateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synced: list[str] = []
+    """The bytes are on disk before the rename, and the rename before save returns."""
+    synced: list[tuple[str, int]] = []
     real_fsync = os.fsync
 
     def fsync(fd: int) -> None:
-        synced.append("dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "file")
+        kind = "dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "file"
+        synced.append((kind, os.fstat(fd).st_size if kind == "file" else 0))
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
     store.save(HALTED)
-    assert synced == ["file", "dir"]
+    assert synced == [("file", PADDED_SIZE), ("dir", 0)]
+
+
+def test_saving_leaves_no_file_descriptor_open(
+    store: HaltStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.save(HaltState())
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        store.save(HALTED)
+    monkeypatch.setattr(tempfile, "mkstemp", fail_with(errno.ENOSPC))
+    for _ in range(20):
+        store.save(HALTED)  # in place
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_state_with_a_non_finite_number_is_never_written(store: HaltStateStore) -> None:
+    """The store writes nothing it could not read back."""
+    store.save(HALTED)
+    bad = HaltState(
+        current=HaltRecord("x", HaltTrigger.DRAWDOWN, START, False, "risk", float("nan"), 0.15)
+    )
+    with pytest.raises(ValueError):
+        store.save(bad)
+    assert store.load() == HALTED
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
@@ -90,7 +116,16 @@ def test_a_full_disk_writes_over_the_old_file_in_place(
     """No new temp file can be made: the padded old file is overwritten, and is readable."""
     store.save(HaltState(last_resume_at=START))
     monkeypatch.setattr(tempfile, "mkstemp", fail_with(code))
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     store.save(HALTED)
+    assert synced == [store.path.stat().st_ino]  # the overwritten file itself, once
     assert store.load() == HALTED
     assert len(store.path.read_bytes()) == PADDED_SIZE
     assert leftovers(store) == []
