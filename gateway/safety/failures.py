@@ -207,10 +207,10 @@ class FailureTracker:
         }
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything needed to restore this tracker, as plain JSON values."""
+        """Everything needed to restore this tracker, as plain JSON values (not its settings:
+        a restore runs on the settings of its own run)."""
         return {
             "version": SNAPSHOT_VERSION,
-            "threshold": self._threshold,
             "consecutive": dict(self._consecutive),
             "fired": sorted(self._fired),
             "by_strategy": dict(self._by_strategy),

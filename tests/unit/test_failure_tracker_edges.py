@@ -110,3 +110,11 @@ def test_each_failure_and_the_threshold_are_logged(caplog: pytest.LogCaptureFixt
             " data_error: feed gap",
         ),
     ]
+
+
+@pytest.mark.parametrize("strategy", ["", " ", None])
+def test_a_success_without_a_strategy_is_refused_by_name(strategy: object) -> None:
+    tracker = FailureTracker(threshold=3, clock=clock)
+    with pytest.raises(ValueError) as raised:
+        tracker.record_success(strategy)  # type: ignore[arg-type]
+    assert str(raised.value) == f"strategy must be a non-empty string, got {strategy!r}"

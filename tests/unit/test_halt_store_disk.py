@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -246,3 +247,40 @@ def test_quarantine_that_cannot_move_the_file_is_none_and_leaves_it(
     monkeypatch.setattr(os, "replace", fail_with(errno.EACCES))
     assert store.quarantine(START) is None
     assert store.path.read_bytes() == b"garbage"
+
+
+def test_a_write_in_place_and_a_failed_quarantine_are_logged_with_the_path(
+    store: HaltStateStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.save(HaltState())
+    monkeypatch.setattr(tempfile, "mkstemp", fail_with(errno.ENOSPC))
+    monkeypatch.setattr(os, "replace", fail_with(errno.EACCES))
+    with caplog.at_level(logging.WARNING, logger="gateway.safety.halt_state"):
+        store.save(HALTED)
+        store.quarantine(START)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, f"disk full: halt state written over {store.path} in place"),
+        (logging.ERROR, f"could not move the unreadable halt state {store.path} aside"),
+    ]
+
+
+def test_a_short_write_in_place_is_not_taken_for_a_write(
+    store: HaltStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.save(HaltState())
+    monkeypatch.setattr(tempfile, "mkstemp", fail_with(errno.ENOSPC))
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: len(data) - 1)
+    with pytest.raises(OSError):
+        store.save(HALTED)
+
+
+def test_a_failing_write_in_place_is_not_taken_for_a_write(
+    store: HaltStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.save(HaltState())
+    monkeypatch.setattr(tempfile, "mkstemp", fail_with(errno.ENOSPC))
+    monkeypatch.setattr(os, "pwrite", fail_with(errno.EIO))
+    with pytest.raises(OSError):
+        store.save(HALTED)
+    monkeypatch.undo()
+    assert store.load() == HaltState()
