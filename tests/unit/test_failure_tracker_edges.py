@@ -118,3 +118,18 @@ def test_a_success_without_a_strategy_is_refused_by_name(strategy: object) -> No
     with pytest.raises(ValueError) as raised:
         tracker.record_success(strategy)  # type: ignore[arg-type]
     assert str(raised.value) == f"strategy must be a non-empty string, got {strategy!r}"
+
+
+@pytest.mark.parametrize(
+    ("strategy", "symbol", "says"),
+    [
+        (" ", "AAPL", "strategy must be a non-empty string, got ' '"),
+        ("momentum", "", "symbol must be a non-empty string, got ''"),
+    ],
+)
+def test_a_failure_without_a_name_is_refused_by_name(strategy: str, symbol: str, says: str) -> None:
+    tracker = FailureTracker(threshold=3, clock=clock)
+    with pytest.raises(ValueError) as raised:
+        tracker.record_failure(strategy, symbol, "x")
+    assert str(raised.value) == says
+    assert tracker.status()["total"] == 0

@@ -106,3 +106,38 @@ def test_a_resume_without_a_name_is_refused_by_name(manager: HaltManager, by: ob
         manager.resume(by=by)  # type: ignore[arg-type]
     assert str(raised.value) == f"by must be a non-empty string, got {by!r}"
     assert manager.is_halted
+
+
+def test_a_plain_resume_is_logged_with_who_what_and_the_count(
+    manager: HaltManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    manager.halt("desk says stop", HaltTrigger.MANUAL, by="cli")
+    manager.record_blocked("s1")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        manager.resume(by="api:admin")
+    assert lines(caplog) == [
+        (
+            logging.WARNING,
+            "resumed by api:admin after 'desk says stop': blocked 1 signal while halted",
+        )
+    ]
+
+
+def test_a_failing_listener_is_logged_with_the_listener_and_the_event(
+    store: HaltStateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Journal:
+        def __repr__(self) -> str:
+            return "<journal listener>"
+
+        def __call__(self, event: object) -> None:
+            raise OSError("disk I/O error")
+
+    m = HaltManager(store, resume_cooldown_s=0, clock=lambda: START, listeners=[Journal()])
+    m.restore()
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        m.halt("stop", HaltTrigger.MANUAL, by="cli")
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["halt listener <journal listener> failed on halt"]
+    assert errors[0].exc_info is not None
