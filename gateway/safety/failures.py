@@ -79,7 +79,7 @@ class FailureTracker:
     def __init__(
         self,
         *,
-        threshold: int = 3,
+        threshold: int,
         on_threshold: Callable[[str, SignalGenerationFailure], None] | None = None,
         clock: Callable[[], datetime],
         history_size: int = 100,
@@ -226,7 +226,7 @@ class FailureTracker:
         cls,
         snapshot: Mapping[str, Any],
         *,
-        threshold: int = 3,
+        threshold: int,
         on_threshold: Callable[[str, SignalGenerationFailure], None] | None = None,
         clock: Callable[[], datetime],
         history_size: int = 100,

@@ -352,7 +352,9 @@ def test_restored_unfired_streak_fires_on_next_failure(clock: FakeClock) -> None
     tracker.record_failure("momentum", "AAPL", "x")
     tracker.record_failure("momentum", "AAPL", "x")
     calls = ThresholdCalls()
-    restored = FailureTracker.restore(tracker.snapshot(), on_threshold=calls, clock=clock)
+    restored = FailureTracker.restore(
+        tracker.snapshot(), threshold=3, on_threshold=calls, clock=clock
+    )
     restored.record_failure("momentum", "AAPL", "x")
     assert len(calls.calls) == 1
     assert calls.calls[0][1].consecutive == 3
@@ -361,7 +363,7 @@ def test_restored_unfired_streak_fires_on_next_failure(clock: FakeClock) -> None
 def test_restore_trims_history_to_new_size(tracker: FailureTracker, clock: FakeClock) -> None:
     for i in range(20):
         tracker.record_failure("momentum", "AAPL", f"e{i}")
-    restored = FailureTracker.restore(tracker.snapshot(), history_size=5, clock=clock)
+    restored = FailureTracker.restore(tracker.snapshot(), threshold=3, history_size=5, clock=clock)
     assert [f["error"] for f in restored.snapshot()["history"]] == [f"e{i}" for i in range(15, 20)]
     assert restored.status()["total"] == 20
 
@@ -392,14 +394,14 @@ def test_restore_refuses_a_malformed_snapshot(
 ) -> None:
     tracker.record_failure("momentum", "AAPL", "x")
     with pytest.raises(ValueError):
-        FailureTracker.restore(damage(tracker.snapshot()), clock=FakeClock())
+        FailureTracker.restore(damage(tracker.snapshot()), threshold=3, clock=FakeClock())
 
 
 def test_restore_refuses_a_missing_key(tracker: FailureTracker) -> None:
     snapshot = tracker.snapshot()
     del snapshot["fired"]
     with pytest.raises(ValueError, match="malformed"):
-        FailureTracker.restore(snapshot, clock=FakeClock())
+        FailureTracker.restore(snapshot, threshold=3, clock=FakeClock())
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -429,7 +431,7 @@ def test_empty_symbol_refused(tracker: FailureTracker) -> None:
 @pytest.mark.parametrize("kwargs", [{"threshold": 0}, {"history_size": 0}, {"threshold": True}])
 def test_bad_settings_refused(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError):
-        FailureTracker(**kwargs, clock=FakeClock())  # type: ignore[arg-type]
+        FailureTracker(**{"threshold": 3, **kwargs}, clock=FakeClock())  # type: ignore[arg-type]
 
 
 def test_callback_that_raises_is_retried_on_the_next_failure(clock: FakeClock) -> None:

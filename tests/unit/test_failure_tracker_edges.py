@@ -30,7 +30,7 @@ def clock() -> datetime:
 )
 def test_bad_settings_are_refused_by_name(kwargs: dict[str, object], says: str) -> None:
     with pytest.raises(ValueError) as raised:
-        FailureTracker(clock=clock, **kwargs)  # type: ignore[arg-type]
+        FailureTracker(**{"threshold": 3, **kwargs}, clock=clock)  # type: ignore[arg-type]
     assert str(raised.value) == says
 
 

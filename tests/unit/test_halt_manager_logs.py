@@ -141,3 +141,15 @@ def test_a_failing_listener_is_logged_with_the_listener_and_the_event(
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.getMessage() for r in errors] == ["halt listener <journal listener> failed on halt"]
     assert errors[0].exc_info is not None
+
+
+def test_a_failed_first_write_of_the_state_says_so(
+    manager: HaltManager, store: HaltStateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    break_disk(store)
+    caplog.clear()
+    with caplog.at_level(logging.CRITICAL, logger=LOGGER):
+        assert manager.write_state() is False
+    [(level, message)] = lines(caplog)
+    assert message.startswith(f"halt state NOT written to {store.path} (write): ")
+    assert manager.persisted is False

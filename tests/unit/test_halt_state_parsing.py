@@ -111,3 +111,13 @@ def test_the_halt_from_an_unreadable_file_names_the_field(tmp_path: Path) -> Non
     current = manager.current
     assert current is not None and current.trigger is HaltTrigger.STATE_UNREADABLE
     assert "current.kill_switch is not a boolean" in current.reason
+
+
+@pytest.mark.parametrize("field", ["current", "last_resume_at"])
+def test_a_missing_field_of_the_document_is_named(tmp_path: Path, field: str) -> None:
+    doc = {"schema_version": 2, "current": None, "last_resume_at": None}
+    del doc[field]
+    store = write(tmp_path, doc)
+    with pytest.raises(HaltStateUnreadable) as raised:
+        store.load()
+    assert raised.value.reason == f"{store.path}: document has no field {field!r}"
