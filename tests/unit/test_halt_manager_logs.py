@@ -151,5 +151,6 @@ def test_a_failed_first_write_of_the_state_says_so(
     with caplog.at_level(logging.CRITICAL, logger=LOGGER):
         assert manager.write_state() is False
     [(level, message)] = lines(caplog)
+    assert level == logging.CRITICAL
     assert message.startswith(f"halt state NOT written to {store.path} (write): ")
     assert manager.persisted is False
