@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -57,15 +58,20 @@ async def test_second_halt_keeps_the_first_reason(
 async def test_resume_needs_admin_and_respects_cooldown(
     make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
 ) -> None:
-    service = await make_service(make_config(risk={"emergency": {"resume_cooldown_s": 0.3}}))
+    # The gateway's clock is injected (a sleep would race the cooldown on a loaded machine);
+    # it starts at the real time, which stamps the simulated market's quotes.
+    now = [datetime.now(UTC)]
+    service = await make_service(
+        make_config(risk={"emergency": {"resume_cooldown_s": 0.3}}), clock=lambda: now[0]
+    )
     async with api_client(service) as client, api_client(service, ADMIN_TOKEN) as admin:
         await client.post("/v1/halt", json={"reason": "drill"})
         assert (await client.post("/v1/resume", json={})).status_code == 403
         refused = await admin.post("/v1/resume", json={})
         assert refused.status_code == 409
         assert refused.json()["code"] == "cooldown_active"
-        assert 0 < refused.json()["retry_after_s"] <= 0.3
-        await asyncio.sleep(0.35)
+        assert refused.json()["retry_after_s"] == 0.3
+        now[0] += timedelta(seconds=0.3)
         resumed = await admin.post("/v1/resume", json={})
         assert resumed.status_code == 200
         assert resumed.json()["state"] == "active"
