@@ -121,3 +121,27 @@ def test_a_missing_field_of_the_document_is_named(tmp_path: Path, field: str) ->
     with pytest.raises(HaltStateUnreadable) as raised:
         store.load()
     assert raised.value.reason == f"{store.path}: document has no field {field!r}"
+
+
+@pytest.mark.parametrize(
+    ("version", "why"),
+    [
+        (True, "unknown schema_version True (this gateway reads 1, 2)"),
+        (3, "unknown schema_version 3 (this gateway reads 1, 2)"),
+        ("2", "unknown schema_version '2' (this gateway reads 1, 2)"),
+    ],
+)
+def test_an_unknown_schema_version_is_named(tmp_path: Path, version: object, why: str) -> None:
+    store = write(tmp_path, {"schema_version": version, "current": None, "last_resume_at": None})
+    with pytest.raises(HaltStateUnreadable) as raised:
+        store.load()
+    assert raised.value.reason == f"{store.path}: {why}"
+
+
+def test_a_bad_last_resume_is_named(tmp_path: Path) -> None:
+    store = write(tmp_path, {"schema_version": 2, "current": None, "last_resume_at": "noon"})
+    with pytest.raises(HaltStateUnreadable) as raised:
+        store.load()
+    assert raised.value.reason == (
+        f"{store.path}: document.last_resume_at 'noon' is not an ISO-8601 time"
+    )
