@@ -105,15 +105,16 @@ def test_an_unreadable_file_that_cannot_be_moved_aside_still_halts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = HaltStateStore(tmp_path / "halt_state.json")
-    store.path.write_text("{not json")
+    store.path.write_text('{"schema_version": 99}')
     monkeypatch.setattr(HaltStateStore, "quarantine", lambda self, at: None)
     events: list[HaltEvent] = []
     m = HaltManager(store, resume_cooldown_s=300, clock=lambda: START, listeners=[events.append])
     m.restore()
     assert m.current is not None
     assert m.current.trigger is HaltTrigger.STATE_UNREADABLE
-    assert "kept as" not in m.current.reason
-    assert m.current.reason.startswith(f"halt state unreadable: {store.path} is not valid JSON")
+    assert m.current.reason == (
+        f"halt state unreadable: {store.path}: unknown schema_version 99 (this gateway reads 1, 2)"
+    )
     assert [e.kind for e in events] == ["halt"]
 
 

@@ -54,8 +54,10 @@ def test_a_failed_write_and_its_retry_say_which_change_and_where(
     assert len(logged) == 2
     level, message = logged[0]
     assert level == logging.CRITICAL
-    assert message.startswith(f"halt state NOT written to {store.path} (retry): ")
-    assert message.endswith("; halted in memory, retry pending")
+    assert message.startswith(
+        f"halt state NOT written to {store.path} (retry): [Errno 21] Is a directory: "
+    )
+    assert message.endswith(f" -> {str(store.path)!r}; halted in memory, retry pending")
     assert logged[1] == (
         logging.WARNING,
         f"halt state written to {store.path} after an earlier failure",

@@ -145,3 +145,10 @@ def test_a_bad_last_resume_is_named(tmp_path: Path) -> None:
     assert raised.value.reason == (
         f"{store.path}: document.last_resume_at 'noon' is not an ISO-8601 time"
     )
+
+
+def test_a_document_that_is_not_an_object_is_named(tmp_path: Path) -> None:
+    store = write(tmp_path, [1, 2, 3])
+    with pytest.raises(HaltStateUnreadable) as raised:
+        store.load()
+    assert raised.value.reason == f"{store.path}: document is not a JSON object"
