@@ -139,3 +139,18 @@ def test_a_forced_resume_is_logged_with_what_it_overrode(
         "FORCED resume by api:admin of 'stop': overrode: cooldown_active (300.0s left);"
         " blocked 0 signals while halted"
     ]
+
+
+def test_an_unreadable_file_is_logged_with_why_and_where_it_was_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = HaltStateStore(tmp_path / "halt_state.json")
+    store.path.write_text('{"schema_version": 99}')
+    m = HaltManager(store, resume_cooldown_s=300, clock=lambda: START)
+    with caplog.at_level(logging.CRITICAL, logger="gateway.safety.halt"):
+        m.restore()
+    kept = f"halt_state.json.unreadable-{START:%Y%m%dT%H%M%S%fZ}"
+    assert caplog.records[0].getMessage() == (
+        f"halt state unreadable, starting HALTED: {store.path}: unknown schema_version 99"
+        f" (this gateway reads 1, 2) (kept as {kept})"
+    )
