@@ -152,3 +152,11 @@ def test_a_document_that_is_not_an_object_is_named(tmp_path: Path) -> None:
     with pytest.raises(HaltStateUnreadable) as raised:
         store.load()
     assert raised.value.reason == f"{store.path}: document is not a JSON object"
+
+
+def test_a_file_that_cannot_be_read_is_named_with_the_os_error(tmp_path: Path) -> None:
+    store = HaltStateStore(tmp_path / "halt_state.json")
+    store.path.mkdir()
+    with pytest.raises(HaltStateUnreadable) as raised:
+        store.load()
+    assert raised.value.reason.startswith(f"cannot read {store.path}: [Errno 21] Is a directory")
