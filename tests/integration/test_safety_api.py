@@ -334,7 +334,13 @@ async def test_kill_switch_with_a_thousand_resting_orders_leaves_none_open(
 ) -> None:
     from gateway.models import Signal
 
-    service = await make_service(make_config(risk={"pre_trade": {"max_orders_per_second": 100000}}))
+    # A thousand signals take more than quotes.max_age_s (5 s) on a loaded machine: the quote
+    # age is not what this test is about.
+    config = make_config(
+        gateway={"gateway": {"quotes": {"max_age_s": 3600}}},
+        risk={"pre_trade": {"max_orders_per_second": 100000}},
+    )
+    service = await make_service(config)
     for i in range(1000):
         await service.engine.submit_signal(
             Signal(
