@@ -284,3 +284,23 @@ def test_a_failing_write_in_place_is_not_taken_for_a_write(
         store.save(HALTED)
     monkeypatch.undo()
     assert store.load() == HaltState()
+
+
+def test_the_temp_file_is_made_beside_the_state_not_in_the_temp_dir(
+    store: HaltStateStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rename is only atomic within one file system: the temp file is never in TMPDIR."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmpdir"))
+    store.save(HALTED)
+    assert store.load() == HALTED
+
+
+def test_a_failed_rename_raises_its_own_error_even_when_the_temp_is_gone(
+    store: HaltStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.save(HaltState())
+    monkeypatch.setattr(os, "replace", fail_with(errno.EIO))
+    monkeypatch.setattr(os, "unlink", fail_with(errno.ENOENT))
+    with pytest.raises(OSError) as raised:
+        store.save(HALTED)
+    assert raised.value.errno == errno.EIO
