@@ -12,7 +12,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
@@ -73,19 +73,15 @@ class SignalGenerationFailure:
         )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class FailureTracker:
     """Counts failures per strategy, symbol and type; calls `on_threshold` once per streak."""
 
     def __init__(
         self,
         *,
-        threshold: int = 3,
+        threshold: int,
         on_threshold: Callable[[str, SignalGenerationFailure], None] | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime],
         history_size: int = 100,
     ) -> None:
         if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
@@ -116,15 +112,6 @@ class FailureTracker:
 
     def consecutive_for(self, strategy: str) -> int:
         return self._consecutive.get(strategy, 0)
-
-    @property
-    def total(self) -> int:
-        return self._total
-
-    @property
-    def history(self) -> list[SignalGenerationFailure]:
-        """The last `history_size` failures, oldest first."""
-        return list(self._history)
 
     def record_failure(
         self,
@@ -220,10 +207,10 @@ class FailureTracker:
         }
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything needed to restore this tracker, as plain JSON values."""
+        """Everything needed to restore this tracker, as plain JSON values (not its settings:
+        a restore runs on the settings of its own run)."""
         return {
             "version": SNAPSHOT_VERSION,
-            "threshold": self._threshold,
             "consecutive": dict(self._consecutive),
             "fired": sorted(self._fired),
             "by_strategy": dict(self._by_strategy),
@@ -239,9 +226,9 @@ class FailureTracker:
         cls,
         snapshot: Mapping[str, Any],
         *,
-        threshold: int = 3,
+        threshold: int,
         on_threshold: Callable[[str, SignalGenerationFailure], None] | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime],
         history_size: int = 100,
     ) -> FailureTracker:
         """A tracker continuing from `snapshot` (with this run's settings).

@@ -17,13 +17,13 @@ Decisions:
   changes: the first halt, the kill flag turning true, a resume. A repeated halt that changes
   nothing writes nothing. Listeners hear every halt, repeated halt, resume and forced resume
   (the service journals them: the history lives in the journal).
-- `blocked_count` counts signals blocked since the halt in force began, in memory only:
-  record_blocked does no I/O and emits nothing (it runs once per blocked signal). The resume's
-  event carries the count.
+- The status's `halt.blocked` counts signals blocked since the halt in force began, in memory
+  only: record_blocked does no I/O and emits nothing (it runs once per blocked signal). The
+  resume's event carries the count.
 - Stopping is fail-safe: halt() changes the in-memory state before writing it and never raises
-  for a failed write; it keeps `write_error`, logs CRITICAL, and `retry_persist()` writes the
-  state again. resume() writes first, so a disk error leaves the gateway halted and raises
-  HaltStateWriteError.
+  for a failed write; it marks the state not `persisted`, logs CRITICAL, and `retry_persist()`
+  writes the state again. resume() writes first, so a disk error leaves the gateway halted and
+  raises HaltStateWriteError.
 - resume() while not halted is a no-op (returns None, emits nothing), except that a forced
   resume with a wrong auth code is still refused.
 """
@@ -122,7 +122,7 @@ class HaltManager:
         self._listeners = list(listeners)
         self._state = HaltState()  # what is on disk, or must be once a write succeeds
         self._blocked = 0
-        self._write_error: str | None = None
+        self._persisted = True  # False while the file may not hold the in-memory state
         self._restored = False
 
     # -- start -----------------------------------------------------------------------------
@@ -137,7 +137,7 @@ class HaltManager:
         """
         self._restored = True
         self._blocked = 0
-        self._write_error = None
+        self._persisted = True
         try:
             loaded = self._store.load()
         except HaltStateUnreadable as exc:
@@ -169,33 +169,10 @@ class HaltManager:
         return self._state.current
 
     @property
-    def blocked_count(self) -> int:
-        """Signals blocked since the halt in force began (in memory: a restart starts at 0)."""
-        self._ensure_restored()
-        return self._blocked
-
-    @property
-    def last_resume_at(self) -> datetime | None:
-        self._ensure_restored()
-        return self._state.last_resume_at
-
-    @property
-    def resume_allowed_at(self) -> datetime | None:
-        """When the cooldown of the halt in force ends (None when not halted)."""
-        current = self.current
-        return None if current is None else current.since + self._cooldown
-
-    @property
     def persisted(self) -> bool:
-        """False while the in-memory state is not known to be on disk (see write_error)."""
+        """False while the in-memory state is not known to be on disk (a write failed)."""
         self._ensure_restored()
-        return self._write_error is None
-
-    @property
-    def write_error(self) -> str | None:
-        """Why the last write of the halt state failed; None once a write succeeds."""
-        self._ensure_restored()
-        return self._write_error
+        return self._persisted
 
     def summary(self) -> dict[str, Any] | None:
         """The status's `halt` object, or None when not halted."""
@@ -210,7 +187,7 @@ class HaltManager:
             "kill_switch": current.kill_switch,
             "blocked": self._blocked,
             "by": current.by,
-            "persisted": self._write_error is None,
+            "persisted": self._persisted,
         }
 
     # -- changes ---------------------------------------------------------------------------
@@ -278,12 +255,11 @@ class HaltManager:
         """Count one signal blocked by the halt: memory only, no I/O, no event.
 
         It runs once per blocked signal on the hot path; the journal already holds each
-        blocked decision, and the resume's event carries the count.
+        blocked decision, and the resume's event carries the count. Callers block only after
+        `is_halted` said so.
         """
         self._ensure_restored()
         self._blocked += 1
-        if self._state.current is None:
-            logger.warning("signal blocked while not halted: %s", detail)
 
     def write_state(self) -> bool:
         """Write the in-memory state now, whatever is on disk (a state dir's first start writes
@@ -299,7 +275,7 @@ class HaltManager:
         caller costs no I/O in the normal case.
         """
         self._ensure_restored()
-        if self._write_error is None:
+        if self._persisted:
             return True
         if self._persist("retry"):
             logger.warning("halt state written to %s after an earlier failure", self._store.path)
@@ -340,12 +316,12 @@ class HaltManager:
             self._store.save(state)
         except (OSError, ValueError) as exc:
             # The file may hold either state now: mark it so retry_persist rewrites the halt.
-            self._write_error = f"resume not written: {type(exc).__name__}: {exc}"
+            self._persisted = False
             logger.critical("resume by %s not written to %s: %s", by, self._store.path, exc)
             raise HaltStateWriteError(f"resume not written to {self._store.path}: {exc}") from exc
-        blocked, self._blocked = self._blocked, 0
+        blocked = self._blocked  # the next halt counts from zero again
         self._state = state
-        self._write_error = None
+        self._persisted = True
         detail = f"blocked {blocked} signal{'' if blocked == 1 else 's'} while halted"
         if kind == "forced_resume":
             detail = f"{overrode}; {detail}"
@@ -361,7 +337,7 @@ class HaltManager:
         try:
             self._store.save(self._state)
         except (OSError, ValueError) as exc:
-            self._write_error = f"{type(exc).__name__}: {exc}"
+            self._persisted = False
             logger.critical(
                 "halt state NOT written to %s (%s): %s; halted in memory, retry pending",
                 self._store.path,
@@ -369,7 +345,7 @@ class HaltManager:
                 exc,
             )
             return False
-        self._write_error = None
+        self._persisted = True
         return True
 
     def _ensure_restored(self) -> None:

@@ -93,9 +93,9 @@ def requested_halt(
     *,
     by: str,
     since: datetime,
-    kill_switch: bool = False,
-    measure: float | None = None,
-    threshold: float | None = None,
+    kill_switch: bool,
+    measure: float | None,
+    threshold: float | None,
 ) -> HaltRecord:
     """The halt a caller asks for, validated: ValueError names the field and the reason.
 

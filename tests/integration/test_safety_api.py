@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -57,15 +58,20 @@ async def test_second_halt_keeps_the_first_reason(
 async def test_resume_needs_admin_and_respects_cooldown(
     make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
 ) -> None:
-    service = await make_service(make_config(risk={"emergency": {"resume_cooldown_s": 0.3}}))
+    # The gateway's clock is injected (a sleep would race the cooldown on a loaded machine);
+    # it starts at the real time, which stamps the simulated market's quotes.
+    now = [datetime.now(UTC)]
+    service = await make_service(
+        make_config(risk={"emergency": {"resume_cooldown_s": 0.3}}), clock=lambda: now[0]
+    )
     async with api_client(service) as client, api_client(service, ADMIN_TOKEN) as admin:
         await client.post("/v1/halt", json={"reason": "drill"})
         assert (await client.post("/v1/resume", json={})).status_code == 403
         refused = await admin.post("/v1/resume", json={})
         assert refused.status_code == 409
         assert refused.json()["code"] == "cooldown_active"
-        assert 0 < refused.json()["retry_after_s"] <= 0.3
-        await asyncio.sleep(0.35)
+        assert refused.json()["retry_after_s"] == 0.3
+        now[0] += timedelta(seconds=0.3)
         resumed = await admin.post("/v1/resume", json={})
         assert resumed.status_code == 200
         assert resumed.json()["state"] == "active"
@@ -328,7 +334,13 @@ async def test_kill_switch_with_a_thousand_resting_orders_leaves_none_open(
 ) -> None:
     from gateway.models import Signal
 
-    service = await make_service(make_config(risk={"pre_trade": {"max_orders_per_second": 100000}}))
+    # A thousand signals take more than quotes.max_age_s (5 s) on a loaded machine: the quote
+    # age is not what this test is about.
+    config = make_config(
+        gateway={"gateway": {"quotes": {"max_age_s": 3600}}},
+        risk={"pre_trade": {"max_orders_per_second": 100000}},
+    )
+    service = await make_service(config)
     for i in range(1000):
         await service.engine.submit_signal(
             Signal(

@@ -59,8 +59,8 @@ def test_1_initialization(tracker: FailureTracker) -> None:
     """Seed failure scenario 1: Initialization."""
     assert tracker.consecutive == 0
     assert tracker.threshold == 3
-    assert tracker.total == 0
-    assert tracker.history == []
+    assert tracker.status()["total"] == 0
+    assert tracker.snapshot()["history"] == []
     assert tracker.consecutive_for("momentum") == 0
     assert tracker.status() == {
         "consecutive": 0,
@@ -82,7 +82,7 @@ def test_2_single_failure(tracker: FailureTracker, calls: ThresholdCalls) -> Non
     assert failure.error_type == "ValueError"
     assert failure.failure_type is FailureType.STRATEGY_ERROR
     assert tracker.consecutive == 1
-    assert tracker.total == 1
+    assert tracker.status()["total"] == 1
     assert calls.calls == []
 
 
@@ -138,7 +138,7 @@ def test_5_success_resets(tracker: FailureTracker, calls: ThresholdCalls) -> Non
     tracker.record_failure("momentum", "AAPL", "c")
     tracker.record_failure("momentum", "AAPL", "d")
     assert calls.calls == []  # 2 + 2 with a success between is not a streak of 3
-    assert tracker.total == 4
+    assert tracker.status()["total"] == 4
 
 
 def test_5b_new_streak_after_success_fires_again(
@@ -222,7 +222,7 @@ def test_8_symbol_specific_tracking(tracker: FailureTracker) -> None:
     tracker.record_failure("momentum", "MSFT", "x")
     tracker.record_failure("momentum", None, "x")
     assert tracker.status()["by_symbol"] == {"AAPL": 2, "MSFT": 1}
-    assert tracker.total == 4
+    assert tracker.status()["total"] == 4
 
 
 def test_9_failure_history_keeps_last_100(tracker: FailureTracker, clock: FakeClock) -> None:
@@ -232,10 +232,10 @@ def test_9_failure_history_keeps_last_100(tracker: FailureTracker, clock: FakeCl
         tracker.record_failure(f"s{i % 7}", "AAPL", f"error {i}")
         if i % 2:
             tracker.record_success(f"s{i % 7}")
-    history = tracker.history
+    history = tracker.snapshot()["history"]
     assert len(history) == 100
-    assert [f.error for f in history] == [f"error {i}" for i in range(50, 150)]
-    assert tracker.total == 150  # totals are not capped with the history
+    assert [f["error"] for f in history] == [f"error {i}" for i in range(50, 150)]
+    assert tracker.status()["total"] == 150  # totals are not capped with the history
 
 
 def test_10_status_report(tracker: FailureTracker) -> None:
@@ -267,8 +267,8 @@ def test_11_manual_reset(tracker: FailureTracker, calls: ThresholdCalls) -> None
     tracker.reset(by="api:admin")
     assert tracker.consecutive == 0
     assert tracker.consecutive_for("meanrev") == 0
-    assert tracker.total == 4
-    assert len(tracker.history) == 4
+    assert tracker.status()["total"] == 4
+    assert len(tracker.snapshot()["history"]) == 4
     # After a reset a new streak can fire again.
     for _ in range(3):
         tracker.record_failure("momentum", "AAPL", "y")
@@ -293,14 +293,14 @@ def test_12_trackers_are_independent_instances(clock: FakeClock) -> None:
     assert first.consecutive == 2
     assert second.consecutive == 0
     assert second.status()["by_strategy"] == {}
-    assert second.history == []
+    assert second.snapshot()["history"] == []
     assert len(first_calls.calls) == 1
     assert second_calls.calls == []
 
     second.record_failure("momentum", "AAPL", "y")
     second.reset(by="cli")
     assert first.consecutive == 2  # a reset of one does not touch the other
-    assert first.total == 2
+    assert first.status()["total"] == 2
 
     import gateway.safety.failures as module
 
@@ -322,7 +322,7 @@ def test_snapshot_restore_round_trip(tracker: FailureTracker, clock: FakeClock) 
     snapshot = json.loads(json.dumps(tracker.snapshot()))  # survives JSON
     restored = FailureTracker.restore(snapshot, threshold=3, clock=clock)
     assert restored.status() == tracker.status()
-    assert restored.history == tracker.history
+    assert restored.snapshot()["history"] == tracker.snapshot()["history"]
     assert restored.snapshot() == tracker.snapshot()
 
 
@@ -352,7 +352,9 @@ def test_restored_unfired_streak_fires_on_next_failure(clock: FakeClock) -> None
     tracker.record_failure("momentum", "AAPL", "x")
     tracker.record_failure("momentum", "AAPL", "x")
     calls = ThresholdCalls()
-    restored = FailureTracker.restore(tracker.snapshot(), on_threshold=calls, clock=clock)
+    restored = FailureTracker.restore(
+        tracker.snapshot(), threshold=3, on_threshold=calls, clock=clock
+    )
     restored.record_failure("momentum", "AAPL", "x")
     assert len(calls.calls) == 1
     assert calls.calls[0][1].consecutive == 3
@@ -361,9 +363,9 @@ def test_restored_unfired_streak_fires_on_next_failure(clock: FakeClock) -> None
 def test_restore_trims_history_to_new_size(tracker: FailureTracker, clock: FakeClock) -> None:
     for i in range(20):
         tracker.record_failure("momentum", "AAPL", f"e{i}")
-    restored = FailureTracker.restore(tracker.snapshot(), history_size=5, clock=clock)
-    assert [f.error for f in restored.history] == [f"e{i}" for i in range(15, 20)]
-    assert restored.total == 20
+    restored = FailureTracker.restore(tracker.snapshot(), threshold=3, history_size=5, clock=clock)
+    assert [f["error"] for f in restored.snapshot()["history"]] == [f"e{i}" for i in range(15, 20)]
+    assert restored.status()["total"] == 20
 
 
 def _with(**changes: object) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -392,14 +394,14 @@ def test_restore_refuses_a_malformed_snapshot(
 ) -> None:
     tracker.record_failure("momentum", "AAPL", "x")
     with pytest.raises(ValueError):
-        FailureTracker.restore(damage(tracker.snapshot()))
+        FailureTracker.restore(damage(tracker.snapshot()), threshold=3, clock=FakeClock())
 
 
 def test_restore_refuses_a_missing_key(tracker: FailureTracker) -> None:
     snapshot = tracker.snapshot()
     del snapshot["fired"]
     with pytest.raises(ValueError, match="malformed"):
-        FailureTracker.restore(snapshot)
+        FailureTracker.restore(snapshot, threshold=3, clock=FakeClock())
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -411,13 +413,13 @@ def test_empty_strategy_refused(tracker: FailureTracker, strategy: str) -> None:
         tracker.record_failure(strategy, "AAPL", "x")
     with pytest.raises(ValueError, match="strategy"):
         tracker.record_success(strategy)
-    assert tracker.total == 0
+    assert tracker.status()["total"] == 0
 
 
 def test_unknown_failure_type_refused(tracker: FailureTracker) -> None:
     with pytest.raises(ValueError, match="failure_type"):
         tracker.record_failure("momentum", "AAPL", "x", "meteor")
-    assert tracker.total == 0
+    assert tracker.status()["total"] == 0
     assert tracker.consecutive == 0
 
 
@@ -429,7 +431,7 @@ def test_empty_symbol_refused(tracker: FailureTracker) -> None:
 @pytest.mark.parametrize("kwargs", [{"threshold": 0}, {"history_size": 0}, {"threshold": True}])
 def test_bad_settings_refused(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError):
-        FailureTracker(**kwargs)  # type: ignore[arg-type]
+        FailureTracker(**{"threshold": 3, **kwargs}, clock=FakeClock())  # type: ignore[arg-type]
 
 
 def test_callback_that_raises_is_retried_on_the_next_failure(clock: FakeClock) -> None:
@@ -446,7 +448,7 @@ def test_callback_that_raises_is_retried_on_the_next_failure(clock: FakeClock) -
     with pytest.raises(OSError):
         tracker.record_failure("momentum", "AAPL", "x")
     assert tracker.consecutive == 2
-    assert tracker.total == 2
+    assert tracker.status()["total"] == 2
     tracker.record_failure("momentum", "AAPL", "x")
     assert len(attempts) == 2
     tracker.record_failure("momentum", "AAPL", "x")
