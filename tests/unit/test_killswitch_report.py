@@ -581,9 +581,9 @@ async def test_an_order_of_unknown_fate_whose_cancel_fails_is_reported_by_broker
 
 def positions() -> list[Position]:
     return [
-        Position(symbol="AAPL", qty=10, avg_price=200),
+        Position(symbol="SPY", qty=0, avg_price=590),  # nothing to close; the next still are
+        Position(symbol="AAPL", qty=1, avg_price=200),  # one share long: a sell of one
         Position(symbol="MSFT", qty=-5, avg_price=400),
-        Position(symbol="SPY", qty=0, avg_price=590),
     ]
 
 
@@ -604,7 +604,7 @@ async def test_flattening_closes_each_position_with_an_opposite_market_order(
     assert [
         (r.client_order_id, r.symbol, r.side, r.quantity, r.order_type.value) for r in sent
     ] == [
-        ("kill-AAPL-1700000000123", "AAPL", Side.SELL, Decimal(10), "market"),
+        ("kill-AAPL-1700000000123", "AAPL", Side.SELL, Decimal(1), "market"),
         ("kill-MSFT-1700000000123", "MSFT", Side.BUY, Decimal(5), "market"),
     ]
     assert report.flattened == ["AAPL", "MSFT"]
