@@ -281,6 +281,7 @@ async def test_an_order_still_listed_after_cancel_all_without_retries_is_a_failu
     report = await Switch(halt, broker, tracked=[], retries=0).kill()
     assert report.cancelled == ["b-1"]
     assert list(report.failed) == ["b-7"]
+    assert "still open" in report.failed["b-7"]  # the operator is told why, never null
 
 
 async def test_a_cancelled_order_the_broker_still_lists_is_not_a_failure(
