@@ -1,0 +1,85 @@
+"""The engine's own steps, through the service production runs: a quote refusal that still lists
+an oversized quantity, an order of unknown fate found never placed, and the reservation an
+order holds until the broker's answer says it will not rest."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from brokers.base import BrokerOrder, OrderRequest
+from brokers.simulated import SimulatedBroker
+from gateway.config import GatewayConfig
+from gateway.models import Signal
+from gateway.pipeline.ids import client_order_id
+from gateway.service import GatewayService
+
+
+class UntranslatedErrorBroker(SimulatedBroker):
+    """An adapter whose submit fails in a way it did not translate (the request may have left);
+    the order never reached this market."""
+
+    def __init__(self) -> None:
+        super().__init__(quotes={"AAPL": (199.95, 200.05)}, tick_s=0.2)
+        self.failing = False
+
+    async def submit(self, order: OrderRequest) -> BrokerOrder:
+        if self.failing:
+            raise RuntimeError("adapter bug")
+        return await super().submit(order)
+
+
+def buy(signal_id: str, quantity: int, symbol: str = "AAPL") -> Signal:
+    return Signal(
+        signal_id=signal_id, strategy="momentum", symbol=symbol, side="buy", quantity=quantity
+    )
+
+
+def order_events(service: GatewayService, coid: str) -> list[tuple[str, str | None]]:
+    reader = sqlite3.connect(service.config.gateway.state_dir / "journal.sqlite3")
+    try:
+        rows = reader.execute(
+            "SELECT status, detail FROM order_events WHERE client_order_id=? ORDER BY rowid",
+            (coid,),
+        ).fetchall()
+    finally:
+        reader.close()
+    return [(str(s), d) for s, d in rows]
+
+
+async def decide(service: GatewayService, signal: Signal) -> dict[str, Any]:
+    return dict(json.loads((await service.engine.submit_signal(signal)).decision_json))
+
+
+async def test_without_a_quote_an_order_at_max_quantity_is_refused_for_the_quote_alone(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    service = await make_service(make_config(risk={"pre_trade": {"max_order_quantity": 100}}))
+    at_limit = await decide(service, buy("q-1", 100, symbol="TSLA"))
+    assert [r["code"] for r in at_limit["reasons"]] == ["quote_missing"]
+    beyond = await decide(service, buy("q-2", 101, symbol="TSLA"))
+    assert [r["code"] for r in beyond["reasons"]] == ["quote_missing", "max_order_quantity"]
+    message = beyond["reasons"][1]["message"]
+    assert "101" in message and "100" in message
+    assert beyond["decision"] == "rejected"
+
+
+async def test_an_order_of_unknown_fate_found_never_placed_is_rejected_and_released(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    broker = UntranslatedErrorBroker()
+    service: GatewayService = await make_service(make_config(), broker=broker)
+    await decide(service, buy("warm-up", 1))  # the quote is streamed from here on
+    broker.failing = True
+    decision = await decide(service, buy("u-1", 10))
+    coid = client_order_id("u-1")
+    assert decision["decision"] == "accepted"
+    assert [r["code"] for r in decision["reasons"]] == ["broker_answer_unknown"]
+    await service.engine.unknown.look_up_all()  # (or the background look-up did already)
+    assert coid not in service.engine.book.reservations
+    assert coid not in service.engine.unknown.pending
+    [(status, detail)] = order_events(service, coid)
+    assert status == "rejected"
+    assert detail and "no such order" in detail
