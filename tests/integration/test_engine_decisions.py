@@ -9,12 +9,16 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from brokers.base import BrokerOrder, OrderRequest
-from brokers.simulated import SimulatedBroker
+from brokers.simulated import Faults, SimulatedBroker
 from gateway.config import GatewayConfig
 from gateway.models import Signal
 from gateway.pipeline.ids import client_order_id
 from gateway.service import GatewayService
+from gateway.store.schema import JournalUnavailable
+from tests.journal_faults import DECISION, install
 
 
 class UntranslatedErrorBroker(SimulatedBroker):
@@ -83,3 +87,61 @@ async def test_an_order_of_unknown_fate_found_never_placed_is_rejected_and_relea
     [(status, detail)] = order_events(service, coid)
     assert status == "rejected"
     assert detail and "no such order" in detail
+
+
+async def test_a_decision_journaled_late_journals_its_order_as_it_is_now(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    """The decision's commit failed (taking the order's state with it); the replay that
+    journals the decision journals the order's present state too."""
+    service: GatewayService = await make_service(make_config())
+    install(service.journal, carrying=(DECISION,))
+    resting = Signal(
+        signal_id="late",
+        strategy="momentum",
+        symbol="AAPL",
+        side="buy",
+        quantity=1,
+        order_type="limit",
+        limit_price=150,
+        time_in_force="gtc",
+    )
+    with pytest.raises(JournalUnavailable):
+        await service.engine.submit_signal(resting)
+    assert service.journal.probe()
+    replay = await service.engine.submit_signal(resting)
+    assert replay.replayed
+    assert [o.status for o in service.journal.orders()] == ["accepted"]
+    assert order_events(service, client_order_id("late"))[-1] == (
+        "accepted",
+        "journaled after an outage",
+    )
+
+
+async def test_a_lost_answer_whose_order_the_broker_already_reported_is_not_unknown(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    """The broker's event placed the order while the look-ups after the lost answer failed:
+    its fate is known, and the status lists nothing of unknown fate."""
+    service: GatewayService = await make_service(make_config())
+    broker = service.broker
+    assert isinstance(broker, SimulatedBroker)
+    await decide(service, buy("warm-up", 1))
+    broker.set_faults(Faults(lose_submit_answers=1, fail_lookups_s=60))
+    decision = await decide(
+        service,
+        Signal(
+            signal_id="l-1",
+            strategy="momentum",
+            symbol="AAPL",
+            side="buy",
+            quantity=1,
+            order_type="limit",
+            limit_price=150,
+            time_in_force="gtc",
+        ),
+    )
+    assert [r["code"] for r in decision["reasons"]] == ["broker_answer_unknown"]
+    assert client_order_id("l-1") in [o.client_order_id for o in service.open_orders()]
+    assert service.engine.unknown.pending == []
+    assert service.status()["orders"]["unknown"] == []
