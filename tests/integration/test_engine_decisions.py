@@ -4,14 +4,17 @@ order holds until the broker's answer says it will not rest."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from brokers.base import BrokerOrder, OrderRequest
+from brokers.base import BrokerOrder, OrderRequest, Quote
+from brokers.errors import BrokerError
 from brokers.simulated import Faults, SimulatedBroker
 from gateway.config import GatewayConfig
 from gateway.models import Signal
@@ -145,3 +148,76 @@ async def test_a_lost_answer_whose_order_the_broker_already_reported_is_not_unkn
     assert client_order_id("l-1") in [o.client_order_id for o in service.open_orders()]
     assert service.engine.unknown.pending == []
     assert service.status()["orders"]["unknown"] == []
+
+
+class SnapshotOnlyBroker(SimulatedBroker):
+    """A market that streams nothing on its own (a tick an hour): a symbol's first quote is the
+    snapshot the engine asks for. ``stream_meanwhile`` moves the market while it answers."""
+
+    def __init__(self) -> None:
+        super().__init__(quotes={"AAPL": (199.95, 200.05)}, tick_s=3600)
+        self.subscribed: list[list[str]] = []
+        self.stream_meanwhile: tuple[float, float] | None = None
+        self.quote_error: str | None = None
+
+    def subscribe_quotes(self, symbols: Iterable[str]) -> None:
+        self.subscribed.append(list(symbols))
+        super().subscribe_quotes(symbols)
+
+    async def quote(self, symbol: str) -> Quote:
+        if self.quote_error is not None:
+            raise BrokerError(self.quote_error)
+        snapshot = await super().quote(symbol)
+        if self.stream_meanwhile is not None:
+            self.set_quote(symbol, *self.stream_meanwhile)  # streamed, and received first
+        return snapshot
+
+
+async def test_a_first_signal_is_priced_from_the_snapshot_and_its_symbol_subscribed(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    broker = SnapshotOnlyBroker()
+    service: GatewayService = await make_service(make_config(), broker=broker)
+    decision = await decide(service, buy("s-1", 1))
+    assert decision["decision"] == "accepted"
+    assert decision["order"]["price"] == 200.05
+    assert ["AAPL"] in broker.subscribed
+
+
+async def test_a_quote_streamed_while_the_snapshot_was_on_its_way_wins(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    broker = SnapshotOnlyBroker()
+    broker.stream_meanwhile = (209.95, 210.05)
+    service: GatewayService = await make_service(make_config(), broker=broker)
+    original = service.quotes.update
+    streamed = asyncio.Event()
+
+    def update(quote: Quote) -> Any:
+        answer = original(quote)
+        if quote.ask == Decimal("210.05"):
+            streamed.set()
+        return answer
+
+    service.quotes.update = update  # type: ignore[method-assign]
+    real_quote = SnapshotOnlyBroker.quote
+
+    async def quote_after_the_stream(self: SnapshotOnlyBroker, symbol: str) -> Quote:
+        snapshot = await real_quote(self, symbol)
+        await streamed.wait()  # the streamed quote reached the book before the snapshot
+        return snapshot
+
+    broker.quote = quote_after_the_stream.__get__(broker)  # type: ignore[method-assign]
+    decision = await decide(service, buy("s-1", 1))
+    assert decision["order"]["price"] == 210.05
+
+
+async def test_a_snapshot_that_fails_leaves_the_signal_refused_for_a_missing_quote(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    broker = SnapshotOnlyBroker()
+    broker.quote_error = "market data down"
+    service: GatewayService = await make_service(make_config(), broker=broker)
+    decision = await decide(service, buy("s-1", 1))
+    assert decision["decision"] == "rejected"
+    assert [r["code"] for r in decision["reasons"]] == ["quote_missing"]
