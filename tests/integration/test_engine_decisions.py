@@ -221,3 +221,22 @@ async def test_a_snapshot_that_fails_leaves_the_signal_refused_for_a_missing_quo
     decision = await decide(service, buy("s-1", 1))
     assert decision["decision"] == "rejected"
     assert [r["code"] for r in decision["reasons"]] == ["quote_missing"]
+
+
+async def test_a_refusal_by_the_risk_checks_or_the_broker_keeps_the_risk_it_was_judged_on(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    service: GatewayService = await make_service(make_config())
+    broker = service.broker
+    assert isinstance(broker, SimulatedBroker)
+    too_big = await decide(service, buy("r-1", 334))  # over 2% position risk at a 3% stop
+    assert [r["code"] for r in too_big["reasons"]] == ["position_risk"]
+    assert too_big["risk"]["equity"] == 100000.0
+    assert too_big["risk"]["position_risk"] > 0.02
+    broker.set_faults(Faults(reject_submits=1))
+    refused = await decide(service, buy("r-2", 10))
+    assert refused["decision"] == "rejected"
+    assert [r["code"] for r in refused["reasons"]] == ["broker_rejected"]
+    assert refused["risk"]["equity"] == 100000.0
+    assert refused["risk"]["heat_after"] > refused["risk"]["heat_before"]
+    assert service.engine.book.reservations == {}

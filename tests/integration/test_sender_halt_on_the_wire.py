@@ -207,6 +207,7 @@ async def test_a_halt_while_the_signal_is_priced_stops_it_after_its_intent(
     [reason] = decision["reasons"]
     assert reason["code"] == "halted"
     assert "manual: risk desk" in reason["message"]
+    assert decision["risk"]["equity"] == 100000.0  # what it was judged on before the halt
     assert broker.submits == []
     assert journal_status(service, client_order_id("w-1")) == "canceled"
     assert service.open_orders() == []
