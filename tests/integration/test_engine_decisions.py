@@ -240,3 +240,54 @@ async def test_a_refusal_by_the_risk_checks_or_the_broker_keeps_the_risk_it_was_
     assert refused["risk"]["equity"] == 100000.0
     assert refused["risk"]["heat_after"] > refused["risk"]["heat_before"]
     assert service.engine.book.reservations == {}
+
+
+async def test_a_start_quotes_and_subscribes_every_symbol_held_or_resting(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    config = make_config()
+    broker = SnapshotOnlyBroker()
+    broker.set_quote("MSFT", 409.9, 410.1)
+    before: GatewayService = await make_service(config, broker=broker)
+    resting = Signal(
+        signal_id="x-1",
+        strategy="momentum",
+        symbol="AAPL",
+        side="buy",
+        quantity=1,
+        order_type="limit",
+        limit_price=150,
+        time_in_force="gtc",
+    )
+    assert (await decide(before, resting))["order"]["status"] == "accepted"
+    assert (await decide(before, buy("x-2", 5, symbol="MSFT")))["order"]["status"] == "filled"
+    await before.stop()
+    broker.subscribed.clear()
+    service: GatewayService = await make_service(config, broker=broker)
+    assert broker.subscribed[0] == ["AAPL", "MSFT"]  # the resting order's, the position's
+    assert service.quotes.get("AAPL") is not None
+    assert service.quotes.get("MSFT") is not None
+
+
+async def test_buying_power_moves_with_the_gateways_own_orders_and_fills(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    broker = SnapshotOnlyBroker()
+    service: GatewayService = await make_service(make_config(), broker=broker)
+    at_start = (await broker.account()).buying_power
+    assert service.engine.buying_power() == at_start
+    resting = Signal(
+        signal_id="bp-1",
+        strategy="momentum",
+        symbol="AAPL",
+        side="buy",
+        quantity=10,
+        order_type="limit",
+        limit_price=150,
+        time_in_force="gtc",
+    )
+    assert (await decide(service, resting))["decision"] == "accepted"
+    assert service.engine.buying_power() == at_start - Decimal(1500)
+    filled = await decide(service, buy("bp-2", 1))
+    assert filled["order"]["status"] == "filled"
+    assert service.engine.buying_power() == at_start - Decimal(1500) - Decimal("200.05")
