@@ -268,6 +268,7 @@ async def test_an_order_back_after_a_halt_is_cancelled_and_said_so(
     assert rig.broker.cancels == [COID]
     assert [o.status for o in rig.applied] == [OrderStatus.NEW, OrderStatus.CANCELED]
     [record] = [r for r in caplog.records if r.name == "gateway.pipeline.sender"]
+    assert "cancelled" in record.getMessage()
     assert record.client_order_id == COID  # type: ignore[attr-defined]
 
 
@@ -286,6 +287,7 @@ async def test_an_order_back_after_a_halt_that_cannot_be_cancelled_is_logged_as_
     assert "cancel refused" in result.message
     [record] = [r for r in caplog.records if r.name == "gateway.pipeline.sender"]
     assert record.levelno == logging.ERROR
+    assert "could not be cancelled" in record.getMessage()
     assert "cancel refused" in record.getMessage()
     assert record.client_order_id == COID  # type: ignore[attr-defined]
 
@@ -331,3 +333,21 @@ async def test_a_submit_that_lands_and_ends_meanwhile_is_no_cancel_failure(rig: 
     assert result.code is ReasonCode.HALTED
     assert "canceled" in result.message
     assert rig.applied[-1] == placed(OrderStatus.CANCELED)
+
+
+async def test_a_submit_stopped_on_the_wire_still_tells_the_kill_switch_it_has_no_order(
+    rig: Rig,
+) -> None:
+    """Cancelled mid-flight (a shutdown): the kill switch hears of it, and looks it up."""
+    await rig.intent()
+    rig.broker.held = asyncio.Event()
+    sending = asyncio.create_task(rig.sender.send(request(), "momentum"))
+    await rig.broker.entered.wait()
+    settling = asyncio.create_task(rig.sender.settle_in_flight(60))
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    [outcome], waiting = await settling
+    assert waiting == []
+    assert (outcome.client_order_id, outcome.order) == (COID, None)
+    assert rig.sender.in_flight == 0
