@@ -291,3 +291,37 @@ async def test_buying_power_moves_with_the_gateways_own_orders_and_fills(
     filled = await decide(service, buy("bp-2", 1))
     assert filled["order"]["status"] == "filled"
     assert service.engine.buying_power() == at_start - Decimal(1500) - Decimal("200.05")
+
+
+async def test_the_intent_keeps_the_signal_and_the_price_the_order_was_valued_at(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    service: GatewayService = await make_service(make_config())
+    resting = Signal(
+        signal_id="v-1",
+        strategy="momentum",
+        symbol="AAPL",
+        side="buy",
+        quantity=3,
+        order_type="limit",
+        limit_price=150,
+        time_in_force="gtc",
+    )
+    await decide(service, resting)
+    reader = sqlite3.connect(service.config.gateway.state_dir / "journal.sqlite3")
+    try:
+        signal_row = reader.execute(
+            "SELECT strategy, symbol, body, client_order_id FROM signals WHERE signal_id='v-1'"
+        ).fetchone()
+        order_row = reader.execute(
+            "SELECT symbol, side, quantity, order_type, limit_price, time_in_force, valued_at "
+            "FROM orders WHERE signal_id='v-1'"
+        ).fetchone()
+    finally:
+        reader.close()
+    strategy, symbol, body, coid = signal_row
+    assert (strategy, symbol, coid) == ("momentum", "AAPL", client_order_id("v-1"))
+    assert Signal.model_validate_json(body) == resting
+    assert order_row == ("AAPL", "buy", "3", "limit", "150", "gtc", "150")
+    [at_broker] = await service.broker.open_orders()
+    assert (at_broker.client_order_id, at_broker.time_in_force.value) == (coid, "gtc")
