@@ -93,6 +93,7 @@ class Rig:
         self.released: list[str] = []
         self.applied: list[BrokerOrder] = []
         self.unknown: list[OrderRequest] = []
+        self.metrics = GatewayMetrics(process_metrics=False)
 
         async def durable(ticket: int) -> None:
             self.journal.commit_now(ticket)
@@ -102,7 +103,7 @@ class Rig:
             journal=self.journal,
             halt=self.halt,
             failures=self.failures,
-            metrics=GatewayMetrics(process_metrics=False),
+            metrics=self.metrics,
             durable=durable,
             release=self.released.append,
             apply_order=self.applied.append,
@@ -236,11 +237,15 @@ async def test_an_unreachable_broker_is_a_failure_of_the_strategy_and_is_persist
     ids=["answer-lost", "untranslated-error"],
 )
 async def test_an_order_that_may_have_landed_keeps_its_reservation_and_is_settled_later(
-    rig: Rig, error: BaseException
+    rig: Rig, error: BaseException, caplog: pytest.LogCaptureFixture
 ) -> None:
     await rig.intent()
     rig.broker.submit_error = error
-    result = await rig.sender.send(request(), "momentum")
+    with caplog.at_level(logging.WARNING, logger="gateway.pipeline.sender"):
+        result = await rig.sender.send(request(), "momentum")
+    [record] = [r for r in caplog.records if r.name == "gateway.pipeline.sender"]
+    assert record.client_order_id == COID  # type: ignore[attr-defined]
+    assert str(error) in record.getMessage() + (record.exc_text or "")
     assert (result.order, result.code, result.unknown) == (
         None,
         ReasonCode.BROKER_ANSWER_UNKNOWN,
@@ -351,3 +356,15 @@ async def test_a_submit_stopped_on_the_wire_still_tells_the_kill_switch_it_has_n
     assert waiting == []
     assert (outcome.client_order_id, outcome.order) == (COID, None)
     assert rig.sender.in_flight == 0
+
+
+async def test_each_submit_is_timed_from_call_to_answer(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await rig.intent()
+    ticks = iter([10.0, 10.25])
+    monkeypatch.setattr("gateway.pipeline.sender.time.perf_counter", lambda: next(ticks))
+    await rig.sender.send(request(), "momentum")
+    registry = rig.metrics.registry
+    assert registry.get_sample_value("gateway_submit_latency_seconds_count") == 1
+    assert registry.get_sample_value("gateway_submit_latency_seconds_sum") == 0.25
