@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from brokers.base import BrokerOrder, OrderRequest, Quote
-from brokers.errors import BrokerError
+from brokers.errors import BrokerError, BrokerUnavailable
 from brokers.simulated import Faults, SimulatedBroker
 from gateway.config import GatewayConfig
 from gateway.models import Signal
@@ -325,3 +325,53 @@ async def test_the_intent_keeps_the_signal_and_the_price_the_order_was_valued_at
     assert order_row == ("AAPL", "buy", "3", "limit", "150", "gtc", "150")
     [at_broker] = await service.broker.open_orders()
     assert (at_broker.client_order_id, at_broker.time_in_force.value) == (coid, "gtc")
+
+
+class CountingLookups(UntranslatedErrorBroker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+        self.lookups_fail = False
+
+    async def get_order(self, client_order_id: str) -> BrokerOrder | None:
+        self.lookups += 1
+        if self.lookups_fail:
+            raise BrokerUnavailable("look-up link down")
+        return await super().get_order(client_order_id)
+
+
+async def test_orders_of_unknown_fate_are_looked_up_once_per_round_on_the_adapter_itself(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    """The settling has its own backoff between rounds: it does not go through the retry
+    layer's, which would ask several times in each round."""
+    broker = CountingLookups()
+    service: GatewayService = await make_service(make_config(), broker=broker)
+    await decide(service, buy("warm-up", 1))
+    broker.failing = True
+    await decide(service, buy("u-1", 1))
+    broker.lookups_fail = True
+    before = broker.lookups
+    await service.engine.unknown.look_up_all()
+    assert broker.lookups - before == len(service.engine.unknown.pending) == 1
+
+
+async def test_an_accepted_order_is_journaled_once_with_its_decision(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    service: GatewayService = await make_service(make_config())
+    resting = Signal(
+        signal_id="j-1",
+        strategy="momentum",
+        symbol="AAPL",
+        side="buy",
+        quantity=1,
+        order_type="limit",
+        limit_price=150,
+        time_in_force="gtc",
+    )
+    decision = await decide(service, resting)
+    service.engine.flush_order_updates()
+    assert [status for status, _ in order_events(service, client_order_id("j-1"))] == [
+        decision["order"]["status"]
+    ]
