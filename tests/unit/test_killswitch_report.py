@@ -309,7 +309,7 @@ async def test_a_broker_that_cannot_list_its_orders_still_has_cancel_all_reporte
         report = await Switch(halt, broker, tracked=[], retries=0).kill()
     assert report.cancelled == ["b-1"]
     assert report.failed == {"b-2": "too late"}
-    assert "listing down" in caplog.text
+    assert "could not list open orders: listing down" in caplog.text
 
 
 # --- retrying the orders that stand ----------------------------------------------------------
