@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -213,14 +214,40 @@ async def test_a_quote_streamed_while_the_snapshot_was_on_its_way_wins(
 
 
 async def test_a_snapshot_that_fails_leaves_the_signal_refused_for_a_missing_quote(
-    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+    make_config: Callable[..., GatewayConfig],
+    make_service: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     broker = SnapshotOnlyBroker()
     broker.quote_error = "market data down"
     service: GatewayService = await make_service(make_config(), broker=broker)
-    decision = await decide(service, buy("s-1", 1))
+    with caplog.at_level(logging.INFO, logger="gateway.pipeline.engine"):
+        decision = await decide(service, buy("s-1", 1))
     assert decision["decision"] == "rejected"
     assert [r["code"] for r in decision["reasons"]] == ["quote_missing"]
+    [record] = [r for r in caplog.records if "snapshot" in r.getMessage()]
+    assert record.getMessage() == "no quote snapshot for AAPL: market data down"
+    assert record.symbol == "AAPL"  # type: ignore[attr-defined]
+
+
+async def test_the_snapshot_is_given_two_seconds(
+    make_config: Callable[..., GatewayConfig],
+    make_service: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A market-data link that hangs costs a signal two seconds, then it is quote_missing."""
+    broker = SnapshotOnlyBroker()
+    service: GatewayService = await make_service(make_config(), broker=broker)
+    bounds: list[float | None] = []
+    real_wait_for = asyncio.wait_for
+
+    async def recording_wait_for(awaitable: Any, **bound: float | None) -> Any:
+        bounds.append(bound.get("timeout"))
+        return await real_wait_for(awaitable, **bound)
+
+    monkeypatch.setattr("gateway.pipeline.engine.asyncio.wait_for", recording_wait_for)
+    await decide(service, buy("s-1", 1))
+    assert bounds == [2.0]
 
 
 async def test_a_refusal_by_the_risk_checks_or_the_broker_keeps_the_risk_it_was_judged_on(
