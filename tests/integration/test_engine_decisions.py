@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from brokers.base import BrokerOrder, OrderRequest, Quote
-from brokers.errors import BrokerError, BrokerUnavailable
+from brokers.errors import BrokerError, BrokerUnavailable, NotSent
 from brokers.simulated import Faults, SimulatedBroker
 from gateway.config import GatewayConfig
 from gateway.models import Signal
@@ -402,3 +402,46 @@ async def test_an_accepted_order_is_journaled_once_with_its_decision(
     assert [status for status, _ in order_events(service, client_order_id("j-1"))] == [
         decision["order"]["status"]
     ]
+
+
+class UnreachableBroker(UntranslatedErrorBroker):
+    """Its link is down: a submit never leaves (NotSent), so it certainly did not land."""
+
+    async def submit(self, order: OrderRequest) -> BrokerOrder:
+        if self.failing:
+            raise NotSent("link down")
+        return await super().submit(order)
+
+
+async def test_an_unreachable_broker_is_counted_against_the_strategy_that_sent(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    broker = UnreachableBroker()
+    service: GatewayService = await make_service(make_config(), broker=broker)
+    await decide(service, buy("warm-up", 1))
+    broker.failing = True
+    decision = await decide(service, buy("n-1", 1))
+    assert decision["decision"] == "rejected"
+    assert [r["code"] for r in decision["reasons"]] == ["broker_unavailable"]
+    assert service.failures.consecutive_for("momentum") == 1
+    assert service.engine.book.reservations == {}
+
+
+async def test_an_accepted_signal_is_counted_and_logged_with_its_ids(
+    make_config: Callable[..., GatewayConfig],
+    make_service: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service: GatewayService = await make_service(make_config())
+    with caplog.at_level(logging.INFO, logger="gateway.pipeline.engine"):
+        await decide(service, buy("m-1", 1))
+    registry = service.metrics.registry
+    counted = {"decision": "accepted", "reason": "none"}
+    assert registry.get_sample_value("gateway_signals_total", counted) == 1
+    [line] = [r for r in caplog.records if r.getMessage() == "signal accepted ok"]
+    assert (line.signal_id, line.strategy, line.client_order_id) == (  # type: ignore[attr-defined]
+        "m-1",
+        "momentum",
+        client_order_id("m-1"),
+    )
+    assert line.elapsed_us >= 0  # type: ignore[attr-defined]

@@ -89,6 +89,18 @@ def journal_status(service: GatewayService, client_order_id: str) -> str:
     return str(row[0])
 
 
+def journal_detail(service: GatewayService, client_order_id: str) -> str:
+    reader = sqlite3.connect(service.config.gateway.state_dir / "journal.sqlite3")
+    try:
+        row = reader.execute(
+            "SELECT detail FROM order_events WHERE client_order_id=? ORDER BY id DESC LIMIT 1",
+            (client_order_id,),
+        ).fetchone()
+    finally:
+        reader.close()
+    return str(row[0])
+
+
 async def started(
     make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
 ) -> tuple[GatewayService, HeldBroker]:
@@ -210,5 +222,6 @@ async def test_a_halt_while_the_signal_is_priced_stops_it_after_its_intent(
     assert decision["risk"]["equity"] == 100000.0  # what it was judged on before the halt
     assert broker.submits == []
     assert journal_status(service, client_order_id("w-1")) == "canceled"
+    assert "risk desk" in journal_detail(service, client_order_id("w-1"))
     assert service.open_orders() == []
     assert service.engine.book.open_orders() == []
