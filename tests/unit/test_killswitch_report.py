@@ -684,3 +684,15 @@ async def test_the_kill_is_logged_critical_with_its_counts_reason_and_author(
     assert record.levelno == logging.CRITICAL
     assert record.getMessage().startswith("kill switch: 2 cancelled, 1 failed in ")
     assert (record.reason, record.by) == ("fat finger", "api:strategy")  # type: ignore[attr-defined]
+
+
+async def test_one_order_that_will_not_cancel_does_not_stop_the_others_being_retried(
+    halt: HaltManager,
+) -> None:
+    broker = ScriptedBroker(order(1), order(2))
+    broker.cancel_all_refuses = {"b-1": "busy", "b-2": "busy"}
+    broker.cancel_errors = {"gw-1": [OrderRejected("cancel refused")]}
+    report = await Switch(halt, broker, tracked=[order(1), order(2)], retries=1).kill()
+    assert broker.called("cancel") == ["gw-1", "gw-2"]
+    assert report.cancelled == ["b-2"]
+    assert report.failed == {"b-1": "cancel refused"}
