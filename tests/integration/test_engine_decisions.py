@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from brokers.base import BrokerOrder, OrderRequest, Quote
+from brokers.base import BrokerOrder, CancelReport, OrderRequest, Quote
 from brokers.errors import BrokerError, BrokerUnavailable, NotSent
 from brokers.simulated import Faults, SimulatedBroker
 from gateway.config import GatewayConfig
 from gateway.models import Signal
 from gateway.pipeline.ids import client_order_id
+from gateway.safety.halt_state import HaltTrigger
 from gateway.service import GatewayService
 from gateway.store.schema import JournalUnavailable
 from tests.journal_faults import DECISION, install
@@ -445,3 +446,76 @@ async def test_an_accepted_signal_is_counted_and_logged_with_its_ids(
         client_order_id("m-1"),
     )
     assert line.elapsed_us >= 0  # type: ignore[attr-defined]
+
+
+class SlowCancelAll(UntranslatedErrorBroker):
+    """cancel_all (the cancel on shutdown) waits until the test lets it finish."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelling = asyncio.Event()
+        self.finish = asyncio.Event()
+
+    async def cancel_all(self) -> CancelReport:
+        self.cancelling.set()
+        await self.finish.wait()
+        return await super().cancel_all()
+
+
+async def test_a_signal_arriving_while_the_gateway_stops_is_blocked_shutting_down(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    broker = SlowCancelAll()
+    service: GatewayService = await make_service(
+        make_config({"gateway": {"cancel_on_shutdown": True}}), broker=broker
+    )
+    stopping = asyncio.create_task(service.stop())
+    await broker.cancelling.wait()  # the stop has begun; the engine still answers
+    decision = await decide(service, buy("late", 1))
+    broker.finish.set()
+    await stopping
+    assert decision["decision"] == "blocked"
+    assert [r["code"] for r in decision["reasons"]] == ["shutting_down"]
+
+
+async def test_every_refusal_is_logged_with_the_time_it_took(
+    make_config: Callable[..., GatewayConfig],
+    make_service: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service: GatewayService = await make_service(make_config())
+    with caplog.at_level(logging.INFO, logger="gateway.pipeline.engine"):
+        await decide(service, buy("no-quote", 1, symbol="TSLA"))  # refused when priced
+        await decide(service, buy("too-big", 334))  # refused by the risk checks
+        service.halt.halt("desk", HaltTrigger.MANUAL, by="test")
+        await decide(service, buy("halted", 1))  # refused at the gates
+    lines = [r for r in caplog.records if r.getMessage().startswith("signal ")]
+    assert [r.signal_id for r in lines] == ["no-quote", "too-big", "halted"]  # type: ignore[attr-defined]
+    assert all(r.elapsed_us >= 0 for r in lines)  # type: ignore[attr-defined]
+
+
+async def test_an_order_on_the_wire_counts_as_pending_on_its_symbol(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    """Reserved before it is sent: concurrent signals see it (reduce-only, heat)."""
+    broker = HeldSubmits()
+    service: GatewayService = await make_service(make_config(), broker=broker)
+    sending = asyncio.create_task(decide(service, buy("p-1", 7)))
+    await broker.entered.wait()
+    book = service.engine.book
+    assert book.pending_qty("AAPL") == 7
+    assert book.open_buy_notional() == Decimal(7) * Decimal("200.05")
+    broker.release.set()
+    await sending
+
+
+class HeldSubmits(UntranslatedErrorBroker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def submit(self, order: OrderRequest) -> BrokerOrder:
+        self.entered.set()
+        await self.release.wait()
+        return await super().submit(order)
