@@ -696,3 +696,17 @@ async def test_one_order_that_will_not_cancel_does_not_stop_the_others_being_ret
     assert broker.called("cancel") == ["gw-1", "gw-2"]
     assert report.cancelled == ["b-2"]
     assert report.failed == {"b-1": "cancel refused"}
+
+
+async def test_an_order_of_unknown_fate_never_placed_does_not_stop_the_next_being_cancelled(
+    halt: HaltManager,
+) -> None:
+    resting = order(9)
+    broker = ScriptedBroker(resting)
+    broker.cancel_all_misses = {"b-9"}
+    broker.open_orders_error = BrokerUnavailable("listing down")
+    broker.lookup_answers = {"gw-8": None}
+    report = await Switch(halt, broker, retries=0, unknown=["gw-8", "gw-9"]).kill()
+    assert broker.called("get_order") == ["gw-8", "gw-9"]
+    assert report.cancelled == ["b-9"]
+    assert report.failed == {}
