@@ -519,3 +519,18 @@ class HeldSubmits(UntranslatedErrorBroker):
         self.entered.set()
         await self.release.wait()
         return await super().submit(order)
+
+
+async def test_a_start_whose_quote_snapshots_fail_still_completes(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    """Quotes are fetched for held symbols as a courtesy: the stream brings them later."""
+    config = make_config()
+    broker = SnapshotOnlyBroker()
+    before: GatewayService = await make_service(config, broker=broker)
+    assert (await decide(before, buy("h-1", 5)))["order"]["status"] == "filled"
+    await before.stop()
+    broker.quote_error = "market data down"
+    service: GatewayService = await make_service(config, broker=broker)
+    assert service.engine.ready
+    assert service.quotes.get("AAPL") is None
