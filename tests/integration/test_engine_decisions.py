@@ -293,6 +293,8 @@ async def test_a_start_quotes_and_subscribes_every_symbol_held_or_resting(
     broker.subscribed.clear()
     service: GatewayService = await make_service(config, broker=broker)
     assert broker.subscribed[0] == ["AAPL", "MSFT"]  # the resting order's, the position's
+    # Buying power starts at the broker's figure, which counts the resting order already.
+    assert service.engine.buying_power() == (await broker.account()).buying_power
     assert service.quotes.get("AAPL") is not None
     assert service.quotes.get("MSFT") is not None
 
