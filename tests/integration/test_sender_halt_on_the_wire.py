@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from brokers.base import BrokerOrder, CancelReport, OrderRequest, Quote
 from brokers.errors import OrderRejected
@@ -208,13 +211,19 @@ async def test_the_kill_switch_reports_a_submit_on_the_wire_it_could_not_cancel(
 
 
 async def test_a_halt_while_the_signal_is_priced_stops_it_after_its_intent(
-    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+    make_config: Callable[..., GatewayConfig],
+    make_service: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The last gate: the intent is journaled, the order is not sent and its row says why."""
     service, broker = await started(make_config, make_service)
     assert service.quotes.get("AAPL") is None  # the first signal asks the broker for one
     broker.on_quote = lambda: service.halt.halt("risk desk", HaltTrigger.MANUAL, by="test")
-    decision = json.loads((await service.engine.submit_signal(resting("w-1"))).decision_json)
+    with caplog.at_level(logging.INFO, logger="gateway.pipeline.engine"):
+        answer = await service.engine.submit_signal(resting("w-1"))
+    decision = json.loads(answer.decision_json)
+    [line] = [r for r in caplog.records if r.getMessage() == "signal blocked halted"]
+    assert line.elapsed_us >= 0  # type: ignore[attr-defined]
     assert decision["decision"] == "blocked"
     [reason] = decision["reasons"]
     assert reason["code"] == "halted"

@@ -232,12 +232,15 @@ async def test_an_unreachable_broker_is_a_failure_of_the_strategy_and_is_persist
 
 
 @pytest.mark.parametrize(
-    "error",
-    [AnswerUnknown("answer lost"), RuntimeError("adapter bug")],
+    ("error", "logged"),
+    [
+        (AnswerUnknown("answer lost"), "submit answer unknown: answer lost"),
+        (RuntimeError("adapter bug"), "submit failed unexpectedly"),
+    ],
     ids=["answer-lost", "untranslated-error"],
 )
 async def test_an_order_that_may_have_landed_keeps_its_reservation_and_is_settled_later(
-    rig: Rig, error: BaseException, caplog: pytest.LogCaptureFixture
+    rig: Rig, error: BaseException, logged: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     await rig.intent()
     rig.broker.submit_error = error
@@ -245,12 +248,14 @@ async def test_an_order_that_may_have_landed_keeps_its_reservation_and_is_settle
         result = await rig.sender.send(request(), "momentum")
     [record] = [r for r in caplog.records if r.name == "gateway.pipeline.sender"]
     assert record.client_order_id == COID  # type: ignore[attr-defined]
+    assert record.getMessage() == logged
     assert str(error) in record.getMessage() + (record.exc_text or "")
     assert (result.order, result.code, result.unknown) == (
         None,
         ReasonCode.BROKER_ANSWER_UNKNOWN,
         True,
     )
+    assert "/v1/orders" in result.message  # the strategy is told where its fate will show
     assert [r.client_order_id for r in rig.unknown] == [COID]
     assert rig.released == []
     assert rig.row() == ("pending_submit", [])
