@@ -159,6 +159,7 @@ class SnapshotOnlyBroker(SimulatedBroker):
     def __init__(self) -> None:
         super().__init__(quotes={"AAPL": (199.95, 200.05)}, tick_s=3600)
         self.subscribed: list[list[str]] = []
+        self.snapshots = 0
         self.stream_meanwhile: tuple[float, float] | None = None
         self.quote_error: str | None = None
 
@@ -167,6 +168,7 @@ class SnapshotOnlyBroker(SimulatedBroker):
         super().subscribe_quotes(symbols)
 
     async def quote(self, symbol: str) -> Quote:
+        self.snapshots += 1
         if self.quote_error is not None:
             raise BrokerError(self.quote_error)
         snapshot = await super().quote(symbol)
@@ -184,6 +186,9 @@ async def test_a_first_signal_is_priced_from_the_snapshot_and_its_symbol_subscri
     assert decision["decision"] == "accepted"
     assert decision["order"]["price"] == 200.05
     assert ["AAPL"] in broker.subscribed
+    # From then on the book has a quote: the next signal asks the broker for none.
+    await decide(service, buy("s-2", 1))
+    assert broker.snapshots == 1
 
 
 async def test_a_quote_streamed_while_the_snapshot_was_on_its_way_wins(
@@ -252,7 +257,9 @@ async def test_the_snapshot_is_given_two_seconds(
 
 
 async def test_a_refusal_by_the_risk_checks_or_the_broker_keeps_the_risk_it_was_judged_on(
-    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+    make_config: Callable[..., GatewayConfig],
+    make_service: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     service: GatewayService = await make_service(make_config())
     broker = service.broker
@@ -262,7 +269,10 @@ async def test_a_refusal_by_the_risk_checks_or_the_broker_keeps_the_risk_it_was_
     assert too_big["risk"]["equity"] == 100000.0
     assert too_big["risk"]["position_risk"] > 0.02
     broker.set_faults(Faults(reject_submits=1))
-    refused = await decide(service, buy("r-2", 10))
+    with caplog.at_level(logging.INFO, logger="gateway.pipeline.engine"):
+        refused = await decide(service, buy("r-2", 10))
+    [line] = [r for r in caplog.records if r.getMessage() == "signal rejected broker_rejected"]
+    assert line.elapsed_us >= 0  # type: ignore[attr-defined]
     assert refused["decision"] == "rejected"
     assert [r["code"] for r in refused["reasons"]] == ["broker_rejected"]
     assert refused["risk"]["equity"] == 100000.0
