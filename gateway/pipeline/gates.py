@@ -23,10 +23,10 @@ class Gates:
         if shutting_down:
             reason = Reason(code=ReasonCode.SHUTTING_DOWN, message="the gateway is shutting down")
             return DecisionKind.BLOCKED, [reason]
-        if self._halt.is_halted:
-            current = self._halt.current
+        current = self._halt.current  # the halt in force; None while trading
+        if current is not None:
             self._halt.record_blocked(signal.signal_id)
-            what = f"{current.trigger.value}: {current.reason}" if current else "halted"
+            what = f"{current.trigger.value}: {current.reason}"
             reason = Reason(code=ReasonCode.HALTED, message=f"trading is halted ({what})")
             return DecisionKind.BLOCKED, [reason]
         streak = self._failures.consecutive_for(signal.strategy)

@@ -88,9 +88,9 @@ class OrderSender:
 
     def may_send(self) -> Reason | None:
         """The last gate, after the intent is durable: why the order must not leave now."""
-        if self._halt.is_halted:
-            current = self._halt.current
-            what = f"{current.trigger.value}: {current.reason}" if current else "halted"
+        current = self._halt.current  # the halt in force; None while trading
+        if current is not None:
+            what = f"{current.trigger.value}: {current.reason}"
             return Reason(
                 code=ReasonCode.HALTED,
                 message=f"trading halted while the signal was being decided ({what}): not sent",

@@ -93,7 +93,8 @@ class KillSwitch:
     async def kill(self, reason: str, *, by: str) -> KillReport:
         started = time.perf_counter()
         # Never raises for a full disk: halted in memory, written when it can be; cancel anyway.
-        self._halt.halt(reason, HaltTrigger.KILL_SWITCH, by=by, kill_switch=True)
+        # The trigger marks the halt as a kill (requested_halt: kill_switch is implied).
+        self._halt.halt(reason, HaltTrigger.KILL_SWITCH, by=by)
         report = KillReport(halt_ms=(time.perf_counter() - started) * 1000)
         async with self._lock:
             await self._cancel_everything(report)
