@@ -55,14 +55,15 @@ class _Stamp:
     """``utcnow().isoformat()`` without a datetime per call: the text of the current second is
     built once, the microseconds are appended (the same text, at a fraction of the cost)."""
 
-    __slots__ = ("prefix", "second")
+    __slots__ = ("clock", "prefix", "second")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], int] = time.time_ns) -> None:
+        self.clock = clock  # nanoseconds since the epoch
         self.second = -1
         self.prefix = ""
 
     def __call__(self) -> str:
-        second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+        second, micro = divmod(self.clock() // 1000, 1_000_000)
         if second != self.second:
             self.prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
             self.second = second
