@@ -136,3 +136,33 @@ async def test_a_scheduled_commit_that_fails_stays_off_the_loops_error_handler(
         journal.close()
     finally:
         loop.set_exception_handler(previous)
+
+
+def _keep_one_event(journal: Journal) -> None:
+    """A failed event write, kept in the backlog; the disk takes writes again after it."""
+    journal._tx.db = CommitFails(journal._db)  # type: ignore[assignment]
+    assert journal.record_event("note", {"n": 1}) is False
+    journal._tx.db = journal._db
+    assert journal.backlog == 1
+
+
+async def test_what_was_kept_is_written_on_the_turn_after_a_write_succeeds(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    _keep_one_event(journal)
+    journal.commit_now(_intent(journal, 1))  # a write gets through: the disk takes writes
+    assert journal.backlog == 1  # not from inside that write ...
+    await _turns()
+    assert journal.backlog == 0  # ... but at once after it, with no probe needed
+    assert [e["n"] for e in journal.events("note")] == [1]
+    journal.close()
+
+
+def test_without_an_event_loop_what_was_kept_waits_for_the_next_write(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    _keep_one_event(journal)
+    journal.commit_now(_intent(journal, 1))  # no loop to flush on: nothing raised
+    assert journal.backlog == 1
+    journal.record_event("note", {"n": 2})  # the next write queues behind it and flushes
+    assert journal.backlog == 0
+    assert sorted(e["n"] for e in journal.events("note")) == [1, 2]
+    journal.close()
