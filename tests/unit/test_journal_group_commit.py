@@ -166,3 +166,16 @@ def test_without_an_event_loop_what_was_kept_waits_for_the_next_write(tmp_path: 
     assert journal.backlog == 0
     assert sorted(e["n"] for e in journal.events("note")) == [1, 2]
     journal.close()
+
+
+async def test_a_waiter_that_gave_up_does_not_keep_the_others_waiting(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    ticket = _intent(journal, 1)
+    gave_up = asyncio.ensure_future(journal.commit(ticket))
+    waiting = asyncio.ensure_future(journal.commit(ticket))
+    await asyncio.sleep(0)  # both wait; the group's commit is due on the next turn
+    gave_up.cancel()
+    await _turns()
+    assert gave_up.cancelled()
+    assert waiting.done() and waiting.exception() is None
+    journal.close()

@@ -28,10 +28,13 @@ class Faults:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
         self.failing: dict[str, str] = {}
+        self.once = False  # each failure fires once, then the statement works again
 
     def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
         for prefix, message in self.failing.items():
             if sql.startswith(prefix):
+                if self.once:
+                    del self.failing[prefix]
                 raise sqlite3.OperationalError(message)
         return self.db.execute(sql, *args)
 
@@ -44,8 +47,10 @@ class Setup:
         self.path = tmp_path / "j.sqlite3"
         self.failures: list[WriteFailure] = []
         self.recoveries: list[bool] = []
+        self.commits: list[float] = []
         self.journal = Journal(
             self.path,
+            on_write=self.commits.append,
             on_failure=self.failures.append,
             on_recovered=lambda: self.recoveries.append(True),
         )
@@ -274,4 +279,70 @@ def test_a_commit_failing_while_kept_writes_are_replayed_never_raises_to_the_wri
     assert setup.status_on_disk("gw-1") == "pending_submit"
     assert journal.probe()
     assert setup.status_on_disk("gw-1") == setup.status_on_disk("gw-2") == "filled"
+    journal.close()
+
+
+def test_a_group_that_cannot_begin_reports_the_disk(setup: Setup) -> None:
+    setup.faults.failing = {"BEGIN": FULL}
+    with pytest.raises(JournalUnavailable, match=FAILED_FULL):
+        setup.intent(1, defer=False)
+    assert [f.error for f in setup.failures] == [f"OperationalError: {FULL}"]
+    setup.journal.close()
+
+
+def test_a_savepoint_that_cannot_be_taken_reports_the_disk_and_keeps_the_group(
+    setup: Setup,
+) -> None:
+    journal = setup.journal
+    journal.commit_now(setup.intent(0))
+    ticket = setup.intent(1)
+    setup.faults.failing = {"SAVEPOINT": FULL}
+    assert journal.record_order_status("gw-0", "rejected", "never sent") is False
+    assert [f.error for f in setup.failures] == [f"OperationalError: {FULL}"]
+    setup.faults.failing = {}
+    journal.commit_now(ticket)
+    assert setup.signal_on_disk("s-1")
+    journal.close()
+
+
+def test_a_savepoint_that_cannot_be_released_is_undone_and_written_once_later(
+    setup: Setup,
+) -> None:
+    journal = setup.journal
+    journal.commit_now(setup.intent(0))
+    ticket = setup.intent(1)
+    setup.faults.once = True
+    setup.faults.failing = {"RELEASE w": FULL}
+    assert journal.record_order_status("gw-0", "rejected", "never sent") is False
+    journal.commit_now(ticket)
+    assert setup.signal_on_disk("s-1")
+    assert setup.status_on_disk("gw-0") == "pending_submit"  # undone, not half-written
+    assert journal.probe()
+    assert setup.on_disk(
+        "SELECT status, detail FROM order_events WHERE client_order_id='gw-0'"
+    ) == [("rejected", "never sent")]
+    journal.close()
+
+
+def test_each_commit_reports_how_long_its_group_was_open(setup: Setup) -> None:
+    import time
+
+    start = time.perf_counter()
+    setup.intent(1, defer=False)
+    elapsed = time.perf_counter() - start
+    (duration,) = setup.commits
+    assert 0 <= duration <= elapsed
+    setup.journal.close()
+
+
+def test_a_ticket_lost_before_the_journal_recovered_stays_lost(setup: Setup) -> None:
+    journal = setup.journal
+    ticket = setup.intent(1)
+    setup.faults.failing = {"COMMIT": IO}
+    with pytest.raises(JournalUnavailable):
+        journal.commit_now()
+    setup.faults.failing = {}
+    assert journal.probe() and journal.failure is None
+    with pytest.raises(JournalUnavailable, match=r"^journal write failed: lost$"):
+        journal.commit_now(ticket)
     journal.close()
