@@ -180,10 +180,10 @@ def test_marking_an_order_external_persists_the_mark(journal: Journal) -> None:
     _intent(journal, 1)
     _intent(journal, 2)
     assert journal.mark_external("gw-2") is True
-    assert {o.client_order_id: o.external for o in journal.orders()} == {
-        "gw-1": False,
-        "gw-2": True,
-    }
+    assert _rows(journal, "SELECT client_order_id, external FROM orders") == [
+        ("gw-1", 0),
+        ("gw-2", 1),
+    ]
     journal.close()
 
 
@@ -280,3 +280,46 @@ def test_closing_with_a_commit_that_fails_still_closes(tmp_path: Path) -> None:
     other = sqlite3.connect(path)
     assert list(other.execute("SELECT signal_id FROM signals")) == []
     other.close()
+
+
+def _broker_order(status: str = "partially_filled", filled: int = 2) -> BrokerOrder:
+    return BrokerOrder(
+        client_order_id="gw-1",
+        broker_order_id="b-1",
+        symbol="AAPL",
+        side="sell",
+        quantity=7,
+        filled_quantity=filled,
+        status=status,
+        order_type="limit",
+        limit_price="201.25",
+        avg_fill_price="201.5",
+    )
+
+
+def test_order_updates_are_committed_at_once_unless_deferred(journal: Journal) -> None:
+    _intent(journal)
+    assert journal.record_order_updates([(_broker_order(), None, "from the stream")]) is True
+    assert _rows(journal, "SELECT status, detail FROM order_events") == [
+        ("partially_filled", "from the stream")
+    ]
+    journal.close()
+
+
+def test_a_decision_repeating_the_journaled_order_state_adds_no_order_event(
+    journal: Journal,
+) -> None:
+    _intent(journal)
+    journal.record_order_updates([(_broker_order(), None, None)])
+    journal.record_decision("s-1", '{"decision":"accepted"}', "accepted", _broker_order())
+    assert _rows(journal, "SELECT COUNT(*) FROM order_events") == [(1,)]
+    assert _rows(journal, "SELECT outcome FROM signals") == [("accepted",)]
+    journal.close()
+
+
+def test_a_probe_records_when_the_journal_last_proved_writable(journal: Journal) -> None:
+    before = datetime.now(UTC)
+    assert journal.probe()
+    ((value,),) = _rows(journal, "SELECT value FROM kv WHERE key='journal_probe'")
+    assert before <= _iso(value.strip('"')) <= datetime.now(UTC)
+    journal.close()

@@ -346,3 +346,52 @@ def test_a_ticket_lost_before_the_journal_recovered_stays_lost(setup: Setup) -> 
     with pytest.raises(JournalUnavailable, match=r"^journal write failed: lost$"):
         journal.commit_now(ticket)
     journal.close()
+
+
+def test_a_decision_whose_order_state_fails_in_an_open_group_is_undone_whole(
+    setup: Setup,
+) -> None:
+    journal = setup.journal
+    journal.commit_now(setup.intent(0))
+    ticket = setup.intent(1)  # opens a group
+    setup.faults.failing = {"INSERT INTO order_events": FULL}
+    with pytest.raises(JournalUnavailable):
+        journal.record_decision("s-0", '{"decision":"accepted"}', "accepted", _filled("gw-0"))
+    setup.faults.failing = {}
+    journal.commit_now(ticket)
+    assert setup.signal_on_disk("s-1")
+    # Neither the decision nor the order's new state landed: the caller was told it failed.
+    assert setup.on_disk("SELECT decision FROM signals WHERE signal_id='s-0'") == [(None,)]
+    assert setup.status_on_disk("gw-0") == "pending_submit"
+    journal.close()
+
+
+def test_an_intent_that_opened_its_group_reports_the_statement_that_failed(
+    setup: Setup,
+) -> None:
+    # Its group is rolled back whole: no row is deleted by hand, so no second error is met.
+    setup.faults.failing = {"INSERT INTO orders": FULL, "DELETE FROM signals": IO}
+    with pytest.raises(JournalUnavailable, match=FAILED_FULL):
+        setup.intent(1, defer=False)
+    assert [f.error for f in setup.failures] == [f"OperationalError: {FULL}"]
+    setup.faults.failing = {}
+    assert not setup.signal_on_disk("s-1")
+    setup.journal.close()
+
+
+def test_closing_with_writes_lost_or_a_failed_checkpoint_is_logged_and_still_closes(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway.store.journal")
+    setup.intent(1)  # left open
+    setup.faults.failing = {"COMMIT": IO, "PRAGMA wal_checkpoint": IO}
+    setup.journal.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        setup.faults.db.execute("SELECT 1")  # closed
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert (
+        logging.ERROR,
+        f"journal closed with writes lost: journal write failed: OperationalError: {IO}",
+    ) in messages
+    assert (logging.WARNING, f"final journal checkpoint failed: {IO}") in messages
+    assert not setup.signal_on_disk("s-1")
