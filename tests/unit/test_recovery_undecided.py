@@ -4,10 +4,12 @@ broker's answer decides it, nothing is sent again, and an unknown fate stays unk
 from __future__ import annotations
 
 import json
+import logging
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from brokers.base import BrokerOrder, OrderRequest
 from brokers.errors import BrokerUnavailable
@@ -286,14 +288,27 @@ async def test_an_unreadable_signal_body_halts_naming_the_signal_and_still_resol
     assert sid in decided
 
 
-async def test_a_halt_reason_for_an_unreadable_body_is_one_line(recovery: Recovery) -> None:
-    _intent(recovery.journal, "s-1", _request("gw-1"), body="{\n")
+async def test_an_unreadable_body_is_logged_and_halts_on_one_line_naming_the_error(
+    recovery: Recovery, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = "{\n"
+    with pytest.raises(ValidationError) as caught:
+        Signal.model_validate_json(body)
+    assert "\n" in str(caught.value)  # the error spans lines: the reason must not
+    _intent(recovery.journal, "s-1", _request("gw-1"), body=body)
     await recovery.run()
+    expected = (
+        f"journal: the body of signal s-1 cannot be read back ({caught.value}); its order was "
+        "resolved by client_order_id: check the journal before resuming"
+    ).replace("\n", " ")
     summary = recovery.halt.summary()
-    assert summary is not None
-    reason = str(summary["reason"])
-    assert "signal s-1 cannot be read back" in reason and "client_order_id" in reason
-    assert "\n" not in reason
+    assert summary is not None and summary["reason"] == expected[:500]
+    logged = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "gateway.pipeline.recovery" and r.levelno == logging.CRITICAL
+    ]
+    assert logged == [expected]
 
 
 async def test_a_readable_signal_body_does_not_halt(recovery: Recovery) -> None:
