@@ -158,6 +158,10 @@ async def test_an_order_the_broker_does_not_have_is_rejected_and_never_placed(
     assert [r["code"] for r in reasons] == ["broker_unavailable"]
     assert "gw-1" in reasons[0]["message"]
     assert recovery.status("gw-1") == "rejected"
+    events = recovery.journal._db.execute(
+        "SELECT status, detail FROM order_events WHERE client_order_id='gw-1'"
+    ).fetchall()
+    assert events == [("rejected", reasons[0]["message"])]  # the order says why
     assert recovery.book.reservations == {} and recovery.book.orders == {}
     assert recovery.unknown == [] and broker.count("submit") == 0
     assert json.loads(decided["s-1"][1]) == decision
