@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from brokers.base import BrokerOrder, OrderRequest
-from gateway.store.journal import Journal
+from gateway.store.journal import Journal, JournalUnavailable
 from tests.journal_faults import CommitFails
 
 
@@ -322,4 +322,51 @@ def test_a_probe_records_when_the_journal_last_proved_writable(journal: Journal)
     assert journal.probe()
     ((value,),) = _rows(journal, "SELECT value FROM kv WHERE key='journal_probe'")
     assert before <= _iso(value.strip('"')) <= datetime.now(UTC)
+    journal.close()
+
+
+def _refusal(journal: Journal, signal_id: str, *, defer: bool) -> int:
+    return journal.record_refusal(
+        signal_id=signal_id,
+        body_hash="h",
+        body="{}",
+        strategy="momentum",
+        symbol="AAPL",
+        decision_json='{"decision":"rejected"}',
+        outcome="rejected",
+        defer=defer,
+    )
+
+
+async def test_a_deferred_refusal_lands_with_its_groups_commit(journal: Journal) -> None:
+    ticket = _refusal(journal, "s-1", defer=True)
+    assert _rows(journal, "SELECT signal_id FROM signals") == []  # not before its commit
+    await journal.commit(ticket)
+    assert _rows(journal, "SELECT signal_id FROM signals") == [("s-1",)]
+    journal.close()
+
+
+async def test_a_refusal_after_a_lost_group_has_a_ticket_of_its_own(journal: Journal) -> None:
+    lost = _refusal(journal, "s-1", defer=True)
+    journal._tx.db = CommitFails(journal._db)  # type: ignore[assignment]
+    with pytest.raises(JournalUnavailable, match="disk I/O error"):
+        journal.commit_now(lost)
+    journal._tx.db = journal._db
+    ticket = _refusal(journal, "s-2", defer=True)
+    assert ticket != lost
+    await journal.commit(ticket)  # its own group landed: no error
+    assert _rows(journal, "SELECT signal_id FROM signals") == [("s-2",)]
+    journal.close()
+
+
+def test_a_refusal_that_fails_leaves_the_journal_unlocked(journal: Journal) -> None:
+    _refusal(journal, "s-1", defer=False)
+    with pytest.raises(sqlite3.IntegrityError):
+        _refusal(journal, "s-1", defer=False)  # the same signal twice: a bug, refused
+    other = sqlite3.connect(journal.path, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # no write lock is left held
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
     journal.close()
