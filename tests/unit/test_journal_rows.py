@@ -370,3 +370,15 @@ def test_a_refusal_that_fails_leaves_the_journal_unlocked(journal: Journal) -> N
     finally:
         other.close()
     journal.close()
+
+
+async def test_a_deferred_decision_lands_with_its_groups_commit(journal: Journal) -> None:
+    journal.commit_now(_intent(journal))
+    ticket = journal.record_decision(
+        "s-1", '{"decision":"accepted"}', "accepted", _broker_order(), defer=True
+    )
+    assert _rows(journal, "SELECT outcome FROM signals") == [(None,)]  # not before its commit
+    await journal.commit(ticket)
+    assert _rows(journal, "SELECT outcome FROM signals") == [("accepted",)]
+    assert _rows(journal, "SELECT status FROM orders") == [("partially_filled",)]
+    journal.close()
