@@ -382,3 +382,22 @@ async def test_a_deferred_decision_lands_with_its_groups_commit(journal: Journal
     assert _rows(journal, "SELECT outcome FROM signals") == [("accepted",)]
     assert _rows(journal, "SELECT status FROM orders") == [("partially_filled",)]
     journal.close()
+
+
+def test_an_intent_whose_order_fails_in_a_group_of_its_own_leaves_no_signal_row(
+    journal: Journal,
+) -> None:
+    journal.commit_now(_intent(journal, 1))
+    with pytest.raises(sqlite3.IntegrityError):  # gw-1 exists: the order insert fails
+        journal.record_intent(
+            signal_id="s-2",
+            body_hash="h",
+            body="{}",
+            strategy="momentum",
+            symbol="AAPL",
+            order=OrderRequest(client_order_id="gw-1", symbol="AAPL", side="buy", quantity=1),
+            valued_at="200",
+        )
+    assert journal.record_event("note", {}) is True  # the next write commits
+    assert _rows(journal, "SELECT signal_id FROM signals") == [("s-1",)]
+    journal.close()
