@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -39,3 +40,13 @@ def test_each_new_second_is_written_out_again() -> None:
 
 def test_the_first_stamp_at_the_epoch_is_written_out() -> None:
     assert _Stamp(lambda: 0)() == "1970-01-01T00:00:00+00:00"
+
+
+def test_a_stamp_is_utc_on_a_host_in_another_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert _Stamp(lambda: _ns(SECOND))() == "2023-11-14T22:13:20+00:00"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
