@@ -319,3 +319,18 @@ async def test_a_readable_signal_body_does_not_halt(recovery: Recovery) -> None:
     _intent(recovery.journal, "s-1", _request("gw-1"))
     await recovery.run()
     assert recovery.halt.summary() is None
+
+
+async def test_each_resolved_signal_is_logged_and_its_outcome_persisted(
+    recovery: Recovery, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway.pipeline.recovery")
+    _intent(recovery.journal, "s-1", _request("gw-1"))
+    await recovery.run()
+    outcome = recovery.journal._db.execute(
+        "SELECT outcome FROM signals WHERE signal_id='s-1'"
+    ).fetchall()
+    assert outcome == [("rejected",)]
+    (record,) = [r for r in caplog.records if r.name == "gateway.pipeline.recovery"]
+    assert record.getMessage() == "resolved an undecided signal after restart: rejected"
+    assert (record.signal_id, record.client_order_id) == ("s-1", "gw-1")  # type: ignore[attr-defined]
