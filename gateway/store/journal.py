@@ -96,10 +96,6 @@ class Journal(JournalReads):
         self._tx.forget = self._orders.forget
         self._checkpointer = Checkpointer(path, interval_s=checkpoint_interval_s)
 
-    @property
-    def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
-
     # --- health ------------------------------------------------------------------------------
 
     @property
