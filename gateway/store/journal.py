@@ -55,14 +55,15 @@ class _Stamp:
     """``utcnow().isoformat()`` without a datetime per call: the text of the current second is
     built once, the microseconds are appended (the same text, at a fraction of the cost)."""
 
-    __slots__ = ("prefix", "second")
+    __slots__ = ("clock", "prefix", "second")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], int] = time.time_ns) -> None:
+        self.clock = clock  # nanoseconds since the epoch
         self.second = -1
         self.prefix = ""
 
     def __call__(self) -> str:
-        second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+        second, micro = divmod(self.clock() // 1000, 1_000_000)
         if second != self.second:
             self.prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
             self.second = second
@@ -95,10 +96,6 @@ class Journal(JournalReads):
         self._tx.forget = self._orders.forget
         self._checkpointer = Checkpointer(path, interval_s=checkpoint_interval_s)
 
-    @property
-    def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
-
     # --- health ------------------------------------------------------------------------------
 
     @property
@@ -115,12 +112,8 @@ class Journal(JournalReads):
         """Try one small write now; True when the journal writes and nothing waits to be
         written (only a probe declares a failed journal writable again)."""
         self.put("journal_probe", _now())  # kept in the backlog if it cannot be written
-        self._tx.flush_backlog()
+        self._tx.flush_backlog()  # commits what it writes: no group is left open
         if not self._tx.backlog:
-            try:
-                self._tx.commit_now()
-            except JournalUnavailable:
-                return False
             self._tx.recovered()
         return self._tx.failure is None
 

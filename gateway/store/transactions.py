@@ -37,7 +37,7 @@ log = logging.getLogger("gateway.store.journal")
 # statement (SQLite undoes a failed statement by itself), or it joined under a savepoint.
 OPENED, JOINED, SAVEPOINT = 0, 1, 2
 
-# Soft writes kept while the disk refuses them; beyond this the oldest are dropped (and counted).
+# Soft writes kept while the disk refuses them; beyond this the oldest are dropped.
 BACKLOG_LIMIT = 100_000
 
 # A soft write, done again: True when it is written (in the open group), False when it is not.
@@ -73,7 +73,6 @@ class Transactions:
         self.on_failure = on_failure
         self.on_recovered = on_recovered
         self.failure: WriteFailure | None = None
-        self.dropped = 0  # soft writes dropped because the backlog was full
         self._open = False
         self._opened_at = 0.0
         self._group = 0  # the id (ticket) of the open or last group
@@ -164,7 +163,6 @@ class Transactions:
         must stay last)."""
         if len(self._backlog) >= BACKLOG_LIMIT:
             self._backlog.popleft()
-            self.dropped += 1
         self._backlog.append(replay)
 
     # --- commits ---------------------------------------------------------------------------

@@ -134,10 +134,19 @@ def test_corrupt_journal_header_refuses_to_start_with_a_clear_message(tmp_path: 
 
 
 def test_schema_is_versioned(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite3")
-    assert journal.schema_version == SCHEMA_VERSION
-    journal.close()
-    assert Journal(tmp_path / "j.sqlite3").schema_version == SCHEMA_VERSION
+    path = tmp_path / "j.sqlite3"
+
+    def version() -> int:
+        db = sqlite3.connect(path)
+        try:
+            return int(db.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            db.close()
+
+    Journal(path).close()
+    assert version() == SCHEMA_VERSION
+    Journal(path).close()  # reopened as it is
+    assert version() == SCHEMA_VERSION
 
 
 async def test_trading_day_reset_is_caught_up_after_downtime(
