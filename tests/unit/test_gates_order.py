@@ -3,6 +3,7 @@ order rate. The first that refuses decides, and a refused signal takes no order-
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def halt(tmp_path: Path) -> HaltManager:
 
 @pytest.fixture
 def failures() -> FailureTracker:
-    return FailureTracker(threshold=3)
+    return FailureTracker(threshold=3, clock=lambda: datetime(2026, 1, 5, 15, 0, tzinfo=UTC))
 
 
 def gates(halt: HaltManager, failures: FailureTracker, rate: int = 100) -> Gates:
@@ -58,7 +59,8 @@ def test_shutting_down_blocks_first_and_is_not_counted_as_blocked_by_the_halt(
     assert refusal is not None
     kind, [reason] = refusal
     assert (kind, reason.code) == (DecisionKind.BLOCKED, ReasonCode.SHUTTING_DOWN)
-    assert halt.blocked_count == 0
+    summary = halt.summary()
+    assert summary is not None and summary["blocked"] == 0
 
 
 def test_a_halt_blocks_names_its_trigger_and_reason_and_counts_the_signal(
@@ -71,7 +73,8 @@ def test_a_halt_blocks_names_its_trigger_and_reason_and_counts_the_signal(
     kind, [reason] = refusal
     assert (kind, reason.code) == (DecisionKind.BLOCKED, ReasonCode.HALTED)
     assert "manual: risk desk" in reason.message
-    assert halt.blocked_count == 1
+    summary = halt.summary()
+    assert summary is not None and summary["blocked"] == 1
 
 
 def test_a_strategy_is_suspended_at_exactly_its_failure_threshold(

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,9 @@ class Rig:
         self.path = tmp_path / "journal.sqlite3"
         self.journal = Journal(self.path)
         self.halt = HaltManager(HaltStateStore(tmp_path / "halt.json"), resume_cooldown_s=300)
-        self.failures = FailureTracker(threshold=3)
+        self.failures = FailureTracker(
+            threshold=3, clock=lambda: datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+        )
         self.broker = Broker()
         self.released: list[str] = []
         self.applied: list[BrokerOrder] = []
@@ -217,13 +220,13 @@ async def test_an_unreachable_broker_is_a_failure_of_the_strategy_and_is_persist
     status, events = rig.row()
     assert status == "rejected"
     assert "link down" in str(events[0][1])
-    [failure] = rig.failures.history
-    assert (failure.strategy, failure.symbol, failure.failure_type.value) == (
+    [failure] = rig.failures.status()["recent"]
+    assert (failure["strategy"], failure["symbol"], failure["failure_type"]) == (
         "momentum",
         "AAPL",
         "broker_error",
     )
-    assert "link down" in failure.error
+    assert "link down" in failure["error"]
     assert rig.failures.consecutive_for("momentum") == 1
     # Kept for a restart, as the tracker would restore it.
     assert rig.journal.get("failures") == json.loads(
