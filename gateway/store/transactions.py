@@ -83,6 +83,7 @@ class Transactions:
         self._flushing = False
         # Called when what a write remembered (the journal's caches) can no longer be trusted.
         self.forget: Callable[[], None] = lambda: None
+        self._dropping = False  # the backlog is full and drops its oldest soft writes
 
     @property
     def backlog(self) -> int:
@@ -162,6 +163,13 @@ class Transactions:
         again (while anything waits, later soft writes queue behind it: a key's last value
         must stay last)."""
         if len(self._backlog) >= BACKLOG_LIMIT:
+            if not self._dropping:  # one line per outage, not one per dropped write
+                log.error(
+                    "journal backlog full (%d soft writes kept): the oldest are dropped until "
+                    "the journal writes again",
+                    BACKLOG_LIMIT,
+                )
+                self._dropping = True
             self._backlog.popleft()
         self._backlog.append(replay)
 
@@ -249,6 +257,7 @@ class Transactions:
         if self.failure is not None and not self._backlog:
             log.warning("journal writes again (after: %s)", self.failure.error)
             self.failure = None
+            self._dropping = False
             if self.on_recovered is not None:
                 self.on_recovered()
 

@@ -30,6 +30,17 @@ def test_the_backlog_keeps_the_newest_soft_writes_up_to_its_limit() -> None:
     assert written[0] == 1 and written[-1] == BACKLOG_LIMIT and len(written) == BACKLOG_LIMIT
 
 
+def test_a_full_backlog_says_so_once_per_outage(caplog: pytest.LogCaptureFixture) -> None:
+    tx = Transactions(sqlite3.connect(":memory:"))
+    for _ in range(BACKLOG_LIMIT):
+        tx.keep(lambda: True)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]  # at the limit: no drop
+    for _ in range(3):
+        tx.keep(lambda: True)
+    [line] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "journal backlog full (100000 soft writes kept)" in line.getMessage()
+
+
 def _lose_groups(tx: Transactions, count: int) -> list[int]:
     tickets = []
     for _ in range(count):
