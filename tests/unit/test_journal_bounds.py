@@ -41,6 +41,24 @@ def test_a_full_backlog_says_so_once_per_outage(caplog: pytest.LogCaptureFixture
     assert "journal backlog full (100000 soft writes kept)" in line.getMessage()
 
 
+def test_after_the_journal_recovers_a_new_outage_says_so_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tx = Transactions(CommitFails(sqlite3.connect(":memory:"), times=1))  # type: ignore[arg-type]
+    tx.end(tx.begin(1), defer=True)
+    with pytest.raises(JournalUnavailable):
+        tx.commit_now()  # the journal fails: an outage begins
+    for _ in range(BACKLOG_LIMIT + 1):
+        tx.keep(lambda: True)
+    tx.flush_backlog()  # the disk takes them again
+    tx.recovered()
+    assert tx.failure is None
+    for _ in range(BACKLOG_LIMIT + 1):
+        tx.keep(lambda: True)
+    lines = [r for r in caplog.records if "journal backlog full" in r.getMessage()]
+    assert len(lines) == 2
+
+
 def _lose_groups(tx: Transactions, count: int) -> list[int]:
     tickets = []
     for _ in range(count):
