@@ -128,6 +128,16 @@ class Side(StrEnum):
 class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+    @property
+    def has_limit(self) -> bool:
+        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+
+    @property
+    def has_stop(self) -> bool:
+        return self in (OrderType.STOP, OrderType.STOP_LIMIT)
 
 
 class TimeInForce(StrEnum):
@@ -161,12 +171,19 @@ _OPEN_STATUSES = frozenset(
 )
 
 
-def check_limit_price(order_type: OrderType, limit_price: Decimal | None) -> None:
-    """A limit order needs a limit price; a market order must not have one."""
-    if order_type is OrderType.LIMIT and limit_price is None:
-        raise ValueError("limit_price: required for a limit order")
-    if order_type is OrderType.MARKET and limit_price is not None:
-        raise ValueError("limit_price: not allowed on a market order")
+def check_limit_price(
+    order_type: OrderType, limit_price: Decimal | None, stop_price: Decimal | None = None
+) -> None:
+    """limit_price exactly on limit and stop_limit orders, stop_price exactly on stop and
+    stop_limit orders."""
+    if order_type.has_limit and limit_price is None:
+        raise ValueError(f"limit_price: required for a {order_type.value} order")
+    if not order_type.has_limit and limit_price is not None:
+        raise ValueError(f"limit_price: not allowed on a {order_type.value} order")
+    if order_type.has_stop and stop_price is None:
+        raise ValueError(f"stop_price: required for a {order_type.value} order")
+    if not order_type.has_stop and stop_price is not None:
+        raise ValueError(f"stop_price: not allowed on a {order_type.value} order")
 
 
 def position_after_fill(
@@ -197,10 +214,26 @@ class OrderRequest(_Frozen):
     order_type: OrderType = OrderType.MARKET
     limit_price: PositiveNum | None = None
     time_in_force: TimeInForce = TimeInForce.DAY
+    stop_price: PositiveNum | None = None
 
     @model_validator(mode="after")
     def _limit_price_matches_type(self) -> OrderRequest:
-        check_limit_price(self.order_type, self.limit_price)
+        check_limit_price(self.order_type, self.limit_price, self.stop_price)
+        return self
+
+
+class OrderChange(_Frozen):
+    """What a replace changes on a resting order; a field left None keeps its value. The
+    order keeps its client_order_id (the broker may give it a new broker_order_id)."""
+
+    quantity: PositiveNum | None = None
+    limit_price: PositiveNum | None = None
+    stop_price: PositiveNum | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> OrderChange:
+        if self.quantity is None and self.limit_price is None and self.stop_price is None:
+            raise ValueError("quantity, limit_price or stop_price: nothing to change")
         return self
 
 
@@ -218,6 +251,7 @@ class BrokerOrder(_Frozen):
     avg_fill_price: PositiveNum | None = None
     order_type: OrderType = OrderType.MARKET
     time_in_force: TimeInForce = TimeInForce.DAY
+    stop_price: PositiveNum | None = None
 
     @property
     def remaining_quantity(self) -> Decimal:
@@ -305,7 +339,15 @@ class Broker(Protocol):
     """The one interface the gateway reaches a broker through.
 
     ``submit`` is idempotent on ``order.client_order_id``. ``events()`` yields order updates,
-    quotes for subscribed symbols and connection changes until ``close()``.
+    quotes for subscribed symbols and connection changes until ``close()``; after a reconnect
+    it also yields the fills that happened while the link was down (each fill carries the
+    broker's own ``fill_id``, so a fill seen twice is recognised).
+
+    ``cancel`` asks the broker to cancel; it returns once the broker took the request (the
+    order may still fill: its events say what happened). ``replace`` changes a resting order's
+    quantity or prices in place: afterwards the broker holds one live order for the
+    client_order_id, with the returned state; a refusal (BrokerRejected) leaves the original
+    order as it was.
     """
 
     name: str
@@ -328,6 +370,8 @@ class Broker(Protocol):
     async def submit(self, order: OrderRequest) -> BrokerOrder: ...
 
     async def cancel(self, client_order_id: str) -> None: ...
+
+    async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder: ...
 
     async def cancel_all(self) -> CancelReport: ...
 

@@ -78,6 +78,7 @@ from brokers.base import (
     BrokerEvent,
     BrokerOrder,
     CancelReport,
+    OrderChange,
     OrderRequest,
     Position,
     Quote,
@@ -318,6 +319,21 @@ class RetryingBroker:
 
     async def cancel_all(self) -> CancelReport:
         return await self._retry("cancel_all", self.inner.cancel_all)
+
+    async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
+        """Tried again only after a failure that certainly did not land (``NotSent``, 429): a
+        replace is not idempotent at every broker (Alpaca refuses to replace an order it
+        replaced already), so after a lost answer the caller looks the order up instead."""
+
+        async def attempt() -> BrokerOrder:
+            return await self.timed("replace", lambda: self.inner.replace(client_order_id, change))
+
+        retrying = self._retrying("replace")
+        retrying.retry = retry_if_exception(
+            lambda exc: not may_have_landed(exc) and self.policy.retryable(exc)
+        )
+        result: BrokerOrder = await retrying(attempt)
+        return result
 
     async def submit(self, order: OrderRequest) -> BrokerOrder:
         """Place ``order`` at most once; see the module docstring for what it raises."""

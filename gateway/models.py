@@ -232,6 +232,11 @@ class Signal(BaseModel):
 
     @model_validator(mode="after")
     def _limit_price_matches_type(self) -> Signal:
+        if self.order_type.has_stop:
+            # The pipeline prices and checks market and limit orders; a stop reaches the
+            # broker only once its pricing and triggering are in place (stops held by the
+            # broker), never valued as if it were a market order.
+            raise ValueError(f"order_type: {self.order_type.value} is not accepted on a signal")
         check_limit_price(self.order_type, self.limit_price)
         return self
 
@@ -244,6 +249,19 @@ class Reason(BaseModel):
 
 
 _iso = PlainSerializer(lambda ts: ts.isoformat(), return_type=str, when_used="json")
+
+
+class OrderLeg(BaseModel):
+    """A bracket's exit, held by the broker (``Decision.order.legs``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_order_id: str
+    role: Literal["stop_loss", "take_profit"]
+    order_type: OrderType
+    stop_price: Num | None = None
+    limit_price: Num | None = None
+    status: str
 
 
 class DecisionOrder(BaseModel):
@@ -263,6 +281,8 @@ class DecisionOrder(BaseModel):
     # What the broker filled at, on average; null until something fills. ``price`` stays the
     # price the order was valued at by the checks.
     avg_fill_price: Num | None = None
+    # A bracket's exits; [] for a plain order.
+    legs: list[OrderLeg] = Field(default_factory=list)
 
 
 class DecisionRisk(BaseModel):

@@ -66,6 +66,7 @@ from brokers.base import (
     BrokerOrder,
     CancelReport,
     ConnectionEvent,
+    OrderChange,
     OrderRequest,
     OrderStatus,
     Position,
@@ -284,6 +285,9 @@ class AlpacaBroker:
                 code="not_open",
             )
         await self._call(self._trading.cancel_order_by_id, existing.broker_order_id)
+
+    async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
+        raise NotImplementedError("replace: being built")  # TODO(issue 15)
 
     async def cancel_all(self) -> CancelReport:
         return parse_cancel_report(await self._call(self._trading.cancel_orders))

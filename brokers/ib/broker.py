@@ -49,6 +49,7 @@ from brokers.base import (
     BrokerOrder,
     CancelReport,
     ConnectionEvent,
+    OrderChange,
     OrderRequest,
     OrderStatus,
     Position,
@@ -310,6 +311,9 @@ class IBBroker:
                 ib.cancelOrder(trade.order)  # type: ignore[no-untyped-call]
             else:
                 ib.client.cancelOrder(tracked.order_id, "")  # type: ignore[no-untyped-call]
+
+    async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
+        raise NotImplementedError("replace: being built")  # TODO(issue 15)
 
     async def cancel_all(self) -> CancelReport:
         ib = self._require_link()

@@ -37,6 +37,7 @@ from brokers.base import (
     CancelReport,
     ConnectionEvent,
     Fill,
+    OrderChange,
     OrderEvent,
     OrderRequest,
     OrderStatus,
@@ -316,6 +317,7 @@ class SimulatedBroker:
                 "avg_fill_price": None,
                 "order_type": order.order_type,
                 "time_in_force": order.time_in_force,
+                "stop_price": order.stop_price,
             },
         )
         self._ledger.store(placed)
@@ -380,6 +382,9 @@ class SimulatedBroker:
             raise OrderRejected(reason, code="cancel_refused")
         with self._changing():
             self._set_status(order, OrderStatus.CANCELED, "canceled by request")
+
+    async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
+        raise NotImplementedError("replace: being built")  # TODO(issue 15)
 
     async def cancel_all(self) -> CancelReport:
         await self._reach()

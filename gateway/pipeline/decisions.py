@@ -31,6 +31,7 @@ def order_summary(
             "order_type": order.order_type,
             "priced_conservatively": conservative,
             "avg_fill_price": order.avg_fill_price,
+            "legs": [],
         },
     )
 

@@ -325,6 +325,7 @@ class Gateway:
                 "order_type": signal.order_type,
                 "limit_price": signal.limit_price,
                 "time_in_force": signal.time_in_force,
+                "stop_price": None,
             },
         )
 

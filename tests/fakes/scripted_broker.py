@@ -24,6 +24,7 @@ from brokers.base import (
     BrokerEvent,
     BrokerOrder,
     CancelReport,
+    OrderChange,
     OrderRequest,
     OrderStatus,
     Position,
@@ -123,6 +124,15 @@ class ScriptedBroker:
         if order is None:
             raise OrderNotFound(f"no order {client_order_id}")
         self.orders[client_order_id] = order.model_copy(update={"status": OrderStatus.CANCELED})
+
+    async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
+        self._next("replace")
+        order = self.orders.get(client_order_id)
+        if order is None:
+            raise OrderNotFound(f"no order {client_order_id}")
+        updates = {k: v for k, v in change.model_dump().items() if v is not None}
+        self.orders[client_order_id] = replaced = order.model_copy(update=updates)
+        return replaced
 
     async def cancel_all(self) -> CancelReport:
         self._next("cancel_all")

@@ -75,6 +75,7 @@ def test_an_assembled_request_equals_the_validated_one() -> None:
         "order_type": signal.order_type,
         "limit_price": signal.limit_price,
         "time_in_force": signal.time_in_force,
+        "stop_price": None,
     }
     assert assemble(OrderRequest, dict(fields)) == OrderRequest(**fields)
 
