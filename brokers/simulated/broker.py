@@ -357,7 +357,10 @@ class SimulatedBroker:
 def _per_tick(value: float | Decimal | int | None) -> Decimal | None:
     if value is None:
         return None
-    per_tick = to_decimal(value)
+    try:
+        per_tick = to_decimal(value)
+    except ValueError as exc:
+        raise ValueError(f"fill_quantity_per_tick: {exc}") from exc
     if per_tick <= ZERO:
         raise ValueError(f"fill_quantity_per_tick: must be greater than 0, not {value}")
     return per_tick
