@@ -79,8 +79,9 @@ async def test_the_lifecycle_state_survives_kill_9(tmp_path: Path) -> None:
         assert reported["entry"].status is OrderStatus.FILLED
         assert reported["rest"].quantity == 6
         assert sim.oco_group("sl") == ["sl", "tp"]
-        # It goes on where the dead process stopped: bsl stayed triggered, the group still holds.
-        sim.set_quote("AAPL", 201.3, 201.4)
+        # It goes on where the dead process stopped: bsl stayed triggered (the ask is below its
+        # stop now), the group still holds.
+        sim.set_quote("AAPL", 200.8, 200.9)
         bsl = await sim.get_order("bsl")
         assert bsl is not None and bsl.filled_quantity == 2
         sim.set_quote("AAPL", 210.0, 210.1)

@@ -99,7 +99,7 @@ async def test_a_triggered_stop_limit_stays_triggered(path: Path, opened: Opener
     await first.submit(order("bsl", order_type="stop_limit", stop_price=201, limit_price=201.5))
     first.set_quote("AAPL", 201.9, 202.0)  # triggered, above its limit
     again = await reopen(first, opened)
-    again.set_quote("AAPL", 201.3, 201.4)  # below the stop: fills only if it stayed triggered
+    again.set_quote("AAPL", 200.8, 200.9)  # the ask below the stop: fills only if it stayed triggered
     got = await again.get_order("bsl")
     assert got is not None and got.status is OrderStatus.FILLED
 

@@ -81,10 +81,10 @@ async def test_a_triggered_stop_limit_rests_as_a_limit_and_stays_triggered(
     await sim.submit(stop("bsl", "buy", 201, limit_price=201.5))
     sim.set_quote("AAPL", 201.9, 202.0)  # triggered, but the ask is above the limit
     assert await status(sim, "bsl") is OrderStatus.ACCEPTED
-    sim.set_quote("AAPL", 201.3, 201.4)  # below the stop again, within the limit: fills
+    sim.set_quote("AAPL", 200.8, 200.9)  # the ask below the stop again, within the limit: fills
     got = await sim.get_order("bsl")
     assert got is not None
-    assert (got.status, got.avg_fill_price) == (OrderStatus.FILLED, Decimal("201.4"))
+    assert (got.status, got.avg_fill_price) == (OrderStatus.FILLED, Decimal("200.9"))
 
 
 async def test_an_untriggered_stop_limit_never_fills(sim: SimulatedBroker) -> None:
