@@ -227,7 +227,7 @@ class OrderDesk:
         ids = list(dict.fromkeys(client_order_ids))
         if len(ids) < 2:
             raise OrderRejected("oco: needs at least two distinct orders", code="oco_invalid")
-        orders = [self.find_open(c) for c in ids]
+        orders = sorted((self.find_open(c) for c in ids), key=self._rank)
         if len({o.symbol for o in orders}) != 1:
             raise OrderRejected("oco: every order must be for one symbol", code="oco_invalid")
         for order in orders:
@@ -237,14 +237,19 @@ class OrderDesk:
                     f"oco: {order.client_order_id} is in group {group} already",
                     code="oco_invalid",
                 )
-        group = f"oco-{orders[0].broker_order_id}"  # broker ids are unique, so group ids are
+        # Named after its oldest member: unique (so are broker ids), whatever order ids came in.
+        group = f"oco-{orders[0].broker_order_id}"
         for order in orders:
             meta = self.ledger.meta_of(order.client_order_id)
             self.ledger.store(order, with_meta(meta, oco_group=group))
         return group
 
+    def _rank(self, order: BrokerOrder) -> int:
+        return self.ledger.rank[order.client_order_id]
+
     def oco_group(self, client_order_id: str) -> list[str]:
-        """Every member of ``client_order_id``'s group, itself included ([] when in none)."""
+        """Every member of ``client_order_id``'s group, itself included, in the order the
+        broker took them ([] when in none)."""
         group = self.ledger.meta_of(client_order_id).oco_group
         return [] if group is None else list(self.ledger.oco_groups.get(group, []))
 

@@ -33,7 +33,8 @@ class Ledger:
         self.open: dict[str, BrokerOrder] = {}  # the resting ones, so matching stays O(open)
         self.by_broker_id: dict[str, str] = {}
         self.meta: dict[str, OrderMeta] = {}  # by client_order_id; NO_META when absent
-        self.oco_groups: dict[str, list[str]] = {}  # group id -> members, in the order linked
+        self.oco_groups: dict[str, list[str]] = {}  # group id -> members, in the order taken
+        self.rank: dict[str, int] = {}  # client_order_id -> when the broker took it (0, 1, ...)
         self.submit_counts: dict[str, int] = {}
         self._account_changed = False
         self._changed_positions: set[str] = set()
@@ -69,13 +70,16 @@ class Ledger:
     def store(self, order: BrokerOrder, meta: OrderMeta | None = None) -> None:
         """Keep ``order`` (and ``meta`` when given; otherwise its meta stays as it was)."""
         coid = order.client_order_id
+        self.rank.setdefault(coid, len(self.rank))
         if meta is not None:
             old_group = self.meta_of(coid).oco_group
             if old_group != meta.oco_group:
                 if old_group is not None:
                     self.oco_groups[old_group].remove(coid)
                 if meta.oco_group is not None:
-                    self.oco_groups.setdefault(meta.oco_group, []).append(coid)
+                    members = self.oco_groups.setdefault(meta.oco_group, [])
+                    members.append(coid)
+                    members.sort(key=self.rank.__getitem__)  # as after a restore: rowid order
             self.meta[coid] = meta
         self.orders[order.client_order_id] = order
         self.by_broker_id[order.broker_order_id] = order.client_order_id

@@ -99,7 +99,9 @@ async def test_a_triggered_stop_limit_stays_triggered(path: Path, opened: Opener
     await first.submit(order("bsl", order_type="stop_limit", stop_price=201, limit_price=201.5))
     first.set_quote("AAPL", 201.9, 202.0)  # triggered, above its limit
     again = await reopen(first, opened)
-    again.set_quote("AAPL", 200.8, 200.9)  # the ask below the stop: fills only if it stayed triggered
+    again.set_quote(
+        "AAPL", 200.8, 200.9
+    )  # the ask below the stop: fills only if it stayed triggered
     got = await again.get_order("bsl")
     assert got is not None and got.status is OrderStatus.FILLED
 
@@ -109,9 +111,12 @@ async def test_an_oco_group_comes_back_and_still_cancels(path: Path, opened: Ope
     await first.submit(order("entry", time_in_force="day"))
     await first.submit(order("sl", side="sell", order_type="stop", stop_price=195))
     await first.submit(order("tp", side="sell", order_type="limit", limit_price=210))
-    await first.link_oco(["sl", "tp"])
+    group = await first.link_oco(["tp", "sl"])
+    assert first.oco_group("tp") == ["sl", "tp"]  # in the order taken, as after a restore
     again = await reopen(first, opened)
     assert again.oco_group("tp") == ["sl", "tp"]
+    sl = await again.get_order("sl")
+    assert sl is not None and group == f"oco-{sl.broker_order_id}"
     again.set_quote("AAPL", 194.0, 194.1)
     tp = await again.get_order("tp")
     assert tp is not None and tp.status is OrderStatus.CANCELED
