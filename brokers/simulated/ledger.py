@@ -116,7 +116,12 @@ class Ledger:
         (``reserve(order)``: the price each remaining unit is valued at)."""
         gross = sum((abs(p.qty) * mark(s, p.avg_price) for s, p in self.positions.items()), ZERO)
         open_buys = sum(
-            (o.remaining_quantity * reserve(o) for o in self.open.values() if o.side is Side.BUY),
+            (
+                # A limit is its own reserve: the common case skips the call (a hot path).
+                o.remaining_quantity * (o.limit_price if o.limit_price is not None else reserve(o))
+                for o in self.open.values()
+                if o.side is Side.BUY
+            ),
             ZERO,
         )
         return max(self.equity(mark) * margin - gross - open_buys, ZERO)
