@@ -167,3 +167,17 @@ def test_a_bad_setting_is_an_error_naming_it(
         make_config(gateway={"brokers": {"simulated": {"fill_quantity_per_tick": bad}}})
     with pytest.raises(ValueError, match="fill_quantity_per_tick"):
         SimulatedBroker(fill_quantity_per_tick=0)
+
+
+async def test_fills_while_the_link_was_down_come_after_the_reconnect(
+    sim: SimulatedBroker,
+) -> None:
+    await sim.submit(order("l", order_type="limit", limit_price=199, time_in_force="gtc"))
+    await fills(sim)
+    await sim.close()
+    sim.set_quote("AAPL", 198.9, 199.0)  # the market moves while the link is down
+    await sim.connect()
+    seen = await fills(sim)
+    assert [(f.fill_id, f.quantity) for f in seen] == [("sim-1-1", 3)]
+    got = await sim.get_order("l")
+    assert got is not None and got.filled_quantity == 3
