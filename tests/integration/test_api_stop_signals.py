@@ -3,6 +3,8 @@ from where they trigger, and refused before the broker when a check fails."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.conftest import signal
@@ -47,3 +49,29 @@ async def test_stop_fields_that_do_not_fit_the_type_are_422_naming_the_field(
         response = await client.post("/v1/signals", json=body)
         assert response.status_code == 422, body
         assert field in response.json()["message"], (body, response.json())
+
+
+async def test_a_buy_stop_rests_and_fills_when_the_ask_reaches_it(
+    client: httpx.AsyncClient, admin: httpx.AsyncClient
+) -> None:
+    stop = signal("st-2", order_type="stop", stop_price=201, quantity=2)
+    body = (await client.post("/v1/signals", json=stop)).json()
+    assert body["decision"] == "accepted", body
+    assert body["order"]["price"] == 201.0  # valued at its trigger, above the ask
+    assert body["order"]["status"] == "accepted"
+    coid = body["order"]["client_order_id"]
+    resting = (await client.get("/v1/orders")).json()
+    assert [(o["client_order_id"], o["order_type"], o["stop_price"]) for o in resting] == [
+        (coid, "stop", 201.0)
+    ]
+    # One cent below the stop: nothing; at the stop: it triggers and fills at the ask.
+    await admin.post("/v1/sim/quotes", json=[{"symbol": "AAPL", "bid": 200.89, "ask": 200.99}])
+    assert (await client.get("/v1/positions")).json() == []
+    await admin.post("/v1/sim/quotes", json=[{"symbol": "AAPL", "bid": 200.9, "ask": 201.0}])
+    for _ in range(100):
+        positions = (await client.get("/v1/positions")).json()
+        if positions:
+            break
+        await asyncio.sleep(0.01)
+    assert [(p["symbol"], p["qty"]) for p in positions] == [("AAPL", 2.0)]
+    assert (await client.get("/v1/orders")).json() == []
