@@ -25,6 +25,7 @@ from gateway.config import GatewayConfig
 from gateway.models import DecisionKind, Reason, ReasonCode, Signal
 from gateway.ops.metrics import GatewayMetrics
 from gateway.pipeline.admission import Admission, admit
+from gateway.pipeline.brackets import Legs, leg_requests, roles
 from gateway.pipeline.broker_events import BrokerEvents
 from gateway.pipeline.conclusion import Conclusion
 from gateway.pipeline.flatten import send_flatten
@@ -289,6 +290,8 @@ class Gateway:
                     signal, digest, body, admission.refusal, started, admission.risk
                 )
             request = self._request(signal)
+            legs = leg_requests(request, admission.protection)
+            self.book.add_legs(roles(legs))
             self.book.reserve(
                 Reservation(
                     request.client_order_id,
@@ -296,9 +299,10 @@ class Gateway:
                     signal.side,
                     signal.quantity,
                     priced.value,
+                    admission.protection.stop_loss,
                 )
             )
-        return await self._send(signal, digest, body, request, admission, started)
+        return await self._send(signal, digest, body, request, admission, started, legs)
 
     def _admit(self, signal: Signal, priced: object) -> Admission:
         return admit(
@@ -337,6 +341,7 @@ class Gateway:
         request: OrderRequest,
         admission: Admission,
         started: float,
+        legs: Legs,
     ) -> Decided:
         sender = self.sender
         await sender.make_durable(
@@ -350,23 +355,26 @@ class Gateway:
                 order=request,
                 valued_at=str(admission.price.value),
                 defer=True,
+                legs=legs,
             ),
         )
         why_not = sender.may_send()
         if why_not is not None:
             sender.not_sent(request, why_not.message)
+            for leg, _ in legs:
+                self.journal.record_order_status(leg.client_order_id, "canceled", why_not.message)
             reasons = [why_not]
             return self.recorder.refused_after_intent(
                 signal, (DecisionKind.BLOCKED, reasons), started, admission.risk
             )
-        result = await sender.send(request, signal.strategy)
+        result = await sender.send(request, signal.strategy, legs)
         if result.order is None and not result.unknown:
             assert result.code is not None
             reasons = [Reason(code=result.code, message=result.message)]
             return self.recorder.refused_after_intent(
                 signal, (DecisionKind.REJECTED, reasons), started, admission.risk
             )
-        decided = self.conclusion.accepted(signal, request, admission, result)
+        decided = self.conclusion.accepted(signal, request, admission, result, legs)
         self.recorder.observe(signal, DecisionKind.ACCEPTED, [], started)
         return decided
 
