@@ -131,6 +131,10 @@ class Book:
         """Name a bracket's legs (client_order_id -> role) before the broker can report them."""
         self.legs.update(roles)
 
+    def set_entry_stop(self, client_order_id: str, stop: Decimal) -> None:
+        """The protective stop of an entry held from the journal (a restart)."""
+        self._entry_stops[client_order_id] = stop
+
     def release(self, client_order_id: str) -> None:
         res = self.reservations.pop(client_order_id, None)
         if res is not None:
