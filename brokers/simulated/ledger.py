@@ -140,9 +140,13 @@ class Ledger:
         return Changes(
             account=(self.cash, self.next_id) if self._account_changed else None,
             positions=positions,
-            orders={c: (self.orders[c], self.meta_of(c)) for c in self._changed_orders},
+            # In the order the broker took them: the file keeps that order (rowid) for a restore.
+            orders={c: (self.orders[c], self.meta_of(c)) for c in self._changed_in_rank()},
             submit_counts={c: self.submit_counts[c] for c in self._changed_counts},
         )
+
+    def _changed_in_rank(self) -> list[str]:
+        return sorted(self._changed_orders, key=self.rank.__getitem__)
 
     def settle(self) -> None:
         """The pending changes are written (or nothing needs them): forget them."""
