@@ -12,6 +12,9 @@ Equity = cash + positions marked at mid. Buying power = equity x ``margin_multip
 position value - open buy orders (at their limit; a market order at the ask, a stop at
 max(stop, ask)).
 
+Brackets (``submit_bracket``, ``adopt_bracket``, as the Alpaca and IB adapters have them): an
+entry with a stop loss and/or a take profit held until it fills, see ``brackets.py``.
+
 Beyond the broker protocol, one simulator-only call: ``await link_oco(client_order_ids)`` puts
 open orders of one symbol in a one-cancels-other group (returns its id, ``oco-<broker id>``):
 when one member fills, even partly, the others are reduced to what it has left to fill, and
@@ -57,6 +60,7 @@ from brokers.base import (
     utcnow,
 )
 from brokers.errors import BrokerError, BrokerUnavailable, NotSent, OrderRejected
+from brokers.simulated import brackets
 from brokers.simulated.desk import OrderDesk
 from brokers.simulated.faults import Faults, FaultState
 from brokers.simulated.ledger import ZERO, Ledger
@@ -312,6 +316,41 @@ class SimulatedBroker:
             raise BrokerUnavailable("simulated broker: connection lost before the answer arrived")
         return placed
 
+    async def submit_bracket(
+        self,
+        entry: OrderRequest,
+        stop_loss: OrderRequest | None,
+        take_profit: OrderRequest | None,
+    ) -> list[BrokerOrder]:
+        """The entry and its exits as one unit (see ``brackets.py``): [entry, stop_loss?,
+        take_profit?], each under its request's client_order_id. Idempotent on the ids; the
+        drills treat it as one submit."""
+        await self._reach()
+        ids = [o.client_order_id for o in (entry, stop_loss, take_profit) if o is not None]
+        lost = False
+        with self._changing():
+            for coid in ids:
+                self._ledger.count_submit(coid)
+            if self._faults.take_reject():
+                raise OrderRejected("bracket rejected by the broker", code="drill_reject")
+            lost = self._faults.take_lost_answer()
+            try:
+                placed = brackets.place(self._desk, entry, stop_loss, take_profit)
+            except OrderRejected:
+                if not lost:
+                    raise
+        if lost:
+            raise BrokerUnavailable("simulated broker: connection lost before the answer arrived")
+        return placed
+
+    async def adopt_bracket(
+        self, entry_id: str, stop_loss_id: str | None, take_profit_id: str | None
+    ) -> list[BrokerOrder]:
+        """After a restart: the bracket read back by its ids, as ``submit_bracket`` answered."""
+        await self._reach()
+        self._check_lookups()
+        return brackets.adopt(self._desk, entry_id, stop_loss_id, take_profit_id)
+
     async def cancel(self, client_order_id: str) -> None:
         """Cancel an open order now (what filled stays filled); OrderNotFound for an unknown
         id, OrderRejected(order_not_open) for a final order."""
@@ -344,7 +383,11 @@ class SimulatedBroker:
         cancelled: list[str] = []
         failed: dict[str, str] = {}
         with self._changing():
-            for order in list(self._ledger.open.values()):
+            for coid in self._cancel_order():
+                order = self._ledger.orders[coid]
+                if not order.is_open:  # ended by an earlier cancel (a bracket's held leg)
+                    cancelled.append(order.broker_order_id)
+                    continue
                 reason = self.fail_cancels.get(order.broker_order_id)
                 if reason is not None:
                     failed[order.broker_order_id] = reason
@@ -352,6 +395,11 @@ class SimulatedBroker:
                 self._desk.set_status(order, OrderStatus.CANCELED, "canceled by cancel_all")
                 cancelled.append(order.broker_order_id)
         return CancelReport(cancelled=cancelled, failed=failed)
+
+    def _cancel_order(self) -> list[str]:
+        """The open orders, brackets' legs first (an entry's cancel would end its held legs)."""
+        legs = [c for c in self._ledger.open if self._ledger.meta_of(c).parent is not None]
+        return legs + [c for c in self._ledger.open if c not in set(legs)]
 
 
 def _per_tick(value: float | Decimal | int | None) -> Decimal | None:
