@@ -32,13 +32,19 @@ class FakeOrder:
     symbol: str
     action: str  # BUY | SELL
     quantity: float
-    order_type: str  # MKT | LMT
+    order_type: str  # MKT | LMT | STP | STP LMT
     limit_price: float | None
     tif: str
     order_ref: str
     status: str = "Submitted"
     filled: float = 0.0
     avg_price: float = 0.0
+    aux_price: float | None = None  # the stop of STP and STP LMT
+    parent_id: int = 0  # a bracket child: its parent's order id (same client id)
+    oca_group: str = ""
+    oca_type: int = 0
+    transmitted: bool = True  # False: TWS holds it until an order of its bracket transmits
+    triggered: bool = False  # a stop whose price the market reached
 
     @property
     def is_open(self) -> bool:
@@ -79,6 +85,7 @@ class TWSState:
     stuck_orders: set[int] = field(default_factory=set)  # perm ids a cancel never reaches
     reject_symbols: dict[str, tuple[int, str]] = field(default_factory=dict)
     unknown_symbols: set[str] = field(default_factory=set)  # no contract definition
+    reject_modify: dict[str, tuple[int, str]] = field(default_factory=dict)  # orderRef -> error
     swallow_orders: bool = False  # placeOrder is lost on the way (no order, no answer)
     withhold: set[str] = field(default_factory=set)  # message ids never sent (e.g. "62")
     status_first: bool = False  # on a fill, orderStatus before execDetails
@@ -160,15 +167,22 @@ def msg_account_update_multi_end(req_id: int) -> Fields:
     return ["74", "1", str(req_id)]
 
 
+def _price(value: float | None) -> str:
+    return "" if value is None else _num(value)
+
+
 def msg_open_order(state: TWSState, o: FakeOrder) -> Fields:
-    lmt = "" if o.limit_price is None else _num(o.limit_price)
+    lmt, aux = _price(o.limit_price), _price(o.aux_price)
     head = [
         "5", str(o.order_id), *_contract(state, o.symbol), o.symbol, o.symbol,
-        o.action, _num(o.quantity), o.order_type, lmt, "", o.tif, "", o.account, "O", "0",
+        o.action, _num(o.quantity), o.order_type, lmt, aux, o.tif, o.oca_group, o.account, "O",
+        "0",
         o.order_ref, str(o.client_id), str(o.perm_id), "0", "0", "0", "", "", "", "", "",
         "",  # faProfile: only below server version 177
     ]  # fmt: skip
-    body = [""] * 27 + ["", ""]  # modelCode .. volatilityType, deltaNeutralOrderType, auxPrice
+    # modelCode .. volatilityType, deltaNeutralOrderType, deltaNeutralAuxPrice
+    body = [""] * 27 + ["", ""]
+    body[19], body[23] = str(o.oca_type), str(o.parent_id)  # ocaType, parentId
     tail = [
         "0", "", "", "", "", "", "",  # continuousUpdate .. comboLegsDescrip
         "0", "0", "0",  # combo legs, order combo legs, smart combo routing params
@@ -192,7 +206,8 @@ def msg_open_order_end() -> Fields:
 def msg_order_status(o: FakeOrder, last_price: float = 0.0) -> Fields:
     return [
         "3", str(o.order_id), o.status, _num(o.filled), _num(o.quantity - o.filled),
-        _num(o.avg_price), str(o.perm_id), "0", _num(last_price), str(o.client_id), "", "",
+        _num(o.avg_price), str(o.perm_id), str(o.parent_id), _num(last_price), str(o.client_id),
+        "", "",
     ]  # fmt: skip
 
 
@@ -217,10 +232,11 @@ def msg_commission_report(exec_id: str) -> Fields:
 
 def msg_completed_order(state: TWSState, o: FakeOrder) -> Fields:
     """A done order (no order id or client id in this message: IB sends neither)."""
-    lmt = "" if o.limit_price is None else _num(o.limit_price)
+    lmt, aux = _price(o.limit_price), _price(o.aux_price)
     head = [
         "101", *_contract(state, o.symbol), o.symbol, o.symbol,
-        o.action, _num(o.quantity), o.order_type, lmt, "", o.tif, "", o.account, "O", "0",
+        o.action, _num(o.quantity), o.order_type, lmt, aux, o.tif, o.oca_group, o.account, "O",
+        "0",
         o.order_ref, str(o.perm_id), "0", "0", "0", "", "", "", "",
         "",  # faProfile: only below server version 177
     ]  # fmt: skip
