@@ -261,6 +261,7 @@ class IBBroker:
                         self._spawn(self._request_market_data(symbol, again=True), "ib-mktdata")
                 self._link_up = True
                 self._emit(ConnectionEvent(connected=True, reason=reason))
+                self._spawn(self._catch_up_fills(), "ib-executions")
         elif code in m.FARM_BROKEN_CODES or code in m.FARM_OK_CODES:
             self.farms[code] = message
             log.log(logging.WARNING if code in m.FARM_BROKEN_CODES else logging.INFO,
@@ -316,6 +317,17 @@ class IBBroker:
 
     def _on_exec(self, trade: Trade, fill: IBFill) -> None:
         self._emit_all(self._book.on_exec(fill.execution, self.client_id))
+
+    async def _catch_up_fills(self) -> None:
+        """The day's executions, after IB's link came back with the socket up (1101/1102):
+        a fill made while TWS was cut off from IB is not always pushed afterwards. (After a
+        reconnect of the socket, connectAsync asks for them itself; see reconcile.) The book
+        reports each execution once, by its execId."""
+        ib = self._require_link()
+        with m.vendor_errors("executions after IB's link came back"):
+            fills = await asyncio.wait_for(ib.reqExecutionsAsync(), self._request_timeout)
+        for fill in fills:
+            self._emit_all(self._book.on_exec(fill.execution, self.client_id))
 
     # -- quotes, account, positions -------------------------------------------------------
 

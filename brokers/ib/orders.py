@@ -176,13 +176,13 @@ class OrderDesk:
                 trade.orderStatus.status = prior
             raise OrderRejected(f"IB refused to modify {client_order_id}: {tracked.refusal}",
                                 code=tracked.refusal.split(":")[0])  # fmt: skip
+        if tracked.acks > acks and _terms(tracked) == terms:
+            return tracked.snapshot()  # confirmed (and maybe filled at once at its new terms)
         if not tracked.status.is_open:
             raise OrderRejected(f"order {client_order_id} became {tracked.status.value} before "
                                 "the modify took effect", code=ORDER_NOT_OPEN)  # fmt: skip
-        if _terms(tracked) != terms:
-            raise BrokerUnavailable(f"replace {client_order_id}: IB did not confirm within "
-                                    f"{self._ack_timeout}s; it may have landed")  # fmt: skip
-        return tracked.snapshot()
+        raise BrokerUnavailable(f"replace {client_order_id}: IB did not confirm within "
+                                f"{self._ack_timeout}s; it may have landed")  # fmt: skip
 
     async def _await_modify(self, tracked: TrackedOrder, acks: int, terms: _Terms) -> None:
         loop = asyncio.get_running_loop()

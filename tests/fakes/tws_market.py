@@ -133,8 +133,10 @@ class Market:
         if not o.is_open:
             s.send(msg_error(o.order_id, 104, f"Cannot modify a filled order. ({o.status})"))
             return
+        if f[27] != "1":  # TWS keeps an untransmitted change to itself: IB never sees it
+            return
         o.quantity, o.limit_price, o.aux_price = float(f[17]), _price(f[19]), _price(f[20])
-        if f[27] == "1" and not o.transmitted:
+        if not o.transmitted:
             self._transmit(o)
             return
         self.notify(o, open_order=True)
