@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from brokers.base import Fill, OrderEvent, OrderRequest
+from brokers.base import BrokerEvent, Fill, OrderEvent, OrderRequest
 from brokers.ib.broker import IBBroker
 from tests.fakes.fake_tws import FakeTWS
 from tests.integration.ib.support import events_until_marker, is_connection, next_event
