@@ -140,22 +140,22 @@ async def test_a_stop_leg_moves_and_the_exits_go_with_a_cancelled_entry(
             (order("x-sl", "sell", "stop", qty=5, stop_price=190.0), None),
             "bracket_invalid",
             "quantity",
-        ),  # fmt: skip
+        ),
         (
             (order("x-sl", "sell", "limit", limit_price=190.0), None),
             "bracket_invalid",
             "order_type",
-        ),  # fmt: skip
+        ),
         (
             (order("x-sl", "sell", "stop", stop_price=199.5), None),
             "protective_price_invalid",
             "stop_loss.stop_price",
-        ),  # fmt: skip
+        ),
         (
             (None, order("x-tp", "sell", "limit", limit_price=198.0)),
             "protective_price_invalid",
             "entry price",
-        ),  # fmt: skip
+        ),
     ],
 )
 async def test_a_malformed_bracket_reaches_nothing(
