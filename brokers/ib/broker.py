@@ -16,8 +16,14 @@ How it fits together:
   (``ib_book``) is keyed by it, so an order is recognised again after a reconnect or a restart
   of this process. Order ids come from ib_async's sequence, seeded by IB's nextValidId and never
   below an id this adapter already used; ``broker_order_id`` is the IB orderId as a string and
-  never changes once ``submit`` returns. ``submit`` waits briefly for IB's first word so a
-  rejection (e.g. 201) is raised as ``OrderRejected``.
+  never changes once ``submit`` returns, a modify included. Submit, cancel, ``replace``
+  (placeOrder on the same orderId) and ``submit_bracket`` (parent and children in one OCA
+  group) are ``ib_orders``'s.
+- **Fills missed while away.** After a reconnect of the socket, connectAsync's reqExecutions
+  brings the day's executions, and the book reports each one it had not seen (by IB's execId,
+  the ``fill_id``), before ``ConnectionEvent(True)``; after IB's own link comes back with the
+  socket up (1101/1102) the adapter asks reqExecutions itself. A "Cancelled" for an order whose
+  executions filled it is reported as filled.
 - **Kill switch.** ``cancel_all`` lists every open order of the account (``reqAllOpenOrders``:
   other client ids and orders typed into TWS included), sends one ``reqGlobalCancel`` and then
   confirms order by order: this client's orders by their Cancelled status, the others by

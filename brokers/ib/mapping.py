@@ -12,6 +12,9 @@ IB's order states map onto the gateway's as follows (``OrderStatus`` of ib_async
     Inactive                       rejected          (IB keeps it but will not work it)
     ValidationError                (no change: ib_async's name for a warning on a live order)
 
+Order types (ours → IB's): market MKT, limit LMT (lmtPrice), stop STP (the stop in auxPrice),
+stop_limit STP LMT (lmtPrice and auxPrice). Any other IB type is not mapped (never guessed).
+
 Error codes (https://interactivebrokers.github.io/tws-api/message_codes.html):
 
     1100              connectivity between TWS and IB lost        -> link down
