@@ -98,6 +98,10 @@ class OrderDesk:
             order = m.ib_order(entry, account=self._account())
             order.transmit = not missing  # IB works it only once the last child is in
             parent = self._place(contract, entry, order)
+        elif missing and not parent.status.is_open:  # IB refuses children of a done parent
+            _raise_if_rejected(parent)
+            raise OrderRejected(f"entry {entry.client_order_id} is {parent.status.value}: its "
+                                "exits cannot be attached", code=ORDER_NOT_OPEN)  # fmt: skip
         for n, leg in enumerate(missing):
             order = m.ib_order(leg, account=self._account())
             order.parentId = parent.order_id

@@ -175,3 +175,12 @@ async def test_a_refused_entry_raises(tws: FakeTWS, broker: IBBroker) -> None:
                              order_type="stop", stop_price=10.0)  # fmt: skip
     with pytest.raises(OrderRejected, match="NOT ACCEPTED"):
         await broker.submit_bracket(entry, stop_loss, None)
+    # an entry refused on its own (the exits never sent) gets no exits attached later
+    alone = OrderRequest(client_order_id="g2-in", symbol="GME", side="buy", quantity=1)
+    with pytest.raises(OrderRejected):
+        await broker.submit(alone)
+    sent = len(tws.requests_of(3))
+    leg = stop_loss.model_copy(update={"client_order_id": "g2-sl"})
+    with pytest.raises(OrderRejected, match="NOT ACCEPTED"):
+        await broker.submit_bracket(alone, leg, None)
+    assert len(tws.requests_of(3)) == sent and await broker.get_order("g2-sl") is None
