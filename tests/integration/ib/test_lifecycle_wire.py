@@ -5,29 +5,18 @@ adapter read a bracket leg wrong after a reconnect."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from ib_async.decoder import Decoder
 
 from tests.fakes import tws_wire as f
+from tests.integration.ib.test_fake_wire import Recorder
 
 STATE = f.TWSState(accounts=["DU1"])
 LEG = f.FakeOrder(900002, 8, 17, "DU1", "AAPL", "SELL", 10, "STP LMT", 189.5, "GTC", "leg-1",
                   status="PreSubmitted", aux_price=190.0, parent_id=7, oca_group="oca-in",
                   oca_type=1)  # fmt: skip
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
-        self.ib = SimpleNamespace(TimezoneTWS="")
-        self.defaultTimezone = UTC
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args: self.calls.append((name, args))
 
 
 def decode(fields: list[str], caplog: pytest.LogCaptureFixture) -> tuple[str, tuple[Any, ...]]:
