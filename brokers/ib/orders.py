@@ -19,6 +19,12 @@
   (``parentId``) in one OCA group (``ocaType`` 1: a fill of one exit cancels the other),
   ``transmit`` off on all but the last, so IB works none of them before it has them all. IB
   holds the children until the entry fills.
+
+Refusal codes (``OrderRejected.code``) besides IB's own numbers: ``order_not_open`` (cancel or
+replace of a final order, or one pending cancel for a replace), ``change_invalid`` (a price the
+order's type does not have, a quantity not above what filled), ``replace_in_flight`` (a second
+replace of one order before IB answered the first), and ``bracket_invalid`` /
+``protective_price_invalid`` (``brokers.ib.brackets``).
 """
 
 from __future__ import annotations
