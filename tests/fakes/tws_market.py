@@ -128,7 +128,10 @@ class Market:
     def _modify(self, s: Session, o: FakeOrder, f: Fields) -> None:
         if o.order_ref in self.state.reject_modify:
             code, text = self.state.reject_modify[o.order_ref]
-            s.send(msg_error(o.order_id, code, text))
+            if code == 202:  # IB cancelled the order instead: a status says so, then the error
+                self.cancel(o)
+            else:
+                s.send(msg_error(o.order_id, code, text))
             return
         if not o.is_open:
             s.send(msg_error(o.order_id, 104, f"Cannot modify a filled order. ({o.status})"))

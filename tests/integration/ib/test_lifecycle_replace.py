@@ -3,6 +3,7 @@ modify leaves the order as it was; events keep coming after a modify."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -143,3 +144,25 @@ async def test_a_modify_without_an_answer_may_have_landed(
     with pytest.raises(BrokerUnavailable, match="may have landed"):
         await broker.replace("lost-1", OrderChange(limit_price=191))
     assert await broker.get_order("lost-1") == before  # nothing confirmed, nothing assumed
+
+
+async def test_a_modify_answered_by_a_cancel_reports_the_cancel(
+    tws: FakeTWS, broker: IBBroker
+) -> None:
+    events = broker.events()
+    await broker.submit(limit("gone-1", 190.0))
+    tws.state.reject_modify["gone-1"] = (202, "Order Canceled - reason:")
+    with pytest.raises(OrderRejected) as refused:
+        await broker.replace("gone-1", OrderChange(limit_price=191))
+    assert refused.value.code == "order_not_open"  # the truth: IB cancelled it
+    await next_event(events, is_order("gone-1", "canceled"))
+
+
+async def test_a_second_replace_waits_for_the_first_answer(tws: FakeTWS, broker: IBBroker) -> None:
+    await broker.submit(limit("two-1", 190.0))
+    first = asyncio.ensure_future(broker.replace("two-1", OrderChange(limit_price=191)))
+    await asyncio.sleep(0)  # the first is sent and waits for IB
+    with pytest.raises(OrderRejected) as refused:
+        await broker.replace("two-1", OrderChange(limit_price=192))
+    assert refused.value.code == "replace_in_flight"
+    assert (await first).limit_price == 191
