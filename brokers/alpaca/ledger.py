@@ -1,0 +1,324 @@
+"""What the Alpaca adapter remembers of orders, so that it speaks in the gateway's terms.
+
+Pure bookkeeping, no I/O (``broker.py`` and ``lifecycle.py`` feed it what Alpaca answered).
+
+Replace chains
+    Alpaca replaces an order by a NEW order: a new id and a client_order_id of Alpaca's making;
+    the old order ends ``replaced`` with ``replaced_by``, the new one names it in ``replaces``.
+    The gateway keeps its client_order_id through a replace, so every order of a chain is
+    reported under the client_order_id of its first order. The links come from Alpaca's own
+    ``replaces`` / ``replaced_by`` fields (after a restart ``lifecycle`` follows them again), so
+    nothing here is the only copy of a fact.
+    The replacing order trades its ``qty`` from zero (the adapter sends what remains to fill),
+    so the gateway's view of a chain adds what its replaced orders filled: quantity = carried +
+    qty, filled = carried + filled_qty, the average price weighted over both.
+
+Reported fills
+    Per Alpaca order, the cumulative quantity (and average price) last reported. A fill is
+    reported as the delta against it, once: an update seen twice, or a recovered fill that the
+    stream delivered already, reports nothing. ``fill_id`` is Alpaca's ``execution_id`` when the
+    update carries one for exactly that delta, else ``{order id}:{cumulative qty}`` (stable: the
+    same fill gets the same id however it is learnt).
+
+Leg aliases
+    A bracket's legs are Alpaca orders with client_order_ids of Alpaca's making; each is
+    reported under the client_order_id the gateway gave its leg.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from brokers.alpaca.models import UnparsableAnswer, parse_order, parse_ts
+from brokers.base import BrokerOrder, Fill, OrderEvent, OrderStatus, to_decimal
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+Raw = Mapping[str, Any]
+
+# Events whose name says no more than the order's status (other names become the reason).
+_PLAIN_EVENTS = frozenset(
+    {"new", "fill", "partial_fill", "canceled", "expired", "pending_new", "pending_cancel"}
+)
+
+
+def _num(raw: Raw, name: str) -> Decimal:
+    value = raw.get(name)
+    if value is None or value == "":
+        return ZERO
+    try:
+        return to_decimal(value)
+    except ValueError as exc:
+        raise UnparsableAnswer(f"{name}: not a number: {value!r}") from exc
+
+
+@dataclass
+class _Chain:
+    """The Alpaca orders that are one gateway order, oldest first; ``head`` is the live one."""
+
+    client_order_id: str
+    head: str
+    # replaced (or superseded) members: id -> (filled qty, filled qty * avg price)
+    settled: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    raws: dict[str, Raw] = field(default_factory=dict)
+
+    def carried(self, order_id: str) -> tuple[Decimal, Decimal]:
+        qty = sum((q for i, (q, _) in self.settled.items() if i != order_id), ZERO)
+        notional = sum((n for i, (_, n) in self.settled.items() if i != order_id), ZERO)
+        return qty, notional
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self._chain_of: dict[str, _Chain] = {}  # every member's Alpaca id -> its chain
+        self._chains: dict[str, _Chain] = {}  # gateway client_order_id -> chain
+        self._alias: dict[str, str] = {}  # Alpaca id of a leg -> the gateway's client_order_id
+        self._alias_ids: dict[str, str] = {}  # the gateway's leg client_order_id -> Alpaca id
+        self._reported: dict[str, tuple[Decimal, Decimal]] = {}  # id -> (cum qty, notional)
+        self._last_status: dict[str, OrderStatus] = {}  # gateway client_order_id -> status
+
+    # ------------------------------------------------------------------ who owns what
+
+    def owner(self, raw: Raw) -> str:
+        """The gateway's client_order_id for an Alpaca order."""
+        order_id = str(raw.get("id"))
+        chain = self._chain_of.get(order_id)
+        if chain is not None:
+            return chain.client_order_id
+        return self._alias.get(order_id) or str(raw.get("client_order_id"))
+
+    def knows(self, order_id: str) -> bool:
+        return order_id in self._chain_of or order_id in self._alias
+
+    def live_id(self, client_order_id: str) -> str | None:
+        """The Alpaca id to look at for a gateway order this ledger knows (replaced or a leg);
+        None for a plain order (looked up by its own client_order_id)."""
+        chain = self._chains.get(client_order_id)
+        if chain is not None:
+            return chain.head
+        return self._alias_ids.get(client_order_id)
+
+    def alias(self, order_id: str, client_order_id: str) -> None:
+        """Report Alpaca order ``order_id`` (a bracket leg) as ``client_order_id``."""
+        self._alias[order_id] = client_order_id
+        self._alias_ids[client_order_id] = order_id
+
+    def link(self, old: Raw, new: Raw | str) -> None:
+        """``old`` was replaced by ``new`` (its answer, or only its id)."""
+        old_id = str(old.get("id"))
+        new_id = new if isinstance(new, str) else str(new.get("id"))
+        chain = self._chain_of.get(old_id)
+        if chain is None:
+            chain = _Chain(client_order_id=self.owner(old), head=old_id)
+            self._chain_of[old_id] = chain
+            self._chains[chain.client_order_id] = chain
+        filled = _num(old, "filled_qty")
+        chain.settled[old_id] = (filled, filled * _num(old, "filled_avg_price"))
+        chain.raws[old_id] = old
+        chain.head = new_id
+        self._chain_of[new_id] = chain
+        if not isinstance(new, str):
+            chain.raws[new_id] = new
+
+    def unlink(self, refused: Raw) -> Raw | None:
+        """A replacing order was refused (the one it replaces filled first, or the venue said
+        no): the chain's head goes back to the order it replaces; returns that order's last
+        known answer."""
+        chain = self._chain_of.get(str(refused.get("id")))
+        previous = str(refused.get("replaces") or "")
+        if chain is None or previous not in chain.settled:
+            return None
+        chain.settled.pop(previous)
+        chain.head = previous
+        return chain.raws.get(previous)
+
+    # ------------------------------------------------------------------ views
+
+    def view(self, raw: Raw) -> BrokerOrder:
+        """The gateway's view of an Alpaca order: its client_order_id, and for a replacing
+        order the quantities of the whole chain."""
+        order = parse_order(raw)
+        order_id = order.broker_order_id
+        client_order_id = self.owner(raw)
+        chain = self._chain_of.get(order_id)
+        if chain is not None:
+            chain.raws[order_id] = raw
+        carried, notional = chain.carried(order_id) if chain is not None else (ZERO, ZERO)
+        if client_order_id == order.client_order_id and carried == 0:
+            return order
+        filled = carried + order.filled_quantity
+        avg = order.avg_fill_price
+        if carried > 0:
+            own = order.filled_quantity * (order.avg_fill_price or ZERO)
+            avg = (notional + own) / filled
+        return order.model_copy(
+            update={
+                "client_order_id": client_order_id,
+                "quantity": carried + order.quantity,
+                "filled_quantity": filled,
+                "avg_fill_price": avg,
+            }
+        )
+
+    def head_raw(self, client_order_id: str) -> Raw | None:
+        chain = self._chains.get(client_order_id)
+        return None if chain is None else chain.raws.get(chain.head)
+
+    # ------------------------------------------------------------------ fills
+
+    def fill(
+        self,
+        raw: Raw,
+        *,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+        execution_id: str = "",
+        ts: datetime | None = None,
+    ) -> Fill | None:
+        """The fill an update of ``raw`` brings beyond what was reported, or None.
+
+        ``qty`` / ``price`` are the update's own (one execution); when the cumulative quantity
+        moved by more than ``qty`` (an update was missed), the whole delta is reported at the
+        price that makes the order's average come out right."""
+        order_id = str(raw.get("id"))
+        cum = _num(raw, "filled_qty")
+        done, done_notional = self._reported.get(order_id, (ZERO, ZERO))
+        if cum <= done:
+            return None
+        delta = cum - done
+        avg = _num(raw, "filled_avg_price")
+        if price is not None and price > 0 and (qty is None or qty == delta):
+            fill_price = price
+        elif avg > 0:
+            fill_price = (avg * cum - done_notional) / delta
+            if qty is not None:
+                log.warning(
+                    "alpaca order %s: filled %s since the last report, the update says %s: "
+                    "reported as one fill at the price the average implies",
+                    order_id,
+                    delta,
+                    qty,
+                )
+        else:
+            raise UnparsableAnswer(f"order {order_id}: filled {cum} without a price")
+        self._reported[order_id] = (cum, done_notional + delta * fill_price)
+        order = parse_order(raw)
+        own_id = execution_id if execution_id and qty == delta else ""
+        return Fill(
+            client_order_id=self.owner(raw),
+            broker_order_id=order_id,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=delta,
+            price=fill_price,
+            ts=ts or parse_ts(raw.get("filled_at") or raw.get("updated_at")),
+            fill_id=own_id or f"{order_id}:{cum.normalize():f}",
+        )
+
+    def reported_qty(self, order_id: str) -> Decimal:
+        return self._reported.get(order_id, (ZERO, ZERO))[0]
+
+    def recovered(self, raw: Raw, activities: list[Raw]) -> list[OrderEvent]:
+        """Events for FILL activities of order ``raw`` (its state now) that were not reported:
+        one per execution, at its own price, with the order as it stood after it; the last
+        event carries the order's state now."""
+        events: list[OrderEvent] = []
+        quantity = _num(raw, "qty")
+        for activity in activities:
+            cum = _num(activity, "cum_qty")
+            stood = {
+                **raw,
+                "filled_qty": activity.get("cum_qty"),
+                "status": "filled" if cum >= quantity else "partially_filled",
+            }
+            fill = self.fill(
+                stood,
+                qty=_num(activity, "qty"),
+                price=_num(activity, "price"),
+                ts=parse_ts(activity.get("transaction_time")),
+            )
+            if fill is not None:
+                events.append(self._event(self.view(stood), fill, "recovered"))
+        rest = self.fill(raw)  # executed after the activities were read: at the average's price
+        if rest is not None:
+            events.append(self._event(self.view(raw), rest, "recovered"))
+        elif events:
+            events[-1] = self._event(self.view(raw), events[-1].fill, "recovered")
+        return events
+
+    def seen(self, raw: Raw) -> None:
+        """Count what ``raw`` filled as reported (an answer the caller got directly: a replace,
+        a submit)."""
+        order_id = str(raw.get("id"))
+        cum = _num(raw, "filled_qty")
+        if cum > self._reported.get(order_id, (ZERO, ZERO))[0]:
+            self._reported[order_id] = (cum, cum * _num(raw, "filled_avg_price"))
+
+    # ------------------------------------------------------------------ stream updates
+
+    def trade_update(self, data: Raw) -> list[OrderEvent]:
+        """The events one ``trade_updates`` message means for the gateway."""
+        event = str(data.get("event") or "")
+        raw = data.get("order")
+        if not event or not isinstance(raw, Mapping):
+            raise UnparsableAnswer(f"trade update without event or order: {dict(data)!r}")
+        if event == "replaced":
+            return self._replaced(raw)
+        if event == "rejected" and raw.get("replaces") and self.knows(str(raw.get("id"))):
+            return self._replace_refused(raw)
+        fill = self.fill(
+            raw,
+            qty=_num(data, "qty") if data.get("qty") is not None else None,
+            price=_num(data, "price") if data.get("price") is not None else None,
+            execution_id=str(data.get("execution_id") or ""),
+            ts=parse_ts(data["timestamp"]) if data.get("timestamp") else None,
+        )
+        if event in {"fill", "partial_fill"} and fill is None:
+            return []  # a fill reported already (a replay, or recovered after a reconnect)
+        order = self.view(raw)
+        if event == "pending_replace":
+            # Nothing changed yet: the order keeps the status it had (filled may have moved).
+            previous = self._last_status.get(order.client_order_id)
+            if previous is not None and fill is None:
+                order = order.model_copy(update={"status": previous})
+        return [self._event(order, fill, None if event in _PLAIN_EVENTS else event)]
+
+    def _event(self, order: BrokerOrder, fill: Fill | None, reason: str | None) -> OrderEvent:
+        self._last_status[order.client_order_id] = order.status
+        return OrderEvent(order=order, fill=fill, reason=reason)
+
+    def _replaced(self, old: Raw) -> list[OrderEvent]:
+        """The old order of a replace is done: NOT a cancel of the gateway's order, which lives
+        on in the replacing order (reported now if its answer is known)."""
+        new_id = old.get("replaced_by")
+        if not new_id:
+            log.warning("alpaca order %s replaced, by an order it does not name", old.get("id"))
+            return []
+        chain_head = self._chain_of.get(str(old.get("id")))
+        new_raw = chain_head.raws.get(str(new_id)) if chain_head is not None else None
+        fill = self.fill(old)  # a fill of the old order not reported before it was replaced
+        self.link(old, new_raw or str(new_id))
+        if new_raw is None:
+            if fill is None:
+                return []
+            # The replacing order is unknown yet: the fill is reported on the old order's terms.
+            order = self.view({**old, "status": "partially_filled"})
+            return [self._event(order, fill, "replaced")]
+        return [self._event(self.view(new_raw), fill, "replaced")]
+
+    def _replace_refused(self, refused: Raw) -> list[OrderEvent]:
+        previous = self.unlink(refused)
+        log.warning(
+            "alpaca refused replacing order %s (it replaces %s): the order keeps its terms",
+            refused.get("id"),
+            refused.get("replaces"),
+        )
+        if previous is None:
+            return []
+        return [self._event(self.view(previous), None, "replace_rejected")]
