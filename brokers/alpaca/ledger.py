@@ -244,6 +244,8 @@ class Ledger:
                 ts=parse_ts(activity.get("transaction_time")),
             )
             if fill is not None:
+                cum_qty, notional = self._reported[str(raw.get("id"))]
+                stood["filled_avg_price"] = str(notional / cum_qty)  # as it stood then
                 events.append(self._event(self.view(stood), fill, "recovered"))
         rest = self.fill(raw)  # executed after the activities were read: at the average's price
         if rest is not None:
