@@ -294,7 +294,7 @@ class AlpacaBroker:
         await self._orders.cancel(client_order_id)
 
     async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
-        """One PATCH /v2/orders/{id} after the look-up; see ``alpaca_lifecycle``."""
+        """One PATCH /v2/orders/{id} after the look-up (see ``alpaca_lifecycle``)."""
         return await self._orders.replace(client_order_id, change)
 
     async def submit_bracket(
@@ -303,11 +303,16 @@ class AlpacaBroker:
         stop_loss: OrderRequest | None,
         take_profit: OrderRequest | None,
     ) -> list[BrokerOrder]:
-        """The entry and its exits as one POST /v2/orders (order_class bracket with both
-        exits, oto with one); returns [entry, stop loss?, take profit?], each leg under the
-        client_order_id of its request. Legs are changed with ``replace`` and cancelled with
-        ``cancel`` by those client_order_ids."""
+        """One POST /v2/orders (bracket with both exits, oto with one) -> [entry, stop loss?,
+        take profit?], each leg under its request's client_order_id (for replace, cancel)."""
         return await self._orders.submit_bracket(entry, stop_loss, take_profit)
+
+    async def adopt_bracket(
+        self, entry_id: str, stop_loss_id: str | None, take_profit_id: str | None
+    ) -> list[BrokerOrder]:
+        """After a restart: ``submit_bracket``'s answer read back, legs under the gateway's
+        ids again (Alpaca names legs itself; the gateway's journal knows which is which)."""
+        return await self._orders.adopt_bracket(entry_id, stop_loss_id, take_profit_id)
 
     async def cancel_all(self) -> CancelReport:
         return parse_cancel_report(await self._call(self._trading.cancel_orders))

@@ -208,21 +208,55 @@ class Lifecycle:
         answer = await self._call(self._trading.submit_order, request)
         try:
             parent = _mapping(answer, "bracket answer")
-            legs = parent.get("legs")
-            if not isinstance(legs, list) or not legs:
-                raise UnparsableAnswer(f"bracket {entry.client_order_id}: answer without legs")
-            result = [self.ledger.view(parent)]
-            for wanted, types in ((stop_loss, ("stop", "stop_limit")), (take_profit, ("limit",))):
-                if wanted is None:
-                    continue
-                leg = next((_mapping(g, "leg") for g in legs if g.get("type") in types), None)
-                if leg is None:
-                    raise UnparsableAnswer(f"bracket {entry.client_order_id}: a leg is missing")
-                self.ledger.alias(str(leg.get("id")), wanted.client_order_id)
-                result.append(self.ledger.view(leg))
-            return result
-        except (UnparsableAnswer, AttributeError) as exc:
+            legs = self._pick_legs(
+                parent,
+                None if stop_loss is None else stop_loss.client_order_id,
+                None if take_profit is None else take_profit.client_order_id,
+            )
+            return [self.ledger.view(raw) for raw in (parent, *legs)]
+        except UnparsableAnswer as exc:
             raise BrokerUnavailable(f"bracket answer unreadable: {exc}") from exc
+
+    async def adopt_bracket(
+        self, entry_id: str, stop_loss_id: str | None, take_profit_id: str | None
+    ) -> list[BrokerOrder]:
+        """After a restart: read the bracket of gateway order ``entry_id`` back from Alpaca
+        (its ``legs``) and report its legs under the gateway's client_order_ids again, as
+        ``submit_bracket`` answered. One GET; two when the answer does not nest the legs;
+        more for a leg replaced since (followed to its live order)."""
+        parent = await self.find(entry_id)
+        if parent is None:
+            raise OrderNotFound(f"no order with client_order_id {entry_id}")
+        if not parent.get("legs"):
+            nested = await self._call(
+                self._trading.get, f"/orders/{parent.get('id')}", {"nested": "true"}
+            )
+            parent = _mapping(nested, "order")
+        legs = [
+            await self.follow(raw) for raw in self._pick_legs(parent, stop_loss_id, take_profit_id)
+        ]
+        return [self.ledger.view(raw) for raw in (parent, *legs)]
+
+    def _pick_legs(
+        self, parent: Raw, stop_loss_id: str | None, take_profit_id: str | None
+    ) -> list[Raw]:
+        """The legs asked for, stop loss first, each aliased to the gateway's id; told apart
+        by their type (a stop loss is a stop or stop_limit, a take profit a limit), never by
+        their place in Alpaca's list."""
+        legs = parent.get("legs")
+        name = parent.get("client_order_id")
+        if not isinstance(legs, list) or not legs:
+            raise UnparsableAnswer(f"bracket {name}: no legs")
+        picked = []
+        for wanted, types in ((stop_loss_id, ("stop", "stop_limit")), (take_profit_id, ("limit",))):
+            if wanted is None:
+                continue
+            leg = next((_mapping(g, "leg") for g in legs if g.get("type") in types), None)
+            if leg is None:
+                raise UnparsableAnswer(f"bracket {name}: the leg for {wanted} is missing")
+            self.ledger.alias(str(leg.get("id")), wanted)
+            picked.append(leg)
+        return picked
 
     # ------------------------------------------------------------------ missed fills
 

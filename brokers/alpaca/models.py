@@ -13,7 +13,9 @@ Order status mapping (Alpaca -> ``OrderStatus``); an order that may still trade 
     partially_filled                          -> partially_filled
     filled                                    -> filled
     canceled                                  -> canceled
-    replaced                                  -> canceled  (superseded by a new order)
+    replaced                                  -> canceled  (superseded by a new order; the
+                                                 adapter reports the replacing order instead,
+                                                 see alpaca_ledger)
     expired                                   -> expired
     rejected                                  -> rejected
     pending_cancel                            -> pending_cancel

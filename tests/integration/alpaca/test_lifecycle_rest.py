@@ -288,3 +288,22 @@ async def test_a_replace_whose_answer_was_lost_is_not_sent_again(make_broker: Bu
     with pytest.raises(BrokerUnavailable):
         await retrying.replace("sig-rest-1", OrderChange(limit_price=190))
     assert transport.count("PATCH") == 1
+
+
+async def test_a_fresh_adapter_reads_a_bracket_back_under_the_gateways_ids(
+    make_broker: Build,
+) -> None:
+    """After a restart Alpaca's legs carry Alpaca's client_order_ids: the gateway names the
+    bracket it journaled and gets its legs back under its own ids, a replaced stop followed
+    to its live order."""
+    broker = make_broker()
+    with vcr().use_cassette("lifecycle_adopt_bracket.yaml") as cassette:
+        entry, sl, tp = await broker.adopt_bracket("sig-br-1", "sig-br-1-sl", "sig-br-1-tp")
+        assert "nested=true" in cassette.requests[1].uri  # the legs were not nested at first
+        assert entry.status is OrderStatus.FILLED and entry.client_order_id == "sig-br-1"
+        assert (sl.client_order_id, sl.broker_order_id) == ("sig-br-1-sl", uid(0x104))
+        assert sl.stop_price == 182 and sl.status is OrderStatus.NEW
+        assert (tp.client_order_id, tp.broker_order_id) == ("sig-br-1-tp", uid(0x102))
+        stop = await broker.get_order("sig-br-1-sl")
+        assert stop is not None and stop.broker_order_id == uid(0x104)
+    assert cassette.all_played
