@@ -224,10 +224,13 @@ class Ledger:
     def reported_qty(self, order_id: str) -> Decimal:
         return self._reported.get(order_id, (ZERO, ZERO))[0]
 
-    def recovered(self, raw: Raw, activities: list[Raw]) -> list[OrderEvent]:
+    def recovered(
+        self, raw: Raw, activities: list[Raw], live: Raw | None = None
+    ) -> list[OrderEvent]:
         """Events for FILL activities of order ``raw`` (its state now) that were not reported:
         one per execution, at its own price, with the order as it stood after it; the last
-        event carries the order's state now."""
+        event carries the state now of ``live`` (the order replacing ``raw``, if it was
+        replaced meanwhile: a replaced order is no cancel of the gateway's), else of ``raw``."""
         events: list[OrderEvent] = []
         quantity = _num(raw, "qty")
         for activity in activities:
@@ -248,10 +251,11 @@ class Ledger:
                 stood["filled_avg_price"] = str(notional / cum_qty)  # as it stood then
                 events.append(self._event(self.view(stood), fill, "recovered"))
         rest = self.fill(raw)  # executed after the activities were read: at the average's price
+        now = self.view(live or raw)
         if rest is not None:
-            events.append(self._event(self.view(raw), rest, "recovered"))
+            events.append(self._event(now, rest, "recovered"))
         elif events:
-            events[-1] = self._event(self.view(raw), events[-1].fill, "recovered")
+            events[-1] = self._event(now, events[-1].fill, "recovered")
         return events
 
     def seen(self, raw: Raw) -> None:

@@ -302,7 +302,8 @@ class Lifecycle:
                 continue  # the stream reported all of it before the drop
             raw = await self.by_id(order_id)
             await self.resolve(raw)
-            events.extend(self.ledger.recovered(raw, activities))
+            live = await self.follow(raw)
+            events.extend(self.ledger.recovered(raw, activities, live))
         return events
 
 

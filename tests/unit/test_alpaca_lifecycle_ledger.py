@@ -219,3 +219,31 @@ def test_bracket_request_class_follows_its_exits() -> None:
         bracket_request(ioc, stop, None)
     with pytest.raises(OrderRejected, match=r"stop_loss\.symbol"):
         bracket_request(entry, stop.model_copy(update={"symbol": "MSFT"}), None)
+
+
+def test_a_fill_that_beats_a_replace_ends_filled_not_reopened() -> None:
+    """Alpaca: if the old order fills before the replacing order reaches the venue, the
+    replacing order is rejected. The gateway's order is filled, once."""
+    ledger = Ledger()
+    old = limit("a", "sig-1", status="new")
+    ledger.link(old, limit("b", "alpaca-made", status="pending_new", replaces="a"))
+    done = limit("a", "sig-1", status="filled", filled_qty="10", avg="100")
+    (filled,) = ledger.trade_update(update("fill", done, qty="10", price="100"))
+    assert filled.order.status is OrderStatus.FILLED and filled.fill is not None
+    refused = limit("b", "alpaca-made", status="rejected", replaces="a")
+    (after,) = ledger.trade_update(update("rejected", refused))
+    assert after.reason == "replace_rejected" and after.fill is None
+    assert after.order.status is OrderStatus.FILLED and after.order.broker_order_id == "a"
+    assert after.order.filled_quantity == 10
+
+
+def test_recovered_fills_of_a_replaced_order_end_in_the_replacing_orders_state() -> None:
+    ledger = Ledger()
+    old = limit("a", "sig-1", status="replaced", filled_qty="3", avg="100", replaced_by="b")
+    new = limit("b", "alpaca-made", qty="7", status="new", replaces="a")
+    ledger.link(old, new)
+    act = {"cum_qty": "3", "qty": "3", "price": "100", "transaction_time": "2023-11-06T15:40:00Z"}
+    (event,) = ledger.recovered(old, [act], new)
+    assert event.fill is not None and event.fill.broker_order_id == "a"
+    assert event.order.status is OrderStatus.NEW and event.order.broker_order_id == "b"
+    assert (event.order.quantity, event.order.filled_quantity) == (10, 3)
