@@ -143,11 +143,9 @@ class AlpacaBroker:
         )
         for client in (self._trading, self._data):
             tame(client, timeout_s=timeout_s, transport=transport)
-        self._ledger = Ledger()
-        self._orders = Lifecycle(self._trading, self._call, self._ledger)
+        self._orders = Lifecycle(self._trading, self._call, Ledger())
         self._gap_since: datetime | None = None  # the trading stream is down since (margin in)
         self._trading_was_up = False
-
         self._trade_stream, self._data_stream = self._make_streams(
             api_key,
             secret_key,

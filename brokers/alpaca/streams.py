@@ -201,17 +201,12 @@ class TradingStream(_Stream):
 
     def __init__(
         self,
-        url: str,
-        key: str,
-        secret: str,
-        *,
-        emit: EmitEvent,
-        on_state: StateChange,
-        backoff: Backoff,
+        *args: Any,
         on_update: OnUpdate | None = None,
         on_ready: OnReady | None = None,
+        **kwargs: Any,
     ):
-        super().__init__(url, key, secret, emit=emit, on_state=on_state, backoff=backoff)
+        super().__init__(*args, **kwargs)
         self._on_update = on_update
         self._on_ready = on_ready
 
