@@ -48,7 +48,14 @@ from brokers.base import (
     TimeInForce,
     to_decimal,
 )
-from brokers.errors import BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected
+from brokers.errors import (
+    BrokerError,
+    BrokerUnavailable,
+    NotSent,
+    OrderNotFound,
+    OrderRejected,
+    RateLimited,
+)
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +187,18 @@ class Lifecycle:
 
     async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
         """One PATCH of the live order; the answer (a new Alpaca order) is linked to the
-        gateway's order. A refusal raises OrderRejected and changes nothing."""
-        raw = await self.find(client_order_id)
+        gateway's order. A refusal raises OrderRejected and changes nothing. A look-up that
+        failed sent nothing: NotSent, so the retry layer may try the replace again."""
+        try:
+            raw = await self.find(client_order_id)
+        except BrokerUnavailable as exc:
+            if isinstance(exc, NotSent | RateLimited):
+                raise
+            raise NotSent(
+                f"replace {client_order_id}: the look-up failed, nothing was sent ({exc.message})",
+                code=exc.code,
+                status=exc.status,
+            ) from exc
         if raw is None:
             raise OrderNotFound(f"no order with client_order_id {client_order_id}")
         order = self.ledger.view(raw)

@@ -307,3 +307,38 @@ async def test_a_fresh_adapter_reads_a_bracket_back_under_the_gateways_ids(
         stop = await broker.get_order("sig-br-1-sl")
         assert stop is not None and stop.broker_order_id == uid(0x104)
     assert cassette.all_played
+
+
+async def test_a_replace_whose_look_up_failed_is_tried_again(make_broker: Build) -> None:
+    """Nothing was sent when the look-up before the PATCH failed: the retry layer may try
+    the whole replace again, and the second attempt lands once."""
+    from alpaca_fake_http import Answer, ScriptedTransport
+
+    open_order = {
+        "id": uid(0xA1),
+        "client_order_id": "sig-rest-1",
+        "symbol": "AAPL",
+        "side": "buy",
+        "qty": "10",
+        "filled_qty": "0",
+        "type": "limit",
+        "limit_price": "189.5",
+        "status": "new",
+        "time_in_force": "day",
+    }
+    moved = {**open_order, "id": uid(0xA2), "client_order_id": "x", "replaces": uid(0xA1)}
+    transport = ScriptedTransport(
+        {
+            ("GET", "/v2/orders:by_client_order_id"): [
+                Answer(status=503, body='{"message": "busy"}'),
+                Answer(body=open_order),
+            ],
+            ("PATCH", f"/v2/orders/{uid(0xA1)}"): [Answer(body={**moved, "limit_price": "190"})],
+        }
+    )
+    retrying = RetryingBroker(
+        make_broker(transport=transport), RetryPolicy(), sleep=RecordedSleep()
+    )
+    placed = await retrying.replace("sig-rest-1", OrderChange(limit_price=190))
+    assert placed.client_order_id == "sig-rest-1" and placed.limit_price == 190
+    assert transport.count("PATCH") == 1 and transport.count("GET") == 2

@@ -189,3 +189,33 @@ async def test_fills_missed_while_the_stream_was_down_arrive_once_after_the_reco
     done["filled_avg_price"] = "189.455"
     await trading_fake.send_update("fill", done, qty="3", price="189.4", execution_id="e3")
     assert await until_sentinel(events, trading_fake) == []
+
+
+async def test_a_legs_updates_speak_the_gateways_leg_id(
+    streaming_broker: AlpacaBroker, trading_fake: FakeTradingStream
+) -> None:
+    from brokers.base import OrderRequest
+
+    events = streaming_broker.events()
+    await streaming_broker.connect()
+
+    def req(coid: str, **fields: Any) -> OrderRequest:
+        return OrderRequest(client_order_id=coid, symbol="AAPL", time_in_force="gtc", **fields)
+
+    with make_vcr().use_cassette("lifecycle_bracket.yaml"):
+        await streaming_broker.submit_bracket(
+            req("sig-br-1", side="buy", quantity=10, order_type="limit", limit_price="189.5"),
+            req("sig-br-1-sl", side="sell", quantity=10, order_type="stop", stop_price=180),
+            req("sig-br-1-tp", side="sell", quantity=10, order_type="limit", limit_price=200),
+        )
+    stop = order_json(
+        uid(0x103), "e2d4b7a0-3c1f-4b8e-9d6a-5f0e1c2b0103", side="sell", order_type="stop"
+    )
+    stop.update(stop_price="180", order_class="bracket", time_in_force="gtc")
+    await trading_fake.send_update("new", stop)
+    hit = {**stop, "status": "filled", "filled_qty": "10", "filled_avg_price": "179.9"}
+    await trading_fake.send_update("fill", hit, qty="10", price="179.9", execution_id="s-1")
+    seen = await until_sentinel(events, trading_fake)
+    assert [e.order.client_order_id for e in seen] == ["sig-br-1-sl", "sig-br-1-sl"]
+    fill = seen[-1].fill
+    assert fill is not None and fill.client_order_id == "sig-br-1-sl" and fill.quantity == 10
