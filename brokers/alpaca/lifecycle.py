@@ -90,9 +90,10 @@ class Lifecycle:
     async def by_id(self, order_id: str) -> Raw:
         return _mapping(await self._call(self._trading.get, f"/orders/{order_id}"), "order")
 
-    async def resolve(self, raw: Raw) -> None:
+    async def resolve(self, raw: Raw, at_hand: Mapping[str, Raw] | None = None) -> None:
         """Teach the ledger the chain ``raw`` ends (its ``replaces``, back to the first order
-        or to one the ledger knows), so it is reported under the gateway's client_order_id."""
+        or to one the ledger knows), so it is reported under the gateway's client_order_id.
+        Orders in ``at_hand`` (the same list answer) are not asked for again."""
         if not raw.get("replaces") or self.ledger.knows(str(raw.get("id"))):
             return
         chain = [raw]
@@ -100,7 +101,8 @@ class Lifecycle:
             previous = str(chain[0].get("replaces") or "")
             if not previous:
                 break
-            chain.insert(0, await self.by_id(previous))
+            known = (at_hand or {}).get(previous)
+            chain.insert(0, known if known is not None else await self.by_id(previous))
             if self.ledger.knows(previous):
                 break
         for old, new in itertools.pairwise(chain):
@@ -139,17 +141,26 @@ class Lifecycle:
         return None if raw is None else self.ledger.view(raw)
 
     async def views(self, raws: Iterable[Raw]) -> list[BrokerOrder]:
-        """Orders of a list answer in the gateway's terms (replacing orders resolved). An
-        order without a quantity (a notional order placed outside the gateway) cannot be a
-        ``BrokerOrder``: it is logged loudly and left out, never guessed."""
-        kept = []
+        """Orders of a list answer in the gateway's terms (replacing orders resolved), one per
+        gateway order: while a replace is pending Alpaca lists the old order and the new one,
+        and only the new one is the gateway's order. An order without a quantity (a notional
+        order placed outside the gateway) cannot be a ``BrokerOrder``: it is logged loudly and
+        left out, never guessed."""
+        kept: dict[str, Raw] = {}
         for raw in raws:
             if raw.get("qty") is None and raw.get("notional"):
                 log.warning("order %s is notional (no qty): left out of the list", raw.get("id"))
                 continue
-            await self.resolve(raw)
-            kept.append(raw)
-        return [self.ledger.view(raw) for raw in kept]
+            kept[str(raw.get("id"))] = raw
+        for raw in kept.values():
+            await self.resolve(raw, kept)
+        views: dict[str, BrokerOrder] = {}
+        for raw in kept.values():
+            order = self.ledger.view(raw)
+            head = self.ledger.live_id(order.client_order_id)
+            if order.client_order_id not in views or order.broker_order_id == head:
+                views[order.client_order_id] = order
+        return list(views.values())
 
     async def trade_update(self, data: Raw) -> list[OrderEvent]:
         """One trade update in the gateway's terms (see ``alpaca_ledger``); a replacing order

@@ -342,3 +342,16 @@ async def test_a_replace_whose_look_up_failed_is_tried_again(make_broker: Build)
     placed = await retrying.replace("sig-rest-1", OrderChange(limit_price=190))
     assert placed.client_order_id == "sig-rest-1" and placed.limit_price == 190
     assert transport.count("PATCH") == 1 and transport.count("GET") == 2
+
+
+async def test_while_a_replace_is_pending_the_list_holds_one_order_per_gateway_order(
+    make_broker: Build,
+) -> None:
+    """Alpaca lists the old order (pending_replace) and the new one (pending_new): the gateway
+    sees one order, the new one, linked without a further request."""
+    with vcr().use_cassette("lifecycle_open_pending_replace.yaml") as cassette:
+        (order,) = await make_broker().open_orders()
+    assert played(cassette) == 1
+    assert order.client_order_id == "sig-rest-9" and order.broker_order_id == uid(0x132)
+    assert order.limit_price == Decimal("189.9")
+    assert (order.quantity, order.filled_quantity) == (Decimal(10), Decimal(1))
