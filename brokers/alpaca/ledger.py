@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 ZERO = Decimal(0)
 Raw = Mapping[str, Any]
 
+# Statuses after which an order trades no more (``replaced`` aside: its successor goes on).
+_ENDED = frozenset({"filled", "canceled", "expired", "rejected", "done_for_day"})
 # Events whose name says no more than the order's status (other names become the reason).
 _PLAIN_EVENTS = frozenset(
     {"new", "fill", "partial_fill", "canceled", "expired", "pending_new", "pending_cancel"}
@@ -110,7 +112,9 @@ class Ledger:
         self._alias_ids[client_order_id] = order_id
 
     def link(self, old: Raw, new: Raw | str) -> None:
-        """``old`` was replaced by ``new`` (its answer, or only its id)."""
+        """``old`` was replaced by ``new`` (its answer, or only its id). Learnt late (the
+        ``replaced`` event after a further replace), it updates what ``old`` filled and leaves
+        the chain's live order where it is."""
         old_id = str(old.get("id"))
         new_id = new if isinstance(new, str) else str(new.get("id"))
         chain = self._chain_of.get(old_id)
@@ -118,13 +122,18 @@ class Ledger:
             chain = _Chain(client_order_id=self.owner(old), head=old_id)
             self._chain_of[old_id] = chain
             self._chains[chain.client_order_id] = chain
-        filled = _num(old, "filled_qty")
-        chain.settled[old_id] = (filled, filled * _num(old, "filled_avg_price"))
-        chain.raws[old_id] = old
-        chain.head = new_id
+        self._settle(chain, old)
+        if chain.head == old_id:
+            chain.head = new_id
         self._chain_of[new_id] = chain
         if not isinstance(new, str):
-            chain.raws[new_id] = new
+            chain.raws.setdefault(new_id, new)
+
+    @staticmethod
+    def _settle(chain: _Chain, old: Raw) -> None:
+        filled = _num(old, "filled_qty")
+        chain.settled[str(old.get("id"))] = (filled, filled * _num(old, "filled_avg_price"))
+        chain.raws[str(old.get("id"))] = old
 
     def unlink(self, refused: Raw) -> Raw | None:
         """A replacing order was refused (the one it replaces filled first, or the venue said
@@ -132,9 +141,9 @@ class Ledger:
         known answer."""
         chain = self._chain_of.get(str(refused.get("id")))
         previous = str(refused.get("replaces") or "")
-        if chain is None or previous not in chain.settled:
+        if chain is None or chain.head not in (previous, str(refused.get("id"))):
             return None
-        chain.settled.pop(previous)
+        chain.settled.pop(previous, None)
         chain.head = previous
         return chain.raws.get(previous)
 
@@ -166,9 +175,22 @@ class Ledger:
             }
         )
 
-    def head_raw(self, client_order_id: str) -> Raw | None:
-        chain = self._chains.get(client_order_id)
-        return None if chain is None else chain.raws.get(chain.head)
+    def current(self, raw: Raw) -> BrokerOrder:
+        """The gateway's order after an update of ``raw``. An update of an order a replace
+        superseded shows the chain's live order (with what the old one filled meanwhile);
+        when the old order filled or ended before the replace landed, Alpaca refuses the
+        replacing order, so the old one is the gateway's order again."""
+        order_id = str(raw.get("id"))
+        chain = self._chain_of.get(order_id)
+        if chain is None or order_id not in chain.settled:
+            return self.view(raw)
+        if raw.get("status") in _ENDED:
+            chain.settled.pop(order_id)
+            chain.head = order_id
+            return self.view(raw)
+        self._settle(chain, raw)
+        live = chain.raws.get(chain.head)
+        return self.view(live if live is not None else raw)
 
     # ------------------------------------------------------------------ fills
 
@@ -287,7 +309,7 @@ class Ledger:
         )
         if event in {"fill", "partial_fill"} and fill is None:
             return []  # a fill reported already (a replay, or recovered after a reconnect)
-        order = self.view(raw)
+        order = self.current(raw)
         if event == "pending_replace":
             # Nothing changed yet: the order keeps the status it had (filled may have moved).
             previous = self._last_status.get(order.client_order_id)
@@ -301,22 +323,21 @@ class Ledger:
 
     def _replaced(self, old: Raw) -> list[OrderEvent]:
         """The old order of a replace is done: NOT a cancel of the gateway's order, which lives
-        on in the replacing order (reported now if its answer is known)."""
+        on in the chain's live order (reported now when its answer is known)."""
         new_id = old.get("replaced_by")
         if not new_id:
             log.warning("alpaca order %s replaced, by an order it does not name", old.get("id"))
             return []
-        chain_head = self._chain_of.get(str(old.get("id")))
-        new_raw = chain_head.raws.get(str(new_id)) if chain_head is not None else None
         fill = self.fill(old)  # a fill of the old order not reported before it was replaced
-        self.link(old, new_raw or str(new_id))
-        if new_raw is None:
+        self.link(old, str(new_id))
+        chain = self._chain_of[str(old.get("id"))]
+        live = chain.raws.get(chain.head)
+        if live is None:
             if fill is None:
-                return []
-            # The replacing order is unknown yet: the fill is reported on the old order's terms.
-            order = self.view({**old, "status": "partially_filled"})
-            return [self._event(order, fill, "replaced")]
-        return [self._event(self.view(new_raw), fill, "replaced")]
+                return []  # the replacing order's own update will say it
+            # The replacing order is unknown yet: the fill goes with the old order's terms.
+            live = {**old, "status": "partially_filled"}
+        return [self._event(self.view(live), fill, "replaced")]
 
     def _replace_refused(self, refused: Raw) -> list[OrderEvent]:
         previous = self.unlink(refused)

@@ -19,7 +19,8 @@ from tests.fakes.alpaca_streams import order_json
 
 def limit(order_id: str, coid: str, **fields: Any) -> dict[str, Any]:
     avg = fields.pop("avg", None)
-    raw = order_json(order_id, coid, order_type="limit", limit_price="100", **fields)
+    fields.setdefault("limit_price", "100")
+    raw = order_json(order_id, coid, order_type="limit", **fields)
     raw["filled_avg_price"] = avg
     return raw
 
@@ -247,3 +248,26 @@ def test_recovered_fills_of_a_replaced_order_end_in_the_replacing_orders_state()
     assert event.fill is not None and event.fill.broker_order_id == "a"
     assert event.order.status is OrderStatus.NEW and event.order.broker_order_id == "b"
     assert (event.order.quantity, event.order.filled_quantity) == (10, 3)
+
+
+def test_a_late_replaced_event_never_moves_the_live_order_back() -> None:
+    ledger = Ledger()
+    a, b = limit("a", "sig-1"), limit("b", "x-b", replaces="a")
+    c = limit("c", "x-c", limit_price="101", replaces="b")
+    ledger.link(a, b)
+    ledger.link(b, c)
+    (event,) = ledger.trade_update(
+        update("replaced", {**a, "status": "replaced", "replaced_by": "b"})
+    )
+    assert event.order.broker_order_id == "c" and ledger.live_id("sig-1") == "c"
+
+
+def test_a_fill_of_the_old_order_while_the_replace_is_pending_shows_the_live_order() -> None:
+    ledger = Ledger()
+    ledger.link(limit("a", "sig-1"), limit("b", "x-b", status="pending_new", replaces="a"))
+    part = limit("a", "sig-1", status="pending_replace", filled_qty="2", avg="100")
+    (event,) = ledger.trade_update(update("partial_fill", part, qty="2", price="100"))
+    assert event.fill is not None and event.fill.broker_order_id == "a"
+    assert event.order.broker_order_id == "b" and event.order.filled_quantity == 2
+    # B trades its own 10 from zero: the gateway's order now stands at 12, honestly
+    assert event.order.quantity == 12
