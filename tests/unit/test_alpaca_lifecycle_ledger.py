@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from brokers.alpaca.changes import bracket_request, replace_request
 from brokers.alpaca.ledger import Ledger
-from brokers.alpaca.lifecycle import bracket_request, replace_request
 from brokers.alpaca.models import parse_order
 from brokers.base import BrokerOrder, OrderChange, OrderRequest, OrderStatus, TimeInForce
 from brokers.errors import OrderRejected
