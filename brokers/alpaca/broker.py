@@ -20,11 +20,9 @@ Design, briefly:
 - Happy path, one request each: account() GET /v2/account, submit() POST /v2/orders,
   open_orders() GET /v2/orders?status=open&limit=500 (more pages only past 500 open orders),
   cancel_all() DELETE /v2/orders (its 207 body is the CancelReport).
-- Orders a strategy manages (``alpaca_lifecycle``, ``alpaca_ledger``): cancel, replace (Alpaca
-  answers a new order; it is reported under the gateway's client_order_id, linked through
-  Alpaca's ``replaces`` / ``replaced_by``), brackets (``submit_bracket``), and the fills missed
-  while the trading stream was down (account activities, fetched before the stream is read
-  again).
+- Orders a strategy manages (``alpaca_lifecycle``, ``alpaca_ledger``): cancel, replace (Alpaca's
+  new order reported under the gateway's client_order_id), brackets, and the fills missed while
+  the trading stream was down (fetched before the stream is read again).
 - Streams (``alpaca_streams``): trade updates -> OrderEvent (with Fill), quotes -> QuoteEvent.
   ``connected`` is true while both websockets are up; a drop emits ConnectionEvent(False) at
   once and the reconnect ConnectionEvent(True) (the gateway reconciles on it). Alpaca allows

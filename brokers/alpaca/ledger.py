@@ -280,14 +280,6 @@ class Ledger:
             events[-1] = self._event(now, events[-1].fill, "recovered")
         return events
 
-    def seen(self, raw: Raw) -> None:
-        """Count what ``raw`` filled as reported (an answer the caller got directly: a replace,
-        a submit)."""
-        order_id = str(raw.get("id"))
-        cum = _num(raw, "filled_qty")
-        if cum > self._reported.get(order_id, (ZERO, ZERO))[0]:
-            self._reported[order_id] = (cum, cum * _num(raw, "filled_avg_price"))
-
     # ------------------------------------------------------------------ stream updates
 
     def trade_update(self, data: Raw) -> list[OrderEvent]:

@@ -83,7 +83,7 @@ async def test_every_page_of_activities_is_read(make_broker: Build) -> None:
 async def test_nothing_new_asks_no_order(make_broker: Build) -> None:
     transport = UrlTransport({ACTIVITIES: [Answer(body=[activity(1), activity(2)])]})
     broker = make_broker(transport=transport)
-    broker._orders.ledger.seen(the_order(2))  # the stream reported both before the drop
+    broker._orders.ledger.fill(the_order(2))  # the stream reported both before the drop
     assert await broker._orders.recover(SINCE) == []
     assert transport.count("GET") == 1  # the activities only
 
