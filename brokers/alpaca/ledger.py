@@ -229,19 +229,23 @@ class Ledger:
                 )
         else:
             raise UnparsableAnswer(f"order {order_id}: filled {cum} without a price")
-        self._reported[order_id] = (cum, done_notional + delta * fill_price)
-        order = parse_order(raw)
         own_id = execution_id if execution_id and qty == delta else ""
-        return Fill(
-            client_order_id=self.owner(raw),
-            broker_order_id=order_id,
-            symbol=order.symbol,
-            side=order.side,
-            quantity=delta,
-            price=fill_price,
-            ts=ts or parse_ts(raw.get("filled_at") or raw.get("updated_at")),
-            fill_id=own_id or f"{order_id}:{cum.normalize():f}",
-        )
+        try:
+            fill = Fill(
+                client_order_id=self.owner(raw),
+                broker_order_id=order_id,
+                symbol=str(raw.get("symbol") or ""),
+                side=raw.get("side"),
+                quantity=delta,
+                price=fill_price,
+                ts=ts or parse_ts(raw.get("filled_at") or raw.get("updated_at")),
+                fill_id=own_id or f"{order_id}:{cum.normalize():f}",
+            )
+        except ValueError as exc:  # pydantic's ValidationError: a side or price out of shape
+            raise UnparsableAnswer(f"order {order_id}: fill not understood: {exc}") from exc
+        # Counted as reported only once it could be reported: a malformed update loses nothing.
+        self._reported[order_id] = (cum, done_notional + delta * fill_price)
+        return fill
 
     def reported_qty(self, order_id: str) -> Decimal:
         return self._reported.get(order_id, (ZERO, ZERO))[0]
@@ -292,6 +296,7 @@ class Ledger:
             return self._replaced(raw)
         if event == "rejected" and raw.get("replaces") and self.knows(str(raw.get("id"))):
             return self._replace_refused(raw)
+        order = self.current(raw)  # first: a malformed order raises before a fill is counted
         fill = self.fill(
             raw,
             qty=_num(data, "qty") if data.get("qty") is not None else None,
@@ -301,7 +306,6 @@ class Ledger:
         )
         if event in {"fill", "partial_fill"} and fill is None:
             return []  # a fill reported already (a replay, or recovered after a reconnect)
-        order = self.current(raw)
         if event == "pending_replace":
             # Nothing changed yet: the order keeps the status it had (filled may have moved).
             previous = self._last_status.get(order.client_order_id)

@@ -11,7 +11,7 @@ import pytest
 
 from brokers.alpaca.changes import bracket_request, replace_request
 from brokers.alpaca.ledger import Ledger
-from brokers.alpaca.models import parse_order
+from brokers.alpaca.models import UnparsableAnswer, parse_order
 from brokers.base import BrokerOrder, OrderChange, OrderRequest, OrderStatus, TimeInForce
 from brokers.errors import OrderRejected
 from tests.fakes.alpaca_streams import order_json
@@ -271,3 +271,17 @@ def test_a_fill_of_the_old_order_while_the_replace_is_pending_shows_the_live_ord
     assert event.order.broker_order_id == "b" and event.order.filled_quantity == 2
     # B trades its own 10 from zero: the gateway's order now stands at 12, honestly
     assert event.order.quantity == 12
+
+
+@pytest.mark.parametrize(
+    "broken", [{"side": "sideways"}, {"symbol": None}, {"filled_avg_price": None, "qty": None}]
+)
+def test_a_malformed_fill_update_counts_nothing(broken: dict[str, Any]) -> None:
+    """The stream logs an update it cannot read and goes on; the fill it carried must still
+    be reported by the next good update, not lost as 'reported already'."""
+    ledger = Ledger()
+    part = limit("a", "sig-1", status="partially_filled", filled_qty="4", avg="100")
+    with pytest.raises(UnparsableAnswer):
+        ledger.trade_update(update("partial_fill", {**part, **broken}, qty="4", price="100"))
+    (event,) = ledger.trade_update(update("partial_fill", part, qty="4", price="100"))
+    assert event.fill is not None and event.fill.quantity == 4
