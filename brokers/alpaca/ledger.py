@@ -257,6 +257,7 @@ class Ledger:
         one per execution, at its own price, with the order as it stood after it; the last
         event carries the state now of ``live`` (the order replacing ``raw``, if it was
         replaced meanwhile: a replaced order is no cancel of the gateway's), else of ``raw``."""
+        parse_order(raw)  # a malformed answer raises before any fill is counted
         events: list[OrderEvent] = []
         quantity = _num(raw, "qty")
         for activity in activities:
@@ -324,6 +325,7 @@ class Ledger:
         if not new_id:
             log.warning("alpaca order %s replaced, by an order it does not name", old.get("id"))
             return []
+        parse_order(old)  # a malformed order raises before its fill is counted
         fill = self.fill(old)  # a fill of the old order not reported before it was replaced
         self.link(old, str(new_id))
         chain = self._chain_of[str(old.get("id"))]
