@@ -32,6 +32,7 @@ from gateway.pipeline.flatten import send_flatten
 from gateway.pipeline.gates import Gates
 from gateway.pipeline.idempotency import Answer, Decided, SignalRecord
 from gateway.pipeline.ids import body_hash, client_order_id, exact_body
+from gateway.pipeline.legs import LegKeeper
 from gateway.pipeline.ratelimit import TokenBucket
 from gateway.pipeline.recording import DecisionRecorder
 from gateway.pipeline.recovery import resolve_undecided
@@ -109,6 +110,8 @@ class Gateway:
             evaluate_risk=self.evaluate_risk,
         )
         self.unknown = UnknownOrders(lookups, apply_order=self.events.apply, absent=self._absent)
+        self.legs = LegKeeper(broker=broker, book=self.book, apply_order=self.events.apply)
+        self.events.on_fill = self.legs.after_fill
         self.events.on_order = self.unknown.settle
         self.sender = OrderSender(
             broker=broker,

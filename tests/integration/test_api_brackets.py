@@ -90,3 +90,44 @@ async def test_required_protection_refuses_a_signal_without_a_stop_or_with_a_wro
         refused = (await client.post("/v1/signals", json=wrong)).json()
         assert [r["code"] for r in refused["reasons"]] == ["protective_price_invalid"]
         assert (await client.get("/v1/orders", params={"status": "all"})).json() == []
+
+
+async def test_legs_shrink_with_their_position_and_go_when_it_closes(
+    service: GatewayService, client: httpx.AsyncClient
+) -> None:
+    body = signal("lf-1", quantity=10, stop_loss_price=190, take_profit_price=220)
+    entry = (await client.post("/v1/signals", json=body)).json()["order"]["client_order_id"]
+
+    def legs() -> dict[str, tuple[str, float]]:
+        # The book holds each leg at the broker's last word (the journal's row keeps the
+        # quantity it was sent with; its changes are in its order events).
+        book = service.engine.book
+        found = {}
+        for coid, role in book.legs.items():
+            if coid.startswith(entry):
+                tracked = book.orders.get(coid)
+                status = tracked.order.status.value if tracked else "canceled"
+                qty = float(tracked.order.remaining_quantity) if tracked else 0.0
+                found[role] = (status, qty)
+        return found
+
+    async def working() -> bool:
+        return all(status == "accepted" for status, _ in legs().values())
+
+    await settle(client, working)
+    # Another order sells 4 of the 10: both exits now cover the 6 left.
+    sold = (await client.post("/v1/signals", json=signal("lf-2", side="sell", quantity=4))).json()
+    assert sold["decision"] == "accepted"
+
+    async def shrunk() -> bool:
+        return legs() == {"stop_loss": ("accepted", 6.0), "take_profit": ("accepted", 6.0)}
+
+    await settle(client, shrunk)
+    # The rest is sold: the exits are cancelled, so the stop cannot open a short.
+    await client.post("/v1/signals", json=signal("lf-3", side="sell", quantity=6))
+
+    async def gone() -> bool:
+        return {status for status, _ in legs().values()} == {"canceled"}
+
+    await settle(client, gone)
+    assert (await client.get("/v1/positions")).json() == []
