@@ -17,7 +17,9 @@ from brokers.base import Quote, Side
 from gateway.config import RiskConfig
 from gateway.models import Reason, ReasonCode, Signal
 
+ZERO = Decimal(0)
 CENT = Decimal("0.01")
+SUB_PENNY = Decimal("0.0001")  # the tick of a price below one dollar
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +39,13 @@ NONE = Protection()
 
 
 def auto_stop(side: Side, price: Decimal, stop_loss_percent: Decimal) -> Decimal:
-    """The stop ``stop_loss_percent`` from ``price``, in whole cents, rounded away from the
-    price (never a tighter stop than the risk config says; the risk counts its real distance)."""
+    """The stop ``stop_loss_percent`` from ``price``, on the price's tick (a cent; 0.0001
+    below a dollar), rounded away from the price (never a tighter stop than the risk config
+    says; the risk counts its real distance). Zero when no tick fits below a buy's price."""
+    tick = CENT if price >= 1 else SUB_PENNY
     if side is Side.BUY:
-        return (price * (1 - stop_loss_percent)).quantize(CENT, rounding=ROUND_FLOOR)
-    return (price * (1 + stop_loss_percent)).quantize(CENT, rounding=ROUND_CEILING)
+        return max((price * (1 - stop_loss_percent)).quantize(tick, rounding=ROUND_FLOOR), ZERO)
+    return (price * (1 + stop_loss_percent)).quantize(tick, rounding=ROUND_CEILING)
 
 
 def plan_protection(
@@ -64,6 +68,11 @@ def plan_protection(
         if policy == "auto":
             stop = auto_stop(signal.side, price, risk.risk_management.stop_loss_percent)
             added = True
+            if stop <= ZERO:
+                return Reason(
+                    code=ReasonCode.PROTECTIVE_PRICE_INVALID,
+                    message=f"no stop fits below the price {price}: name a stop_loss_price",
+                )
     if stop is None and take is None:
         return NONE
     wrong = _wrong_side(signal.side, stop, take, quote, price)

@@ -66,6 +66,15 @@ def test_the_policy_adds_or_requires_a_stop_only_for_what_opens_or_grows() -> No
 def test_auto_stops_round_away_from_the_price() -> None:
     assert auto_stop(Side.BUY, D("100.01"), D("0.03")) == D("97.00")  # 97.0097
     assert auto_stop(Side.SELL, D("100.01"), D("0.03")) == D("103.02")  # 103.0103
+    assert auto_stop(Side.BUY, D("1"), D("0.03")) == D("0.97")
+    assert auto_stop(Side.BUY, D("0.5"), D("0.03")) == D("0.4850")  # sub-penny below $1
+    assert auto_stop(Side.BUY, D("0.0001"), D("0.03")) == 0
+
+
+def test_a_price_too_small_for_any_stop_is_refused_under_auto() -> None:
+    tiny = Signal(signal_id="s", strategy="m", symbol="AAPL", side="buy", quantity=1)
+    refused = plan_protection(tiny, D("0.0001"), None, grows=True, risk=risk("auto"))
+    assert isinstance(refused, Reason) and refused.code is ReasonCode.PROTECTIVE_PRICE_INVALID
 
 
 def test_the_shipped_key_defaults_to_none_and_refuses_anything_else() -> None:
@@ -112,3 +121,15 @@ def test_an_entry_with_a_stop_counts_its_distance_while_it_rests() -> None:
     assert book.at_risk({}, D("0.03")) == 0
     book.reserve(Reservation("p", "AAPL", Side.BUY, D(10), D(200)))
     assert book.at_risk({}, D("0.03")) == D(60)
+
+
+def test_the_shipped_file_protects_new_positions_and_the_seed_file_does_not() -> None:
+    from pathlib import Path
+
+    from gateway.config import load_risk_config
+
+    root = Path(__file__).resolve().parents[2]
+    shipped = load_risk_config(root / "config" / "risk_management.yaml")
+    assert shipped.risk_management.protective_stop == "auto"
+    seed = load_risk_config(root / "tests" / "fixtures" / "seed_risk_management.yaml")
+    assert seed.risk_management.protective_stop == "none"
