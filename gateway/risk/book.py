@@ -257,19 +257,46 @@ class Book:
         each to its stop (a live stop leg, a bracket's stop) or at ``stop_loss_percent``."""
         unprotected = self._open_exposure - self._protected_exposure
         total = unprotected * stop_loss_percent + self._stop_risk
-        for symbol, holding in self.holdings.items():
-            mark = marks.get(symbol, holding.avg_price)
-            left = abs(holding.qty)
-            for qty, stop in self._stop_legs.get(symbol, {}).values():
-                covered = min(qty, left)
-                total += covered * abs(mark - stop)
-                left -= covered
-            total += left * mark * stop_loss_percent
+        for symbol in self.holdings:
+            total += self._position_risk(symbol, marks, stop_loss_percent)[0]
         return total
 
-    def protection(self, symbol: str) -> list[tuple[Decimal, Decimal]]:
-        """The live stop legs on ``symbol``: (quantity left, stop price) each."""
-        return list(self._stop_legs.get(symbol, {}).values())
+    def _position_risk(
+        self, symbol: str, marks: dict[str, Decimal], stop_loss_percent: Decimal
+    ) -> tuple[Decimal, Decimal, list[Decimal]]:
+        """A position's money at risk, the quantity its live stop legs leave uncovered, and
+        their stop prices."""
+        holding = self.holdings[symbol]
+        mark = marks.get(symbol, holding.avg_price)
+        left = abs(holding.qty)
+        at_risk = ZERO
+        stops = []
+        for qty, stop in self._stop_legs.get(symbol, {}).values():
+            covered = min(qty, left)
+            at_risk += covered * abs(mark - stop)
+            left -= covered
+            stops.append(stop)
+        return at_risk + left * mark * stop_loss_percent, left, sorted(stops)
+
+    def protection(
+        self, marks: dict[str, Decimal], stop_loss_percent: Decimal
+    ) -> list[dict[str, object]]:
+        """Per position: whether live stop legs cover it, at what prices, and the money at
+        risk counted for it (to the stops, the rest at ``stop_loss_percent``)."""
+        rows: list[dict[str, object]] = []
+        for symbol, holding in sorted(self.holdings.items()):
+            at_risk, left, stops = self._position_risk(symbol, marks, stop_loss_percent)
+            rows.append(
+                {
+                    "symbol": symbol,
+                    "qty": holding.qty,
+                    "protected": left == ZERO,
+                    "protected_qty": abs(holding.qty) - left,
+                    "stop_prices": stops,
+                    "at_risk": at_risk,
+                }
+            )
+        return rows
 
     def market_value(self, marks: dict[str, Decimal]) -> Decimal:
         return sum((h.qty * marks.get(s, h.avg_price) for s, h in self.holdings.items()), ZERO)
