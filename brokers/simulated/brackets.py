@@ -3,14 +3,16 @@ orders behave: an entry and one or two exits (a stop loss, a take profit) placed
 
 - Placed together (``place``): the entry like any submit; the legs *held* (status ``new``, not
   working) until the entry fills, in one one-cancels-other group when there are two.
-- The entry fills (even partly): a held leg starts working for the quantity filled; a working
-  leg grows by each further fill of the entry (reason ``bracket: entry ... filled ...``).
+- The entry fills (even partly): a held leg starts working for the quantity filled (whatever
+  quantity it showed while held: the entry's as placed); a working leg grows by each further
+  fill of the entry (reason ``bracket: entry ... filled ...``).
 - An exit fills (even partly): the other is reduced to what is left to exit, cancelled when
   nothing is (``oco: ...``, see ``desk.py``), and the entry's unfilled rest is cancelled: a
   position being closed is not opened further.
 - The entry ends (cancelled, rejected, expired): with nothing filled its held legs are
   cancelled; after a partial fill the legs stay, protecting what filled.
-- A leg is replaced or cancelled like any order, alone; a leg needs no buying power.
+- A leg is replaced or cancelled like any order, alone; a leg needs and reserves no buying
+  power (it closes what its entry opened).
 
 Refusals (``OrderRejected.code``), before anything is placed: ``bracket_invalid`` (no exit, a
 leg of another symbol, on the entry's side, of another quantity, of the wrong type, or sharing
@@ -228,7 +230,7 @@ def after_fill(desk: OrderDesk, filled: BrokerOrder, qty: Decimal) -> None:
         if leg is None:
             continue  # cancelled (by request, or the other exit filled): stays so
         if leg.status is OrderStatus.NEW:
-            desk.resize(leg, min(qty, leg.quantity), why, OrderStatus.ACCEPTED)
+            desk.resize(leg, qty, why, OrderStatus.ACCEPTED)
         else:
             desk.resize(leg, leg.quantity + qty, why)
 

@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from brokers.base import (
     Account,
@@ -68,6 +68,7 @@ from brokers.simulated.market import SimQuote
 from brokers.simulated.state import StateFile
 
 log = logging.getLogger("brokers.simulated")
+_Placed = TypeVar("_Placed")
 
 
 class SimulatedBroker:
@@ -300,21 +301,7 @@ class SimulatedBroker:
 
     async def submit(self, order: OrderRequest) -> BrokerOrder:
         await self._reach()
-        lost = False
-        with self._changing():
-            self._ledger.count_submit(order.client_order_id)
-            if self._faults.take_reject():
-                raise OrderRejected("order rejected by the broker", code="drill_reject")
-            lost = self._faults.take_lost_answer()
-            try:
-                placed = self._desk.place(order)
-            except OrderRejected:
-                if not lost:
-                    raise
-        if lost:
-            # It reached the market; only the answer is lost, as with a dropped connection.
-            raise BrokerUnavailable("simulated broker: connection lost before the answer arrived")
-        return placed
+        return self._drilled([order.client_order_id], lambda: self._desk.place(order))
 
     async def submit_bracket(
         self,
@@ -327,19 +314,25 @@ class SimulatedBroker:
         drills treat it as one submit."""
         await self._reach()
         ids = [o.client_order_id for o in (entry, stop_loss, take_profit) if o is not None]
+        return self._drilled(ids, lambda: brackets.place(self._desk, entry, stop_loss, take_profit))
+
+    def _drilled(self, ids: list[str], place: Callable[[], _Placed]) -> _Placed:
+        """One submit (of one order or a bracket) as the drills have it: counted, maybe
+        refused, maybe placed with its answer lost."""
         lost = False
         with self._changing():
             for coid in ids:
                 self._ledger.count_submit(coid)
             if self._faults.take_reject():
-                raise OrderRejected("bracket rejected by the broker", code="drill_reject")
+                raise OrderRejected("order rejected by the broker", code="drill_reject")
             lost = self._faults.take_lost_answer()
             try:
-                placed = brackets.place(self._desk, entry, stop_loss, take_profit)
+                placed = place()
             except OrderRejected:
                 if not lost:
                     raise
         if lost:
+            # It reached the market; only the answer is lost, as with a dropped connection.
             raise BrokerUnavailable("simulated broker: connection lost before the answer arrived")
         return placed
 
@@ -383,9 +376,9 @@ class SimulatedBroker:
         cancelled: list[str] = []
         failed: dict[str, str] = {}
         with self._changing():
-            for coid in self._cancel_order():
+            for coid in list(self._ledger.open):
                 order = self._ledger.orders[coid]
-                if not order.is_open:  # ended by an earlier cancel (a bracket's held leg)
+                if not order.is_open:  # a held leg its entry's cancel ended: cancelled too
                     cancelled.append(order.broker_order_id)
                     continue
                 reason = self.fail_cancels.get(order.broker_order_id)
@@ -395,11 +388,6 @@ class SimulatedBroker:
                 self._desk.set_status(order, OrderStatus.CANCELED, "canceled by cancel_all")
                 cancelled.append(order.broker_order_id)
         return CancelReport(cancelled=cancelled, failed=failed)
-
-    def _cancel_order(self) -> list[str]:
-        """The open orders, brackets' legs first (an entry's cancel would end its held legs)."""
-        legs = [c for c in self._ledger.open if self._ledger.meta_of(c).parent is not None]
-        return legs + [c for c in self._ledger.open if c not in set(legs)]
 
 
 def _per_tick(value: float | Decimal | int | None) -> Decimal | None:

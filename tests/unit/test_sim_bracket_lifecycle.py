@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from brokers.base import BrokerOrder, OrderEvent, OrderRequest, OrderStatus
+from brokers.base import BrokerOrder, OrderChange, OrderEvent, OrderRequest, OrderStatus
 from brokers.simulated import SimulatedBroker
 
 QUOTES = {"AAPL": (199.95, 200.05)}
@@ -202,3 +202,37 @@ async def test_cancel_all_reports_held_legs_once(sim: SimulatedBroker) -> None:
     assert sorted(report.cancelled) == sorted(o.broker_order_id for o in placed)
     cancels = [e for e in drain(sim) if e.order.status is CANCELED]
     assert len(cancels) == 3
+
+
+async def test_legs_work_for_what_an_entry_replaced_up_filled(sim: SimulatedBroker) -> None:
+    await sim.submit_bracket(req("entry", order_type="limit", limit_price=199), *legs())
+    await sim.replace("entry", OrderChange(quantity=20))
+    sim.set_quote("AAPL", 198.9, 199.0)
+    assert await state(sim, "sl") == (ACCEPTED, 20, 0)
+    assert await state(sim, "tp") == (ACCEPTED, 20, 0)
+
+
+async def test_a_short_bracket_reserves_no_buying_power_for_its_exits() -> None:
+    plain, bracketed = (SimulatedBroker(quotes=QUOTES, tick_s=3600) for _ in range(2))
+    for broker in (plain, bracketed):
+        await broker.connect()
+    try:
+        await plain.submit(req("entry", "sell"))
+        stop = req("sl", "buy", order_type="stop", stop_price=205)
+        target = req("tp", "buy", order_type="limit", limit_price=190)
+        await bracketed.submit_bracket(req("entry", "sell"), stop, target)
+        assert (await bracketed.account()).buying_power == (await plain.account()).buying_power
+        held = req("e2", "sell", order_type="limit", limit_price=201)
+        stop2 = req("sl2", "buy", order_type="stop", stop_price=205)
+        await bracketed.submit_bracket(held, stop2, None)  # held legs reserve nothing either
+        assert (await bracketed.account()).buying_power == (await plain.account()).buying_power
+    finally:
+        for broker in (plain, bracketed):
+            await broker.close()
+
+
+async def test_a_leg_is_placed_without_buying_power(sim: SimulatedBroker) -> None:
+    # 490 to cover at 205 would be 100450, more than the 100000 the account could buy
+    stop = req("sl", "buy", 490, order_type="stop", stop_price=205)
+    placed = await sim.submit_bracket(req("entry", "sell", 490), stop, None)
+    assert [o.status for o in placed] == [FILLED, ACCEPTED]

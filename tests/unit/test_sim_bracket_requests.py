@@ -185,6 +185,12 @@ async def test_the_same_bracket_again_answers_what_exists(sim: SimulatedBroker) 
             req("entry"), req("x", "sell", order_type="stop", stop_price=195), target(), id="other"
         ),
         pytest.param(req("entry"), target(), None, id="take-profit-as-stop"),
+        pytest.param(
+            req("entry"),
+            req("tp", "sell", order_type="limit", limit_price=210),
+            req("sl", "sell", order_type="stop", stop_price=195),
+            id="roles-swapped",
+        ),
     ],
 )
 async def test_a_different_bracket_under_known_ids_is_a_duplicate(
@@ -231,6 +237,13 @@ async def test_a_lost_answer_places_the_bracket_and_a_retry_finds_it(sim: Simula
     placed = await sim.submit_bracket(req("entry"), stop(), target())
     assert [o.status for o in placed] == [FILLED, ACCEPTED, ACCEPTED]
     assert (await sim.positions())[0].qty == 10
+
+
+async def test_a_lost_answer_hides_a_refusal_too(sim: SimulatedBroker) -> None:
+    sim.set_faults(Faults(lose_submit_answers=1))
+    with pytest.raises(BrokerUnavailable):  # the refusal's answer is lost like any other
+        await sim.submit_bracket(req("entry"), stop(201), None)
+    await nothing_placed(sim)
 
 
 async def test_latency_delays_the_bracket(sim: SimulatedBroker) -> None:
