@@ -38,6 +38,27 @@ class Reservation:
     stop: Decimal | None = None  # the protective stop its bracket carries
 
 
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """A position's cover by live stop legs (``/v1/status``'s ``protection``)."""
+
+    symbol: str
+    qty: Decimal
+    protected_qty: Decimal
+    stop_prices: list[Decimal]
+    at_risk: Decimal
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "symbol": self.symbol,
+            "qty": float(self.qty),
+            "protected": self.protected_qty == abs(self.qty),
+            "protected_qty": float(self.protected_qty),
+            "stop_prices": [float(p) for p in self.stop_prices],
+            "at_risk": float(self.at_risk),
+        }
+
+
 @dataclass(slots=True)
 class TrackedOrder:
     order: BrokerOrder
@@ -278,24 +299,13 @@ class Book:
             stops.append(stop)
         return at_risk + left * mark * stop_loss_percent, left, sorted(stops)
 
-    def protection(
-        self, marks: dict[str, Decimal], stop_loss_percent: Decimal
-    ) -> list[dict[str, object]]:
+    def protection(self, marks: dict[str, Decimal], stop_loss_percent: Decimal) -> list[Protection]:
         """Per position: whether live stop legs cover it, at what prices, and the money at
         risk counted for it (to the stops, the rest at ``stop_loss_percent``)."""
-        rows: list[dict[str, object]] = []
+        rows = []
         for symbol, holding in sorted(self.holdings.items()):
             at_risk, left, stops = self._position_risk(symbol, marks, stop_loss_percent)
-            rows.append(
-                {
-                    "symbol": symbol,
-                    "qty": holding.qty,
-                    "protected": left == ZERO,
-                    "protected_qty": abs(holding.qty) - left,
-                    "stop_prices": stops,
-                    "at_risk": at_risk,
-                }
-            )
+            rows.append(Protection(symbol, holding.qty, abs(holding.qty) - left, stops, at_risk))
         return rows
 
     def market_value(self, marks: dict[str, Decimal]) -> Decimal:

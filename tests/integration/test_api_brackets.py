@@ -131,3 +131,26 @@ async def test_legs_shrink_with_their_position_and_go_when_it_closes(
 
     await settle(client, gone)
     assert (await client.get("/v1/positions")).json() == []
+
+
+async def test_status_shows_the_protection_and_the_kill_switch_cancels_the_legs_too(
+    service: GatewayService, client: httpx.AsyncClient
+) -> None:
+    body = signal("ks-1", quantity=10, stop_loss_price=190, take_profit_price=220)
+    entry = (await client.post("/v1/signals", json=body)).json()["order"]["client_order_id"]
+    unprotected = (await client.post("/v1/signals", json=signal("ks-2", symbol="MSFT"))).json()
+    assert unprotected["decision"] == "accepted"
+
+    async def protected() -> list[Any]:
+        rows = (await client.get("/v1/status")).json()["protection"]
+        return rows if any(r["protected"] for r in rows) else []
+
+    rows = {r["symbol"]: r for r in await settle(client, protected)}
+    assert rows["AAPL"]["protected"] is True and rows["AAPL"]["stop_prices"] == [190.0]
+    assert rows["AAPL"]["at_risk"] == 10 * (200.0 - 190.0)
+    assert rows["MSFT"]["protected"] is False and rows["MSFT"]["stop_prices"] == []
+    killed = (await client.post("/v1/kill", json={"reason": "drill"})).json()
+    assert killed["cancelled"] == 2  # the stop and the take profit
+    assert (await client.get("/v1/orders")).json() == []
+    legs = {o.role: o for o in service.journal.orders() if o.parent_id == entry}
+    assert set(legs) == {"stop_loss", "take_profit"}
