@@ -32,6 +32,7 @@ from gateway.safety.halt_state import HaltStateStore, HaltTrigger
 from gateway.safety.killswitch import KillSwitch
 from gateway.service.brokers import build_broker
 from gateway.service.controls import Controls
+from gateway.service.protection import ProtectionWatch
 from gateway.service.reconciling import Reconciler
 from gateway.store.journal import Journal, WriteFailure
 from gateway.store.statedir import StateDir
@@ -122,6 +123,14 @@ class GatewayService:
             metrics=self.metrics,
             environ=self.environ,
             status=self.status,
+        )
+        self.protection = ProtectionWatch(
+            self.config,
+            book=self.engine.book,
+            marks=self.quotes.marks,
+            halt=self.halt,
+            alerts=self.alerts,
+            journal=self.journal,
         )
         self.reconciler = Reconciler(
             self.config,
@@ -318,6 +327,7 @@ class GatewayService:
             self.halt.retry_persist()
         self.engine.evaluate_risk()
         self.engine.monitor.persist()
+        self.protection.check()
         self.publish_state()
         for symbol in self.quotes.symbols():
             age = self.quotes.age_s(symbol)
@@ -330,6 +340,7 @@ class GatewayService:
 
     async def reconcile(self) -> None:
         await self.reconciler.run()
+        self.protection.check()
 
     def _reconcile_after_reconnect(self) -> None:
         if self._reconnect_task is not None and not self._reconnect_task.done():
