@@ -93,10 +93,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CODE",
         help="the resume code the gateway was given as GATEWAY_RESUME_AUTH_CODE",
     )
+    _add_firm(add("firm", "the firm: every gateway on one PostgreSQL (firm: section)"))
     add("check-config", "validate the config and print it with secrets masked")
     demo = add("demo", "a guided run on the simulated broker, in a temporary state dir")
     demo.add_argument("--fast", action="store_true", help="no pauses between steps")
     return parser
+
+
+def _add_firm(firm: argparse.ArgumentParser) -> None:
+    sub = firm.add_subparsers(dest="firm_command", required=True, metavar="ACTION")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        action = sub.add_parser(name, help=help_text, description=help_text)
+        # SUPPRESS: a --config before the action is kept, one after it wins.
+        action.add_argument(
+            "--config", type=Path, default=argparse.SUPPRESS, metavar="PATH", help="gateway.yaml"
+        )
+        return action
+
+    for name, text in (("halt", "halt every gateway"), ("kill", "halt and kill every gateway")):
+        add(name, f"{text} of the firm (durable in PostgreSQL)").add_argument(
+            "reason", nargs="+", help="why, in words; recorded with the firm halt"
+        )
+    resume = add("resume", "lift the firm halt (each gateway then resumes by its own rules)")
+    resume.add_argument(
+        "--force", action="store_true", help="lift it during the cooldown (needs --auth-code)"
+    )
+    resume.add_argument("--auth-code", metavar="CODE", help="GATEWAY_RESUME_AUTH_CODE's value")
+    add("status", "print every gateway of the firm and the firm halt as JSON")
+    add("migrate", "bring the firm schema in PostgreSQL up to date (a role that may create)")
 
 
 def _add_serve(serve: argparse.ArgumentParser) -> None:
@@ -226,6 +251,12 @@ def _start_failure(exc: Exception) -> int:
 
     if isinstance(exc, ConfigError):
         return _fail("; ".join(exc.problems), EXIT_USAGE)
+    from gateway.firm.errors import FirmError
+
+    if isinstance(exc, FirmError):
+        # The firm's PostgreSQL unreachable at a first start, the gateway_id taken, a schema
+        # too new: never trade outside the firm's view.
+        return _fail(f"firm: {exc}", EXIT_USAGE)
     if isinstance(exc, JournalError | StateDirError):
         # Never trade on a journal we cannot read, or beside lost state, or in a state dir
         # another gateway holds: refuse to start, and say why.
@@ -348,7 +379,19 @@ def _run(args: argparse.Namespace) -> int:
         return _check_config(config)
     if args.command == "serve":
         return _serve(args, config)
+    if args.command == "firm":
+        return _firm(args, config)
     return _remote_command(args, config)
+
+
+def _firm(args: argparse.Namespace, config: GatewayConfig) -> int:
+    try:
+        from gateway.firm import cli as firm_cli
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "psycopg":
+            raise
+        return _fail("firm: needs psycopg: pip install 'execution-gateway[firm]'", EXIT_USAGE)
+    return firm_cli.run(config, args, os.environ)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,6 +50,7 @@ class ReasonCode(StrEnum):
     BROKER_ANSWER_UNKNOWN = "broker_answer_unknown"
     SHORT_NOT_ALLOWED = "short_not_allowed"
     SHUTTING_DOWN = "shutting_down"
+    FIRM_EXPOSURE = "firm_exposure"  # the firm's gross exposure limit (gateway.firm)
 
 
 class DecisionKind(StrEnum):
@@ -329,6 +330,8 @@ class HaltRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     reason: NonBlankText = Field(max_length=500)
+    # "firm": halt (or kill) every gateway of the firm, through PostgreSQL (v2).
+    scope: Literal["gateway", "firm"] = "gateway"
 
 
 class ResumeRequest(BaseModel):
