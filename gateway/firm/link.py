@@ -85,7 +85,10 @@ class FirmLink:
 
     @property
     def up(self) -> bool:
-        return self._listen is not None and self._broken is None
+        """Connected, and heard from within grace_s: a silent network is not up, even while a
+        round trip on it is still waiting (psycopg's cancel of a hung query can take seconds)."""
+        recent = self._monotonic() - self._last_ok < self.settings.grace_s
+        return self._listen is not None and self._broken is None and recent
 
     @property
     def lost(self) -> bool:
@@ -249,6 +252,8 @@ class FirmLink:
             if silent >= self.settings.grace_s and not self._lost_reported:
                 self._lost_reported = True
                 why = self.last_error or "no answer"
+                if self._listen is not None:
+                    self.broken(TimeoutError(f"no answer for {silent:.1f}s"))
                 try:
                     self._on_lost(
                         f"the firm's PostgreSQL unreachable for {silent:.1f}s "
