@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_firm(firm: argparse.ArgumentParser) -> None:
-    sub = firm.add_subparsers(dest="firm_command", required=True, metavar="ACTION")
+    sub = firm.add_subparsers(
+        dest="firm_command", required=True, metavar="ACTION", help="what to do (ACTION --help)"
+    )
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         action = sub.add_parser(name, help=help_text, description=help_text)
