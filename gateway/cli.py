@@ -235,6 +235,8 @@ def _serve(args: argparse.Namespace, config: GatewayConfig) -> int:
     from gateway.store.statedir import StateDirLock
 
     redactor = configure_logging(level=args.log_level)
+    if config.firm is not None:
+        redactor.add(config.firm.secrets(os.environ))  # the firm's DSN holds a password
     config = config.with_overrides(host=args.host, port=args.port, state_dir=args.state_dir)
     try:
         # One gateway per state dir, checked before anything in it is touched.

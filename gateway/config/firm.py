@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field
 
@@ -49,3 +50,18 @@ class FirmSettings(Section):
                 "firm's postgresql:// URL in it (the EnvironmentFile on a production host)"
             )
         return value
+
+    def secrets(self, environ: Mapping[str, str]) -> list[str]:
+        """What the logs must never show: the DSN, and its password on its own (a driver's
+        message may quote it apart from the URL)."""
+        value = environ.get(self.dsn_env, "").strip()
+        if not value:
+            return []
+        found = [value]
+        try:
+            password = urlsplit(value).password
+        except ValueError:
+            password = None
+        if password:
+            found += [password, unquote(password)]
+        return found

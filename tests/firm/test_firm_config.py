@@ -54,6 +54,9 @@ def test_the_dsn_comes_from_the_environment_only(tmp_path: Path) -> None:
     assert config.firm.dsn({"MY_DSN": "postgresql://u:pw@h/db"}) == "postgresql://u:pw@h/db"
     shown = effective_config_text(config, {"MY_DSN": "postgresql://u:pw@h/db"})
     assert "pw@" not in shown and "MY_DSN: '***'" in shown
+    secret = "postgresql://u:p%40ss-w0rd@h/db"
+    assert config.firm.secrets({"MY_DSN": secret}) == [secret, "p%40ss-w0rd", "p@ss-w0rd"]
+    assert config.firm.secrets({}) == []
 
 
 def test_control_wire_form_round_trips() -> None:
