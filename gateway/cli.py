@@ -36,6 +36,7 @@ from gateway.config import (
     effective_config_text,
     load_config,
 )
+from gateway.firm.parser import add_firm_parser
 from gateway.http.auth import Tokens, load_tokens
 from gateway.http.deps import CLI_CLIENT, CLIENT_HEADER
 
@@ -93,37 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CODE",
         help="the resume code the gateway was given as GATEWAY_RESUME_AUTH_CODE",
     )
-    _add_firm(add("firm", "the firm: every gateway on one PostgreSQL (firm: section)"))
+    add_firm_parser(add("firm", "the firm: every gateway on one PostgreSQL (firm: section)"))
     add("check-config", "validate the config and print it with secrets masked")
     demo = add("demo", "a guided run on the simulated broker, in a temporary state dir")
     demo.add_argument("--fast", action="store_true", help="no pauses between steps")
     return parser
-
-
-def _add_firm(firm: argparse.ArgumentParser) -> None:
-    sub = firm.add_subparsers(
-        dest="firm_command", required=True, metavar="ACTION", help="what to do (ACTION --help)"
-    )
-
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        action = sub.add_parser(name, help=help_text, description=help_text)
-        # SUPPRESS: a --config before the action is kept, one after it wins.
-        action.add_argument(
-            "--config", type=Path, default=argparse.SUPPRESS, metavar="PATH", help="gateway.yaml"
-        )
-        return action
-
-    for name, text in (("halt", "halt every gateway"), ("kill", "halt and kill every gateway")):
-        add(name, f"{text} of the firm (durable in PostgreSQL)").add_argument(
-            "reason", nargs="+", help="why, in words; recorded with the firm halt"
-        )
-    resume = add("resume", "lift the firm halt (each gateway then resumes by its own rules)")
-    resume.add_argument(
-        "--force", action="store_true", help="lift it during the cooldown (needs --auth-code)"
-    )
-    resume.add_argument("--auth-code", metavar="CODE", help="GATEWAY_RESUME_AUTH_CODE's value")
-    add("status", "print every gateway of the firm and the firm halt as JSON")
-    add("migrate", "bring the firm schema in PostgreSQL up to date (a role that may create)")
 
 
 def _add_serve(serve: argparse.ArgumentParser) -> None:

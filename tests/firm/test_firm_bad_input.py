@@ -135,7 +135,8 @@ async def main():
     create_app(svc, Tokens("s" * 32, "a" * 32))
     await svc.stop()
 asyncio.run(main())
-print(json.dumps(sorted(m for m in sys.modules if m.startswith(("psycopg", "gateway.firm")))))
+wanted = ("psycopg", "gateway.service.firm", "gateway.firm.link", "gateway.firm.cli")
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(wanted))))
 """
     done = subprocess.run(
         [sys.executable, "-c", probe],
