@@ -86,3 +86,21 @@ def test_a_firm_halt_missed_while_away_is_found_on_reconnect(
         proxy.restore()
         wait_for(lambda: status(gw)["state"] == "halted", 15, "the halt found on reconnect")
         assert status(gw)["halt"]["trigger"] == "firm_halt"
+
+
+def test_scope_firm_without_postgres_still_halts_here(
+    tmp_path: Path, firm_dsn: str, proxy: TcpProxy
+) -> None:
+    firm = {"grace_s": 30.0, "on_disconnect": "continue"}
+    with firm_gateway(tmp_path, via(firm_dsn, proxy), "a", firm=firm) as gw:
+        proxy.cut()
+        answer = httpx.post(
+            f"{gw.url}/v1/kill", json={"reason": "cut off", "scope": "firm"}, headers=STRATEGY
+        )
+        assert answer.status_code == 503
+        body = answer.json()
+        assert body["code"] == "firm_unreachable"
+        assert "this gateway is halted" in body["message"]
+        now = status(gw)
+        assert now["state"] == "halted"
+        assert now["halt"]["trigger"] == "firm_halt" and now["halt"]["kill_switch"] is True
