@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from tests.conftest import signal
 from tests.e2e.process import GatewayProcess
-from tests.firm.conftest import STRATEGY, firm_gateway
+from tests.firm.conftest import ADMIN, STRATEGY, firm_gateway
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -78,3 +79,27 @@ def test_a_reservation_whose_order_never_left_is_released(tmp_path: Path, firm_d
         # The broker's refusal gave its reservation back: two orders fit after it, not one.
         assert codes == [["broker_rejected"], "accepted", "accepted", ["firm_exposure"]]
         assert firm_status(gw)["reservations"]["amount"] <= 5_000
+
+
+def test_a_cancelled_order_gives_its_room_back(tmp_path: Path, firm_dsn: str) -> None:
+    firm = {"max_gross_exposure": 5_000}
+    resting = {"order_type": "limit", "limit_price": 150, "quantity": 20, "time_in_force": "gtc"}
+    with firm_gateway(tmp_path, firm_dsn, "solo", firm=firm) as gw:
+        with httpx.Client(headers=STRATEGY, timeout=30, base_url=gw.url) as client:
+            first = client.post("/v1/signals", json=signal("rest-1", **resting)).json()
+            assert first["decision"] == "accepted"  # 20 x 150 = 3000 rests at the broker
+            second = client.post("/v1/signals", json=signal("rest-2", **resting)).json()
+            assert [r["code"] for r in second["reasons"]] == ["firm_exposure"]
+            # The kill switch cancels it at the broker (then a resume: cooldown 0 here).
+            assert client.post("/v1/kill", json={"reason": "cancel it"}).json()["cancelled"] == 1
+            resumed = client.post("/v1/resume", json={}, headers=ADMIN)
+            assert resumed.status_code == 200, resumed.text
+            deadline = time.monotonic() + 10
+            while True:  # the row follows the book within an interval
+                third = client.post(
+                    "/v1/signals", json=signal(f"rest-3-{time.monotonic()}", **resting)
+                ).json()
+                if third["decision"] == "accepted" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert third["decision"] == "accepted", third
