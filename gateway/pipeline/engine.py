@@ -28,6 +28,7 @@ from gateway.pipeline.admission import Admission, admit
 from gateway.pipeline.brackets import Legs, leg_requests, roles
 from gateway.pipeline.broker_events import BrokerEvents
 from gateway.pipeline.conclusion import Conclusion
+from gateway.pipeline.firm_gate import ExposureGate, release_both, reserve_outside
 from gateway.pipeline.flatten import send_flatten
 from gateway.pipeline.gates import Gates
 from gateway.pipeline.idempotency import Answer, Decided, SignalRecord
@@ -83,6 +84,7 @@ class Gateway:
         self.signals = SignalRecord(journal, durable=self._durable, order_of=self._order_of)
         self._bp_snapshot = (ZERO, ZERO, ZERO)  # buying power, cash, open buys at last sync
         self._tasks: list[asyncio.Task[None]] = []
+        self.exposure_gate: ExposureGate | None = None  # the firm's limit, set by the service
         self.monitor = RiskMonitor(
             config,
             book=self.book,
@@ -120,7 +122,7 @@ class Gateway:
             failures=self.failures,
             metrics=metrics,
             durable=self._durable,
-            release=self.book.release,
+            release=lambda coid: release_both(self.book, self.exposure_gate, coid),
             apply_order=self.events.apply,
             on_unknown=self._fate_unknown,
         )
@@ -239,7 +241,7 @@ class Gateway:
         self.unknown.add(request)
 
     def _absent(self, client_order_id: str, why: str) -> None:
-        self.book.release(client_order_id)
+        release_both(self.book, self.exposure_gate, client_order_id)
         self.journal.record_order_status(client_order_id, "rejected", why)
 
     # --- the pipeline ------------------------------------------------------------------------
@@ -305,6 +307,9 @@ class Gateway:
                     admission.protection.stop_loss,
                 )
             )
+        outside = await reserve_outside(self.exposure_gate, self.book, request, priced.value)
+        if outside is not None:
+            return self.recorder.refused(signal, digest, body, outside, started, admission.risk)
         return await self._send(signal, digest, body, request, admission, started, legs)
 
     def _admit(self, signal: Signal, priced: object) -> Admission:
