@@ -37,7 +37,12 @@ from gateway.pipeline.legs import LegKeeper
 from gateway.pipeline.ratelimit import TokenBucket
 from gateway.pipeline.recording import DecisionRecorder
 from gateway.pipeline.recovery import resolve_undecided
-from gateway.pipeline.restore import rebase_on_broker, restore_decisions, track_journal_orders
+from gateway.pipeline.restore import (
+    adopt_brackets,
+    rebase_on_broker,
+    restore_decisions,
+    track_journal_orders,
+)
 from gateway.pipeline.sender import OrderSender
 from gateway.pipeline.settle import UnknownOrders
 from gateway.risk.book import Book, Reservation
@@ -219,6 +224,7 @@ class Gateway:
         holds the journal's orders at that moment's state: see ``restore``)."""
         account = await self.broker.account()
         positions = await self.broker.positions()
+        await adopt_brackets(self.journal, self.broker)
         open_at_broker = await self.broker.open_orders()
         self.book.load_account(account)
         self.book.load_positions(positions)
