@@ -22,17 +22,17 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     del sys.path[0]
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
 
-import httpx  # noqa: E402
-import yaml  # noqa: E402
+import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-strategy-token-0123456789abcdef"
@@ -167,8 +167,17 @@ def main() -> None:
         (directory / "bare_app.py").write_text(BARE_APP)
         bare_port, gateway_port = free_port(), free_port()
         bare = start(
-            [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port)]
-            + ["--log-level", "warning", "--no-access-log"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bare_app:app",
+                "--port",
+                str(bare_port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
             bare_port,
             directory / "bare.log",
             directory,
