@@ -7,9 +7,8 @@ order state. What a failed write remembered is forgotten (``forget``).
 
 from __future__ import annotations
 
-import sqlite3
-
 from brokers.base import BrokerOrder, Fill, OrderRequest
+from gateway.store.db import Driver
 
 # An order's journaled state: broker_order_id, status, filled_quantity, avg_fill_price.
 OrderState = tuple[str, str, str, str | None]
@@ -44,7 +43,7 @@ class OrderRows:
 
     def write_intent(
         self,
-        db: sqlite3.Connection,
+        db: Driver,
         signal_id: str,
         order: OrderRequest,
         valued_at: str | None,
@@ -73,7 +72,7 @@ class OrderRows:
 
     def write_state(
         self,
-        db: sqlite3.Connection,
+        db: Driver,
         order: BrokerOrder,
         state: OrderState,
         now: str,
@@ -119,7 +118,7 @@ class OrderRows:
         if len(states) > STATES_KEPT:
             del states[next(iter(states))]  # the oldest: forgetting one only costs a rewrite
 
-    def write_update(self, db: sqlite3.Connection, update: OrderUpdate, now: str) -> None:
+    def write_update(self, db: Driver, update: OrderUpdate, now: str) -> None:
         order, fill, detail = update
         state = self.new_state(order, detail)
         if state is not None:
