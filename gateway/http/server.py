@@ -137,6 +137,11 @@ def serve(
     unreachable or refusing, the journal unreadable, recovery failing). The caller decides
     what each means (see ``gateway.cli``).
     """
+    if config.firm is not None and config.firm.account is not None:
+        # A member of an active/standby pair: the journal in PostgreSQL, the lock decides.
+        from gateway.http.pair import serve_pair
+
+        return asyncio.run(serve_pair(config, redactor=redactor, new_journal=new_journal))
     server, _ = build_server(config, redactor=redactor, new_journal=new_journal)
     server.run()
     return 0

@@ -33,6 +33,7 @@ from gateway.safety.killswitch import KillSwitch
 from gateway.service.brokers import build_broker
 from gateway.service.controls import Controls
 from gateway.service.reconciling import Reconciler
+from gateway.store.db import Driver
 from gateway.store.journal import Journal, WriteFailure
 from gateway.store.statedir import StateDir
 
@@ -52,15 +53,20 @@ class GatewayService:
         clock: Callable[[], datetime] = utcnow,
         metrics: GatewayMetrics | None = None,
         new_journal: bool = False,
+        journal_db: Driver | None = None,
     ):
+        """``journal_db``: an active/standby pair's journal (PostgreSQL, in the session that
+        holds the account's lock) instead of the SQLite file in the state dir."""
         self.config = config
+        self.paired = journal_db is not None
         self.environ = dict(os.environ if environ is None else environ)
         self._clock = clock
         self.state_dir = StateDir(Path(config.gateway.state_dir))
         self.state_dir.path.mkdir(parents=True, exist_ok=True)
         self.state_dir.path.chmod(0o700)  # the journal and tokens are for the service's user only
         self._halt_file_was_missing = not self.state_dir.halt_file.exists()
-        self.state_dir.check_journal(new_journal=new_journal)
+        if journal_db is None:  # the pair's journal is not a file beside the halt state
+            self.state_dir.check_journal(new_journal=new_journal)
         self.metrics = metrics or GatewayMetrics()
         self.alerts = AlertSender(config.gateway.alerts.webhook_url)
         self.journal = Journal(
@@ -69,6 +75,7 @@ class GatewayService:
             on_write=self.metrics.observe_journal_write,
             on_failure=self._on_journal_failure,
             on_recovered=self._on_journal_recovered,
+            db=journal_db,
         )
         self.halt = HaltManager(
             HaltStateStore(self.state_dir.halt_file),
@@ -191,6 +198,8 @@ class GatewayService:
         HALTED. Gone with no halt open (or on a first start): written now, so that from here on
         the two files vouch for each other."""
         self.halt.restore()
+        if self.paired:
+            self._carry_pair_halt_over()
         if not self._halt_file_was_missing:
             return
         open_halt = self.journal.open_halt()
@@ -205,6 +214,19 @@ class GatewayService:
             if not self.journal.is_empty():
                 log.warning("halt state was missing; the journal records no halt: written anew")
             self.halt.write_state()
+
+    def _carry_pair_halt_over(self) -> None:
+        """A pair shares its journal, not its halt state files: a halt the other member left in
+        force (no resume after it in the journal) holds here too."""
+        recorded = self.journal.open_halt()
+        if recorded is None or self.halt.current is not None:
+            return
+        try:
+            trigger = HaltTrigger(str(recorded.get("trigger")))
+        except ValueError:
+            trigger = HaltTrigger.STATE_UNREADABLE
+        reason = f"taken over halted: {recorded.get('reason')} (since {recorded.get('at')})"
+        self.halt.halt(reason[:500], trigger, by="takeover")
 
     async def _complete_interrupted_kill(self) -> None:
         """A kill switch that fired (the halt says so) but whose cancelling never finished (no
