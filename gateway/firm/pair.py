@@ -111,7 +111,11 @@ class PairLock:
             )
         self._holds_id = False
         self._conn = None  # the journal owns it from here
-        return open_pg_journal(conn, self.account)
+        try:
+            return open_pg_journal(conn, self.account)
+        except BaseException:
+            conn.close()  # the lock goes with it
+            raise
 
     def close(self) -> None:
         if self._conn is not None:

@@ -11,7 +11,8 @@ PostgreSQL, and the account's session advisory lock decides who trades).
              network cut): the next commit fails, the journal's failure path halts the gateway
              (``journal_failure``), a heartbeat write finds it within takeover_s/5 when nothing
              else writes, and the broker is closed. Nothing reconnects the journal: a restart
-             rejoins the pair, as the standby while the other member holds the lock.
+             rejoins the pair, as the standby while the other member holds the lock; under
+             systemd the readiness it lost withholds the watchdog pings, which restarts it.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from gateway.firm.errors import FirmUnavailable
 from gateway.firm.pair import PairLock
 from gateway.http.auth import Tokens, ensure_tokens
 from gateway.http.deps import make_auth
-from gateway.http.server import build_server
+from gateway.http.server import GatewayServer, build_server
 from gateway.ops.logs import Redactor
+from gateway.ops.notify import SystemdNotifier
 from gateway.service import GatewayService
 from gateway.store.pg import PgDriver
 
@@ -99,7 +101,12 @@ async def wait_as_standby(
     """Serve the standby API until the lock is ours (True) or the process is told to stop."""
     tokens = ensure_tokens(config.gateway.state_dir, dict(environ))
     api = config.gateway.api
-    server = uvicorn.Server(
+
+    async def nothing_to_start() -> None:
+        return None
+
+    # GatewayServer: a SIGTERM while standing by exits 0, like the active's clean stop.
+    server = GatewayServer(
         uvicorn.Config(
             standby_app(settings, tokens, lock),
             host=api.host,
@@ -107,9 +114,14 @@ async def wait_as_standby(
             log_config=None,
             access_log=False,
             lifespan="off",
-        )
+        ),
+        nothing_to_start,
     )
     serving = asyncio.create_task(server.serve(), name="standby-api")
+    # systemd (Type=notify, WatchdogSec) sees a standby as started and alive: waiting is its job.
+    notifier = SystemdNotifier.from_env(environ)
+    notifier.ready(f"STANDBY: account {settings.account_name} is traded by the other member")
+    pings = asyncio.create_task(notifier.watchdog_loop(), name="standby-watchdog")
     log.warning(
         "standby for account %s: another gateway holds its lock; trying every %.2fs",
         settings.account_name,
@@ -125,6 +137,12 @@ async def wait_as_standby(
             continue
         if leads:
             break
+    pings.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await pings
+    if leads:
+        notifier.status(f"TAKING OVER: account {settings.account_name}")
+    notifier.close()
     server.should_exit = True
     await serving
     return leads

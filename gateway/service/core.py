@@ -32,6 +32,7 @@ from gateway.safety.halt_state import HaltStateStore, HaltTrigger
 from gateway.safety.killswitch import KillSwitch
 from gateway.service.brokers import build_broker
 from gateway.service.controls import Controls
+from gateway.service.pair import carry_halt_over, check_pair_journal
 from gateway.service.reconciling import Reconciler
 from gateway.store.db import Driver
 from gateway.store.journal import Journal, WriteFailure
@@ -77,6 +78,8 @@ class GatewayService:
             on_recovered=self._on_journal_recovered,
             db=journal_db,
         )
+        if journal_db is not None:
+            check_pair_journal(self.state_dir, self.journal, new_journal=new_journal)
         self.halt = HaltManager(
             HaltStateStore(self.state_dir.halt_file),
             resume_cooldown_s=config.risk.emergency.resume_cooldown_s,
@@ -199,7 +202,7 @@ class GatewayService:
         the two files vouch for each other."""
         self.halt.restore()
         if self.paired:
-            self._carry_pair_halt_over()
+            carry_halt_over(self.journal, self.halt)
         if not self._halt_file_was_missing:
             return
         open_halt = self.journal.open_halt()
@@ -214,19 +217,6 @@ class GatewayService:
             if not self.journal.is_empty():
                 log.warning("halt state was missing; the journal records no halt: written anew")
             self.halt.write_state()
-
-    def _carry_pair_halt_over(self) -> None:
-        """A pair shares its journal, not its halt state files: a halt the other member left in
-        force (no resume after it in the journal) holds here too."""
-        recorded = self.journal.open_halt()
-        if recorded is None or self.halt.current is not None:
-            return
-        try:
-            trigger = HaltTrigger(str(recorded.get("trigger")))
-        except ValueError:
-            trigger = HaltTrigger.STATE_UNREADABLE
-        reason = f"taken over halted: {recorded.get('reason')} (since {recorded.get('at')})"
-        self.halt.halt(reason[:500], trigger, by="takeover")
 
     async def _complete_interrupted_kill(self) -> None:
         """A kill switch that fired (the halt says so) but whose cancelling never finished (no

@@ -14,7 +14,8 @@ Differences from SQLite, kept here:
   soft writes are kept), as it does when SQLite rolls back by itself on a full disk;
 - the schema version is the ``journal_schema`` table (SQLite: ``user_version``); each migration
   runs once, in one transaction, under an advisory lock;
-- ``rowid`` (insertion order, read back by recovery) is a bigserial column of that name.
+- ``rowid`` (insertion order, read back by recovery) is a bigserial column of that name, last
+  (SQLite's is hidden from ``SELECT *``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ MIGRATION_LOCK = (0x4A4E, 1)  # (classid, objid): the journal schema's migration
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         """CREATE TABLE signals (
-            rowid bigserial NOT NULL,
             signal_id text PRIMARY KEY,
             body_hash text NOT NULL,
             body text NOT NULL,
@@ -48,10 +48,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             decision text,
             outcome text,
             received_at text NOT NULL,
-            decided_at text
+            decided_at text,
+            rowid bigserial NOT NULL
         )""",
         """CREATE TABLE orders (
-            rowid bigserial NOT NULL,
             client_order_id text PRIMARY KEY,
             signal_id text,
             broker_order_id text,
@@ -68,7 +68,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             external integer NOT NULL DEFAULT 0,
             submit_count integer NOT NULL DEFAULT 0,
             created_at text NOT NULL,
-            updated_at text NOT NULL
+            updated_at text NOT NULL,
+            rowid bigserial NOT NULL
         )""",
         "CREATE INDEX orders_status ON orders(status)",
         """CREATE TABLE order_events (

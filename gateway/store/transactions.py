@@ -112,7 +112,10 @@ class Transactions:
         other writes stay unless SQLite dropped the whole transaction."""
         self.forget()
         if self._open and not self.db.in_transaction:
-            return self._lose_group(exc)
+            # The backend dropped the whole group: SQLite on a full disk or an I/O error,
+            # PostgreSQL on any failed statement (a statement's own error is not an outage).
+            lost = self._lose_group(exc, report=self.db.is_outage(exc))
+            return lost if self.db.is_outage(exc) else exc
         if how == OPENED:
             self._rollback()
             self._lose_group(exc, report=self.db.is_outage(exc))

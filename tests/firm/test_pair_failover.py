@@ -5,6 +5,8 @@ account to the standby within takeover_s without doubling an order or losing a d
 from __future__ import annotations
 
 import json
+import socket
+import tempfile
 import threading
 import time
 from decimal import Decimal
@@ -150,7 +152,9 @@ def test_a_partitioned_active_cannot_commit_an_intent_and_the_standby_takes_over
             assert late.status_code == 503, late.text
             took = wait_ready(standby, TAKEOVER_S + 10)
             assert active.proc is not None and active.proc.poll() is None  # alive, not trading
-            assert status(active)["state"] == "halted"
+            deposed = status(active)
+            assert deposed["state"] == "halted"
+            assert deposed["halt"]["trigger"] == "journal_failure"
             assert readyz(active)[0] == 503
             again = client.post(f"{active.url}/v1/signals", json=signal("later", quantity=1))
             assert again.status_code == 503
@@ -176,3 +180,28 @@ def test_a_twin_gateway_id_still_refuses_as_a_would_be_standby(
         assert done.returncode == 2, done.stderr
         assert "gateway_id 'a' is in use" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_under_systemd_a_standby_is_ready_pings_the_watchdog_and_stops_cleanly(
+    tmp_path: Path, firm_dsn: str
+) -> None:
+    """What the template unit needs to run a standby: Type=notify sees READY=1 (else systemd
+    gives up after TimeoutStartSec), WatchdogSec sees pings, SIGTERM is a clean exit 0."""
+    sim = tmp_path / "sim.sqlite3"
+    with tempfile.TemporaryDirectory(dir="/tmp") as short:
+        address = str(Path(short) / "notify")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(address)
+        sock.settimeout(10)
+        with member(tmp_path, firm_dsn, "a", sim):
+            standby = member(tmp_path, firm_dsn, "b", sim)
+            standby.env.update(NOTIFY_SOCKET=address, WATCHDOG_USEC="400000")
+            start_standby(standby)
+            try:
+                heard = [sock.recv(4096).decode() for _ in range(3)]
+                assert any("READY=1" in m and "STANDBY" in m for m in heard), heard
+                assert any("WATCHDOG=1" in m for m in heard), heard
+                assert standby.terminate() == 0
+            finally:
+                standby.kill()
+                sock.close()

@@ -1,0 +1,46 @@
+"""A pair member's start on real processes: a halt the other member left in force holds after
+a takeover, and a state dir whose SQLite journal would be left behind is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.firm.conftest import ADMIN, status
+from tests.firm.pair import member, start_standby, wait_ready
+
+
+def test_a_halt_in_force_when_the_active_dies_holds_on_the_standby(
+    tmp_path: Path, firm_dsn: str
+) -> None:
+    sim = tmp_path / "sim.sqlite3"
+    active = member(tmp_path, firm_dsn, "a", sim).start()
+    standby = start_standby(member(tmp_path, firm_dsn, "b", sim))
+    try:
+        answer = httpx.post(
+            f"{active.url}/v1/halt", json={"reason": "desk says stop"}, headers=ADMIN, timeout=5
+        )
+        assert answer.status_code == 200, answer.text
+        active.kill()
+        wait_ready(standby, 15)
+        taken = status(standby)
+        assert taken["state"] == "halted"
+        assert taken["halt"]["trigger"] == "manual"
+        assert "desk says stop" in taken["halt"]["reason"]
+    finally:
+        standby.kill()
+        active.kill()
+
+
+def test_joining_a_pair_with_a_sqlite_journal_in_the_state_dir_is_refused(
+    tmp_path: Path, firm_dsn: str
+) -> None:
+    sim = tmp_path / "sim.sqlite3"
+    alone = member(tmp_path, firm_dsn, "a", sim)
+    alone.state_dir.mkdir(parents=True)
+    (alone.state_dir / "journal.sqlite3").write_bytes(b"x" * 100)
+    done = alone.serve_refused()
+    assert done.returncode == 2, done.stderr
+    assert "the pair's journal in PostgreSQL is empty" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
