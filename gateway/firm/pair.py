@@ -99,6 +99,49 @@ class PairLock:
         self.last_error = None
         return leads
 
+    def _firm_rows(self, conn: PgConn) -> bool:
+        row = conn.execute("SELECT to_regclass('firm_gateways') IS NOT NULL").fetchone()
+        return bool(row and row[0])  # the firm's tables exist once any active gateway ran
+
+    def announce_standby(self) -> None:
+        """This member's row in the firm (``gateway firm status``): role standby, nothing
+        exposed, its heartbeat the time of its last try."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            if self._firm_rows(conn):
+                conn.execute(
+                    """INSERT INTO firm_gateways (gateway_id, account, role, state)
+                    VALUES (%s, %s, 'standby', 'standby')
+                    ON CONFLICT (gateway_id) DO UPDATE SET account = EXCLUDED.account,
+                        role = 'standby', state = 'standby', gross_exposure = 0,
+                        heartbeat = now()""",
+                    (self.settings.gateway_id, self.account),
+                )
+        except psycopg.Error as exc:
+            log.warning("standby: its row in the firm was not written: %s", one_line(exc))
+
+    def take_over_rows(self) -> None:
+        """With the lock: the other members of the pair are the account's past, not a second
+        account: their exposure and reservations stop counting (this member's row counts the
+        account's positions from its start on)."""
+        conn = self._conn
+        assert conn is not None, "try_lead() first"
+        if not self._firm_rows(conn):
+            return
+        with conn.transaction():
+            others = conn.execute(
+                """UPDATE firm_gateways SET role = 'standby', state = 'deposed',
+                    gross_exposure = 0
+                WHERE account = %s AND gateway_id <> %s RETURNING gateway_id""",
+                (self.account, self.settings.gateway_id),
+            ).fetchall()
+            conn.execute(
+                "DELETE FROM firm_reservations WHERE gateway_id = ANY(%s)",
+                ([row[0] for row in others],),
+            )
+
     def journal(self) -> PgDriver:
         """The journal on the session that holds the lock (the gateway_id lock let go for the
         firm link). Only after try_lead() returned True."""

@@ -24,6 +24,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -127,6 +128,7 @@ async def wait_as_standby(
         settings.account_name,
         poll_interval(settings),
     )
+    lock.announce_standby()
     leads = False
     while not serving.done():
         await asyncio.sleep(poll_interval(settings))
@@ -137,6 +139,7 @@ async def wait_as_standby(
             continue
         if leads:
             break
+        lock.announce_standby()
     pings.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await pings
@@ -180,6 +183,10 @@ async def serve_pair(
         lock.close()
         return 0
     log.warning("active for account %s: the lock is ours", settings.account_name)
+    try:
+        lock.take_over_rows()
+    except psycopg.Error as exc:  # the firm link reports PostgreSQL's state; the journal decides
+        log.error("the pair's other rows in the firm were not taken over: %s", exc)
     db = lock.journal()
     service = GatewayService(config, new_journal=new_journal, journal_db=db)
     server, _ = build_server(config, service, redactor=redactor)

@@ -86,6 +86,14 @@ def check_account(sim_file: Path, decisions: dict[str, str]) -> None:
     assert positions.get("AAPL", Decimal(0)) == bought
 
 
+def roles(gw: GatewayProcess) -> dict[str, tuple[str, str]]:
+    """``gateway firm status``: each gateway's role and state."""
+    done = gw.cli("firm", "status")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["gateways"]
+    return {r["gateway_id"]: (r["role"], r["state"]) for r in rows}
+
+
 def test_the_standby_waits_without_the_broker_and_answers_standby(
     tmp_path: Path, firm_dsn: str
 ) -> None:
@@ -100,6 +108,7 @@ def test_the_standby_waits_without_the_broker_and_answers_standby(
             assert status(standby)["role"] == "standby"
             assert not (standby.state_dir / "sim_broker.sqlite3").exists()
             assert status(active)["state"] == "active"
+            assert roles(active) == {"a": ("active", "active"), "b": ("standby", "standby")}
         finally:
             standby.kill()
 
@@ -120,6 +129,8 @@ def test_kill_9_of_the_active_while_signals_stream_hands_over_within_takeover_s(
             while len(stream.decisions) < count + 20:
                 time.sleep(0.01)
         print(f"takeover after kill -9: {took:.2f}s")
+        firm = roles(standby)
+        assert firm["b"][0] == "active" and firm["a"] == ("standby", "deposed")
         assert took <= TAKEOVER_S + 5  # the lock within takeover_s, then recovery and the broker
         replay(standby, stream.decisions)
         check_account(sim, stream.decisions)
