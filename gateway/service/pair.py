@@ -10,18 +10,25 @@ from gateway.store.statedir import StateDir
 
 
 def check_pair_journal(state_dir: StateDir, journal: Journal, *, new_journal: bool) -> None:
-    """A gateway that kept its journal in the state dir and now joins a pair would start on an
-    empty PostgreSQL journal, its intents and history left behind: refused, as any lost journal
-    is, unless --new-journal says so."""
-    sqlite_file = state_dir.journal
-    if new_journal or not sqlite_file.exists() or sqlite_file.stat().st_size == 0:
+    """An empty pair journal beside state that says there was one is lost state, not a fresh
+    start (as for SQLite): a SQLite journal left behind by joining a pair, or this member's halt
+    state from a start as the active. Refused unless --new-journal says so."""
+    if new_journal or not journal.is_empty():
         return
-    if journal.is_empty():
+    sqlite_file = state_dir.journal
+    if sqlite_file.exists() and sqlite_file.stat().st_size > 0:
         journal.close()
         raise JournalError(
             f"{sqlite_file} holds this gateway's journal, but the pair's journal in PostgreSQL "
             "is empty (firm.account makes this gateway one of an active/standby pair): remove "
             "firm.account, or move the file aside and start with --new-journal"
+        )
+    if state_dir.halt_file.exists():  # written by a start as the active: it journaled there
+        journal.close()
+        raise JournalError(
+            "the pair's journal in PostgreSQL is empty, yet this gateway traded as the pair's "
+            f"active before ({state_dir.halt_file} exists): a wrong DSN or a lost database is "
+            "never a fresh start; start with --new-journal if a new journal is meant"
         )
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import psycopg
 
 from tests.firm.conftest import ADMIN, status
-from tests.firm.pair import member, start_standby, wait_ready
+from tests.firm.pair import ACCOUNT, member, start_standby, wait_ready
 
 
 def test_a_halt_in_force_when_the_active_dies_holds_on_the_standby(
@@ -43,4 +44,27 @@ def test_joining_a_pair_with_a_sqlite_journal_in_the_state_dir_is_refused(
     done = alone.serve_refused()
     assert done.returncode == 2, done.stderr
     assert "the pair's journal in PostgreSQL is empty" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_an_empty_pair_journal_after_this_member_was_active_is_refused_unless_asked(
+    tmp_path: Path, firm_dsn: str
+) -> None:
+    sim = tmp_path / "sim.sqlite3"
+    active = member(tmp_path, firm_dsn, "a", sim).start()
+    assert active.terminate() == 0
+    with psycopg.connect(firm_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "journal_{ACCOUNT}" CASCADE')  # type: ignore[arg-type]
+    done = active.serve_refused()
+    assert done.returncode == 2, done.stderr
+    assert "never a fresh start" in done.stderr and "Traceback" not in done.stderr
+    active.start(30.0, "--new-journal")
+    active.terminate()
+
+
+def test_a_pair_member_without_postgresql_at_start_refuses_with_one_line(tmp_path: Path) -> None:
+    nowhere = "postgresql://gateway@127.0.0.1:1/firm"
+    done = member(tmp_path, nowhere, "a", tmp_path / "sim.sqlite3").serve_refused()
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("gateway: firm: cannot connect to the firm's PostgreSQL")
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
