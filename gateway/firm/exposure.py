@@ -8,13 +8,16 @@ live reservation plus this order must stay within ``max_gross_exposure``, and th
 inserted in the same transaction. The lock serialises every check of the firm, so two gateways
 can never both pass with room for one.
 
-A reservation is settled by the next publish: the row then counts the order itself. Only
-reservations this process knew were committed before the row's figure was taken are deleted,
-so an order is never counted nowhere; a reservation whose insert raced the publish is counted
-twice for one interval, which errs on the safe side. ``release`` (every path that does not
-send) deletes a reservation whose order never left. Reservations left by an earlier run of this
-gateway (``at`` before this run registered) are deleted by its first publish: its book has
-recovered their orders from the journal by then.
+A reservation is settled by the next publish: the row then counts the order itself, and the
+reservation is deleted in the same transaction. Every PostgreSQL transaction of a gateway runs
+on one session, one at a time, and the publish takes the book's figures only once it has that
+session: each reservation of this gateway is then either committed (and settled by this
+publish) or not begun. An order the figures count whose reservation has not begun (it passed
+the local checks meanwhile) is *pre-counted*: its check counts it in the row already and
+inserts nothing, so no order is ever counted twice, nor nowhere. ``release`` (every path that
+does not send) deletes a reservation whose order never left. Reservations left by an earlier
+run of this gateway (``at`` before this run registered) are deleted by its first publish: its
+book has recovered their orders from the journal by then.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Figures:
     equity: Decimal | None
     gross_exposure: Decimal
     heat: Decimal | None
+    in_flight: frozenset[str]  # client_order_ids the gross exposure counts as in flight
 
 
 class FirmExposure:
@@ -62,6 +66,7 @@ class FirmExposure:
         self._figures = figures
         self._live: dict[str, Decimal] = {}  # committed reservations not yet in the row
         self._dead: set[str] = set()  # released, or of unknown fate: delete when possible
+        self._precounted: frozenset[str] = frozenset()  # in the row, with no reservation
         self._registered_at: datetime | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -99,23 +104,28 @@ class FirmExposure:
                 )
                 row = await cur.fetchone()
                 total = Decimal(row[0]) if row else Decimal(0)
-                if total + amount > self.limit:
+                counted = client_order_id in self._precounted  # the row has it already
+                if total + (0 if counted else amount) > self.limit:
                     return (
                         f"the firm's gross exposure {total} plus this order's {amount} would "
                         f"exceed max_gross_exposure {self.limit}"
                     )
-                await conn.execute(
-                    """INSERT INTO firm_reservations (gateway_id, client_order_id, amount)
-                    VALUES (%s, %s, %s) ON CONFLICT DO NOTHING""",
-                    (self._id, client_order_id, amount),
-                )
+                if not counted:
+                    await conn.execute(
+                        """INSERT INTO firm_reservations (gateway_id, client_order_id, amount)
+                        VALUES (%s, %s, %s) ON CONFLICT DO NOTHING""",
+                        (self._id, client_order_id, amount),
+                    )
+                    # Before the commit and the session's next turn: a publish sees it.
+                    self._live[client_order_id] = amount
         except FirmError as exc:
+            self._live.pop(client_order_id, None)
             self._dead.add(client_order_id)  # it may have committed: delete it when we can
             return f"the firm exposure cannot be checked: {exc}"
         except BaseException:
+            self._live.pop(client_order_id, None)
             self._dead.add(client_order_id)
             raise
-        self._live[client_order_id] = amount
         return None
 
     def release(self, client_order_id: str) -> None:
@@ -145,9 +155,10 @@ class FirmExposure:
 
     async def publish(self) -> None:
         """The gateway's row from its book now, settling the reservations it now counts."""
-        figures = self._figures()
-        settled = set(self._live) | self._dead  # taken with the figures, before any await
         async with self._link.work() as conn:
+            # Taken once this gateway's session is ours: no reservation of ours is half done.
+            figures = self._figures()
+            settled = set(self._live) | self._dead
             if figures is None:
                 await conn.execute(
                     "UPDATE firm_gateways SET heartbeat = now() WHERE gateway_id = %s",
@@ -165,6 +176,9 @@ class FirmExposure:
                 AND (client_order_id = ANY(%s) OR at < %s)""",
                 (self._id, list(settled), self._registered_at),
             )
+        # Committed (else FirmUnavailable left the last row's view in force), and before any
+        # other transaction of ours can run: no await since the session was given back.
+        self._precounted = figures.in_flight - settled
         for coid in settled:
             self._live.pop(coid, None)
         self._dead -= settled
@@ -195,3 +209,7 @@ class FirmExposure:
                     await self.publish()
                 except FirmError as exc:
                     log.warning("firm row not published: %s", exc)
+                except Exception:
+                    # The book could not be read: the row keeps its last figures, which the
+                    # reservations since still top up; say so and try again next interval.
+                    log.exception("firm row not published")

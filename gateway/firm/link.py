@@ -9,7 +9,8 @@ the clock that fails closed.
 
 The table is the truth: what a NOTIFY carries is applied at once, and at every (re)connect the
 firm_control row is read again, so a notification missed while away is never missed for good.
-Contact is proven by a round trip on both sessions every ``interval``; with no proof for
+Contact is proven by a round trip on the listen session every ``interval`` (the work session
+proves itself by the gateway's row, published as often); with no proof for
 ``grace_s`` the link reports the loss (``on_lost``) once per outage, and keeps reconnecting.
 """
 
@@ -128,6 +129,8 @@ class FirmLink:
             raise FirmUnavailable(f"the firm's PostgreSQL is out of reach ({self.last_error})")
         async with self._work_lock:
             conn = self._work
+            if not self.up or conn is None:  # lost while this waited for its turn
+                raise FirmUnavailable(f"the firm's PostgreSQL is out of reach ({self.last_error})")
             try:
                 async with asyncio.timeout(timeout_s or max(1.0, self.interval * 4)):
                     async with conn.transaction():
@@ -238,10 +241,11 @@ class FirmLink:
             self._apply(control)
         if self._broken is not None:
             return
+        # Only this session's round trip here: waiting for the work session (busy with
+        # reservations) would leave notifications unread meanwhile. The work session proves
+        # itself by the gateway's row, published every interval (a failure there breaks both).
         async with asyncio.timeout(self.interval * 2):
             await listen.execute("SELECT 1")
-            async with self.work() as conn:
-                await conn.execute("SELECT 1")
         self._contact()
 
     async def _watch(self) -> None:

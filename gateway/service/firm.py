@@ -183,6 +183,7 @@ class FirmService:
             equity=measures.equity,
             gross_exposure=engine.book.gross_exposure(marks),
             heat=measures.portfolio_heat,
+            in_flight=frozenset(engine.book.reservations),
         )
 
     # --- what the API asks -------------------------------------------------------------------
