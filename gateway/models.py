@@ -230,15 +230,11 @@ class Signal(BaseModel):
     order_type: OrderType = OrderType.MARKET
     limit_price: ExactPositiveNum | None = None
     time_in_force: TimeInForce = TimeInForce.DAY
+    stop_price: ExactPositiveNum | None = None
 
     @model_validator(mode="after")
-    def _limit_price_matches_type(self) -> Signal:
-        if self.order_type.has_stop:
-            # The pipeline prices and checks market and limit orders; a stop reaches the
-            # broker only once its pricing and triggering are in place (stops held by the
-            # broker), never valued as if it were a market order.
-            raise ValueError(f"order_type: {self.order_type.value} is not accepted on a signal")
-        check_limit_price(self.order_type, self.limit_price)
+    def _prices_match_type(self) -> Signal:
+        check_limit_price(self.order_type, self.limit_price, self.stop_price)
         return self
 
 
@@ -284,6 +280,47 @@ class DecisionOrder(BaseModel):
     avg_fill_price: Num | None = None
     # A bracket's exits; [] for a plain order.
     legs: list[OrderLeg] = Field(default_factory=list)
+
+
+class Order(BaseModel):
+    """The API's order view: the broker's fields, whose order it is, and when it changed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_order_id: str
+    broker_order_id: str
+    symbol: str
+    side: Side
+    quantity: Num
+    filled_quantity: Num
+    status: str
+    limit_price: Num | None = None
+    avg_fill_price: Num | None = None
+    order_type: OrderType = OrderType.MARKET
+    time_in_force: TimeInForce = TimeInForce.DAY
+    stop_price: Num | None = None
+    strategy: str | None = None
+    signal_id: str | None = None
+    # A bracket leg: its entry's client_order_id; null for any other order.
+    parent_id: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class FillRecord(BaseModel):
+    """One execution, as /v1/fills and the event stream give it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    fill_id: str
+    client_order_id: str
+    strategy: str | None
+    signal_id: str | None
+    symbol: str
+    side: Side
+    quantity: Num
+    price: Num
+    ts: str
 
 
 class DecisionRisk(BaseModel):

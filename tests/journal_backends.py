@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from gateway.store.db import Driver, SqliteDriver
 from gateway.store.journal import Journal
 
 
@@ -41,6 +46,18 @@ class Backend:
     @property
     def postgres(self) -> bool:
         return self.name == "postgres"
+
+    def driver(self, path: Path) -> Driver | None:
+        """What GatewayService takes as ``journal_db``: None for SQLite (its file in the state
+        dir), a PostgreSQL driver on a session of its own otherwise."""
+        if not self.postgres:
+            return None
+        import psycopg
+
+        from gateway.store.pg import open_pg_journal
+
+        assert self.dsn is not None
+        return open_pg_journal(psycopg.connect(self.dsn, autocommit=True), account_of(path))
 
     def open(self, path: Path, **kwargs: Any) -> Journal:
         journal = self._open(path, **kwargs)
@@ -117,7 +134,7 @@ class PgDiskFull:
 
 def fill_up(journal: Journal) -> None:
     """The journal's storage is full from now on (until ``free``)."""
-    if not _OPENED[id(journal)].postgres:
+    if isinstance(journal._db, SqliteDriver):
         pages = journal._db.execute("PRAGMA page_count").fetchone()[0]
         journal._db.execute(f"PRAGMA max_page_count={pages}")  # the next page is refused
         return
@@ -126,8 +143,31 @@ def fill_up(journal: Journal) -> None:
 
 
 def free(journal: Journal) -> None:
-    if not _OPENED[id(journal)].postgres:
+    if not isinstance(journal._db, PgDiskFull):
         journal._db.execute("PRAGMA max_page_count=1073741823")
         return
     real = journal._db.db  # type: ignore[attr-defined]
     journal._db = journal._tx.db = real
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The journal's backend for one test: SQLite, then PostgreSQL on a fresh database (the
+    local server CI starts: see tests/firm/conftest.py), dropped afterwards."""
+    if request.param == "sqlite":
+        yield Backend("sqlite")
+        return
+    import psycopg
+
+    from tests.firm.conftest import HOST, _server_user
+
+    user = _server_user()
+    name = f"journal_test_{uuid.uuid4().hex[:12]}"
+    admin = f"postgresql://{user}@{HOST}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+    try:
+        yield Backend("postgres", f"postgresql://{user}@{HOST}/{name}")
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]

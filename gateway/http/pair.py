@@ -89,7 +89,8 @@ def standby_app(settings: FirmSettings, tokens: Tokens, lock: PairLock) -> FastA
             content={
                 "code": "standby",
                 "message": f"this gateway is the standby of account {settings.account_name}: "
-                "the active member of the pair trades",
+                "the active member of the pair trades (halt or kill it there, or every gateway "
+                "with gateway firm halt)",
             },
         )
 

@@ -33,6 +33,8 @@ from gateway.store.schema import JournalError
 
 PgConn = psycopg.Connection[TupleRow]
 
+# Version 1 is the shape of SQLite's journal at its version 2 (orders a strategy manages, fills
+# recorded once, the event stream): a migration here follows each one there.
 SCHEMA_VERSION = 1
 MIGRATION_LOCK = (0x4A4E, 1)  # (classid, objid): the journal schema's migrations
 
@@ -69,9 +71,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             submit_count integer NOT NULL DEFAULT 0,
             created_at text NOT NULL,
             updated_at text NOT NULL,
+            strategy text,
+            stop_price text,
+            parent_id text,
+            role text,
             rowid bigserial NOT NULL
         )""",
         "CREATE INDEX orders_status ON orders(status)",
+        "CREATE INDEX orders_strategy ON orders(strategy)",
+        "CREATE INDEX orders_parent ON orders(parent_id) WHERE parent_id IS NOT NULL",
         """CREATE TABLE order_events (
             id bigserial PRIMARY KEY,
             client_order_id text NOT NULL,
@@ -88,6 +96,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             side text NOT NULL,
             quantity text NOT NULL,
             price text NOT NULL,
+            at text NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX fills_once ON fills(client_order_id, fill_id) WHERE fill_id <> ''",
+        "CREATE INDEX fills_order ON fills(client_order_id)",
+        """CREATE TABLE stream (
+            seq bigserial PRIMARY KEY,
+            type text NOT NULL,
+            strategy text,
+            payload text NOT NULL,
             at text NOT NULL
         )""",
         """CREATE TABLE events (
