@@ -166,6 +166,8 @@ async def watch_session(service: GatewayService, db: PgDriver, interval_s: float
             )
             with contextlib.suppress(Exception):
                 await service.engine.stop()
+            if service.firm is not None:
+                await service.firm.step_down()
             return
 
 

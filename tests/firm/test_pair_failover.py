@@ -74,6 +74,15 @@ def replay(gw: GatewayProcess, decisions: dict[str, str]) -> None:
             assert json.loads(again.text) == json.loads(text), sid
 
 
+def terminate_session(dsn: str, gateway_id: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (f"gateway:{gateway_id}",),
+        ).fetchall()
+    return len(rows)
+
+
 def check_account(sim_file: Path, decisions: dict[str, str]) -> None:
     """No client_order_id reached the broker twice, every order the broker took is an accepted
     decision a client holds, and the position is what those orders bought."""
@@ -113,8 +122,9 @@ def test_the_standby_waits_without_the_broker_and_answers_standby(
             standby.kill()
 
 
-def test_kill_9_of_the_active_while_signals_stream_hands_over_within_takeover_s(
-    tmp_path: Path, firm_dsn: str
+@pytest.mark.parametrize("how", ["kill -9", "pg_terminate_backend"])
+def test_losing_the_active_while_signals_stream_hands_over_within_takeover_s(
+    tmp_path: Path, firm_dsn: str, how: str
 ) -> None:
     sim = tmp_path / "sim.sqlite3"
     active = member(tmp_path, firm_dsn, "a", sim, takeover_s=TAKEOVER_S).start()
@@ -123,29 +133,27 @@ def test_kill_9_of_the_active_while_signals_stream_hands_over_within_takeover_s(
         with Stream([active, standby]) as stream:
             while len(stream.decisions) < 20:
                 time.sleep(0.01)
-            active.kill()  # kill -9
+            if how == "kill -9":
+                active.kill()
+            else:  # the process lives on, its session (and lock) gone
+                assert terminate_session(firm_dsn, "a") == 1
             took = wait_ready(standby, TAKEOVER_S + 10)
             count = len(stream.decisions)
             while len(stream.decisions) < count + 20:
                 time.sleep(0.01)
-        print(f"takeover after kill -9: {took:.2f}s")
+        print(f"takeover after {how}: {took:.2f}s")
         firm = roles(standby)
         assert firm["b"][0] == "active" and firm["a"] == ("standby", "deposed")
+        done = standby.cli("firm", "status")
+        rows = {r["gateway_id"]: r for r in json.loads(done.stdout)["gateways"]}
+        assert rows["a"]["gross_exposure"] == 0  # the account counts once, on b's row
+        assert rows["b"]["gross_exposure"] > 0
         assert took <= TAKEOVER_S + 5  # the lock within takeover_s, then recovery and the broker
         replay(standby, stream.decisions)
         check_account(sim, stream.decisions)
     finally:
         standby.kill()
         active.kill()
-
-
-def terminate_session(dsn: str, gateway_id: str) -> int:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (f"gateway:{gateway_id}",),
-        ).fetchall()
-    return len(rows)
 
 
 def test_a_partitioned_active_cannot_commit_an_intent_and_the_standby_takes_over(
