@@ -157,6 +157,8 @@ async def watch_session(service: GatewayService, db: PgDriver, interval_s: float
     the session is gone the gateway halts (the journal's failure path) and closes its broker."""
     while True:
         await asyncio.sleep(interval_s)
+        if service.engine.shutting_down:
+            return  # a clean stop closes the journal's session itself
         if service.journal.failure is None:
             service.journal.put("pair.heartbeat", {"pid": os.getpid()})
         if db.conn.closed or db.conn.broken:
