@@ -3,11 +3,16 @@ a takeover, and a state dir whose SQLite journal would be left behind is refused
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
+from gateway.config import ConfigError, GatewayConfig
+from gateway.http.server import serve
 from tests.firm.conftest import ADMIN, status
 from tests.firm.pair import ACCOUNT, member, start_standby, wait_ready
 
@@ -68,3 +73,21 @@ def test_a_pair_member_without_postgresql_at_start_refuses_with_one_line(tmp_pat
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("gateway: firm: cannot connect to the firm's PostgreSQL")
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_a_pair_member_without_its_dsn_variable_refuses_with_one_line(tmp_path: Path) -> None:
+    done = member(tmp_path, "", "a", tmp_path / "sim.sqlite3").serve_refused()
+    assert done.returncode == 2, done.stderr
+    assert "GATEWAY_FIRM_DSN is not set" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_a_pair_member_without_psycopg_is_a_config_error(
+    make_config: Callable[..., GatewayConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config({"firm": {"gateway_id": "a", "account": ACCOUNT}})
+    for name in ("gateway.http.pair", "gateway.firm.pair", "gateway.store.pg"):
+        monkeypatch.delitem(sys.modules, name, raising=False)  # imported afresh
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # type: ignore[arg-type]  # not installed
+    with pytest.raises(ConfigError, match=r"firm: needs psycopg"):
+        serve(config)
