@@ -144,11 +144,8 @@ def serve(
         except ModuleNotFoundError as exc:
             if (exc.name or "").partition(".")[0] != "psycopg":
                 raise
-            raise ConfigError(
-                [
-                    "firm: needs psycopg, which is not installed: pip install 'execution-gateway[firm]'"
-                ]
-            ) from None
+            missing = "firm: needs psycopg, which is not installed"
+            raise ConfigError([f"{missing}: pip install 'execution-gateway[firm]'"]) from None
 
         return asyncio.run(serve_pair(config, redactor=redactor, new_journal=new_journal))
     server, _ = build_server(config, redactor=redactor, new_journal=new_journal)
