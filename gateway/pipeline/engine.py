@@ -31,6 +31,7 @@ from gateway.pipeline.flatten import send_flatten
 from gateway.pipeline.gates import Gates
 from gateway.pipeline.idempotency import Answer, Decided, SignalRecord
 from gateway.pipeline.ids import body_hash, client_order_id, exact_body
+from gateway.pipeline.order_views import OrderViews
 from gateway.pipeline.ratelimit import TokenBucket
 from gateway.pipeline.recording import DecisionRecorder
 from gateway.pipeline.recovery import resolve_undecided
@@ -92,6 +93,7 @@ class Gateway:
         )
         self._wire_order_flow(lookups or broker)
         self.recorder = DecisionRecorder(journal, metrics)
+        self.views = OrderViews(journal, self.book, self.flush_order_updates)
         self.gates = Gates(halt=halt, failures=failures, rate=self._rate)
         self.ready = False
         self.shutting_down = False
