@@ -11,7 +11,7 @@ from brokers.base import assemble
 from gateway.config import RiskConfig
 from gateway.models import DecisionKind, DecisionRisk, Reason, ReasonCode, Signal
 from gateway.risk.book import Book
-from gateway.risk.checks import OrderContext, run_checks
+from gateway.risk.checks import PRE_TRADE_CHECKS, Check, OrderContext, run_checks
 from gateway.risk.quotes import Price, QuoteBook
 
 
@@ -31,6 +31,7 @@ def admit(
     buying_power: Decimal,
     risk: RiskConfig,
     reduce_only: str | None,
+    checks: tuple[Check, ...] = PRE_TRADE_CHECKS,
 ) -> Admission:
     marks = quotes.marks()
     equity = book.cash + book.market_value(marks)
@@ -62,7 +63,7 @@ def admit(
             message=f"reduce-only ({reduce_only}): only orders that shrink a position pass",
         )
         return Admission(priced, figures, (DecisionKind.BLOCKED, [reason]))
-    refusals = run_checks(ctx)
+    refusals = run_checks(ctx, checks)
     if refusals:
         return Admission(priced, figures, (DecisionKind.REJECTED, refusals))
     return Admission(priced, figures)

@@ -8,7 +8,8 @@ signals see each other's exposure before any of them reaches the broker.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -158,6 +159,21 @@ class Book:
             self._account_for(order.symbol, order.side, order.remaining_quantity, price, +1)
         else:
             self.final_fills[coid] = order.filled_quantity
+
+    @contextmanager
+    def set_aside(self, client_order_id: str) -> Iterator[TrackedOrder | None]:
+        """Hold the open order out of every total for the block (a replace is checked as the
+        order it makes, without the one it replaces), then put it back as it was."""
+        tracked = self._untrack(client_order_id)
+        try:
+            yield tracked
+        finally:
+            if tracked is not None:
+                order = tracked.order
+                self.orders[client_order_id] = tracked
+                self._account_for(
+                    order.symbol, order.side, order.remaining_quantity, tracked.price, +1
+                )
 
     def _fill(self, symbol: str, side: Side, qty: Decimal, price: Decimal) -> None:
         self.fill_seq += 1
