@@ -18,6 +18,7 @@ class ReplacingSim(SimulatedBroker):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.refuse_replaces: str | None = None
         self.fill_on_cancel = False  # the order fills at its limit before the cancel arrives
+        self.fill_after_cancel = False  # the cancel is taken, then the order fills all the same
         self.on_call: Callable[[str, str], None] = lambda method, coid: None
         self.replaces: list[tuple[str, OrderChange]] = []
 
@@ -29,6 +30,13 @@ class ReplacingSim(SimulatedBroker):
             with self._changing():
                 assert order.limit_price is not None
                 self._fill(order, order.limit_price)
+        if self.fill_after_cancel:
+            await self._reach()
+            order = self._ledger.orders[client_order_id]
+            with self._changing():
+                assert order.limit_price is not None
+                self._fill(order, order.limit_price)
+            return
         await super().cancel(client_order_id)
 
     async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:

@@ -140,6 +140,17 @@ async def test_a_cancel_that_races_a_fill_ends_filled_with_the_position(
     assert (await http.get(f"/v1/orders/{coid}")).json()["status"] == "filled"
 
 
+async def test_a_cancel_taken_by_the_broker_that_fills_anyway_answers_the_truth(
+    gateway: GatewayService, http: httpx.AsyncClient, sim: ReplacingSim
+) -> None:
+    coid = (await http.post("/v1/signals", json=rest("t-1"))).json()["order"]["client_order_id"]
+    sim.fill_after_cancel = True  # as Alpaca may: the cancel is accepted, the order fills
+    answer = await http.delete(f"/v1/orders/{coid}")
+    assert answer.status_code == 409 and answer.json()["code"] == "order_not_open"
+    assert answer.json()["order"]["status"] == "filled"
+    assert gateway.engine.book.position_qty("AAPL") == 5
+
+
 async def test_an_unreachable_broker_is_503_and_only_the_intent_is_journaled(
     gateway: GatewayService, http: httpx.AsyncClient, sim: ReplacingSim
 ) -> None:

@@ -26,9 +26,7 @@ COID = client_order_id("base")
 
 
 def sim_broker() -> ReplacingSim:
-    return ReplacingSim(
-        initial_cash=100000, quotes={"AAPL": (199.95, 200.05)}, tick_s=0.2
-    )
+    return ReplacingSim(initial_cash=100000, quotes={"AAPL": (199.95, 200.05)}, tick_s=0.2)
 
 
 @pytest.fixture
@@ -186,7 +184,7 @@ async def test_heat_counts_only_the_exposure_a_replace_adds(
 ) -> None:
     # 5 x 190 = 950 rests (heat 0.0285%); the limit, 0.05%, admits 1,666 of exposure.
     risk = {"risk_management": {"max_portfolio_heat": 0.0005}}
-    service, http = await start(make_config, make_service, sim, risk)
+    _, http = await start(make_config, make_service, sim, risk)
     try:
         grown = (await patch(http, "heat-1", quantity=8)).json()  # 1,520: fits, alone
         assert grown["decision"] == "accepted", grown
