@@ -117,7 +117,7 @@ class Replaces:
             signal = as_signal(patch.signal_id, strategy, after)
             refusal = self._gates.check(signal, shutting_down=self._shutting_down())
             if refusal is not None:
-                return self._recorder.refused(signal, digest, body, refusal, started)
+                return self._recorder.refused(signal, digest, body, refusal, started, coid=coid)
             if self._quotes.get(before.symbol) is None:
                 await self._snapshot_quote(before.symbol)
             priced = self._quotes.price_order(
@@ -126,7 +126,7 @@ class Replaces:
             if isinstance(priced, PricingRefusal):
                 reasons = [Reason(code=priced.code, message=priced.message)]
                 refused = (DecisionKind.REJECTED, reasons)
-                return self._recorder.refused(signal, digest, body, refused, started)
+                return self._recorder.refused(signal, digest, body, refused, started, coid=coid)
             async with self._risk_lock:
                 admission = admit_replace(
                     signal,
@@ -141,7 +141,7 @@ class Replaces:
                 )
                 if admission.refusal is not None:
                     return self._recorder.refused(
-                        signal, digest, body, admission.refusal, started, admission.risk
+                        signal, digest, body, admission.refusal, started, admission.risk, coid=coid
                     )
                 self._reserve(before, after, priced.value)
             try:
@@ -186,7 +186,9 @@ class Replaces:
         await self._durable(ticket)  # the intent is on disk before the broker hears of it
         why_not = self._may_send()
         if why_not is not None:
-            return self._refused(signal, (DecisionKind.BLOCKED, [why_not]), admission, started)
+            return self._refused(
+                signal, (DecisionKind.BLOCKED, [why_not]), admission, started, coid
+            )
         try:
             now = await self._broker.replace(coid, change)
         except (OrderRejected, OrderNotFound) as exc:
@@ -201,7 +203,9 @@ class Replaces:
                 )
                 if found is not None:
                     self._apply(found)
-                return self._refused(signal, (DecisionKind.REJECTED, [reason]), admission, started)
+                return self._refused(
+                    signal, (DecisionKind.REJECTED, [reason]), admission, started, coid
+                )
             now = found
         return self._accepted(signal, now, admission, started)
 
@@ -214,7 +218,7 @@ class Replaces:
         if found is not None and not found.is_open:
             self._apply(found)
         reason = Reason(code=ReasonCode.BROKER_REJECTED, message=f"broker: {exc}")
-        return self._refused(signal, (DecisionKind.REJECTED, [reason]), admission, started)
+        return self._refused(signal, (DecisionKind.REJECTED, [reason]), admission, started, coid)
 
     def _refused(
         self,
@@ -222,6 +226,7 @@ class Replaces:
         refusal: tuple[DecisionKind, list[Reason]],
         admission: Admission,
         started: float,
+        coid: str,
     ) -> Decided:
         kind, reasons = refusal
         decision = Decision(
@@ -229,7 +234,7 @@ class Replaces:
         )
         decision_json = decision.model_dump_json()
         detail = "replace refused: " + "; ".join(r.message for r in reasons)
-        self._recorder.observe(signal, kind, reasons, started)
+        self._recorder.observe(signal, kind, reasons, started, coid=coid)
         return decision_after_intent(
             decision_json,
             lambda: self._journal.record_replace_decision(
@@ -247,7 +252,9 @@ class Replaces:
             order, price.value, quote.ts if quote else None, conservative=price.conservative
         )
         decision_json = accepted(signal.signal_id, summary, admission.risk).model_dump_json()
-        self._recorder.observe(signal, DecisionKind.ACCEPTED, [], started)
+        self._recorder.observe(
+            signal, DecisionKind.ACCEPTED, [], started, coid=order.client_order_id
+        )
         return decision_after_intent(
             decision_json,
             lambda: self._journal.record_replace_decision(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -293,3 +294,17 @@ async def test_a_final_order_is_not_open_and_an_unknown_one_is_404(
         assert other.status_code == 404 and other.json()["code"] == "order_not_found"
     assert sim.replaces == []
     assert all(service.journal.signal(s) is None for s in ("f-1", "f-2", "f-3"))
+
+
+async def test_a_replace_decision_is_logged_with_the_order_it_changes(
+    setup: tuple[GatewayService, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, http = setup
+    caplog.set_level(logging.INFO, logger="gateway.pipeline.engine")
+    await patch(http, "log-1", quantity=6)
+    await patch(http, "log-2", limit_price=500)  # refused by the collar
+    logged = [r for r in caplog.records if getattr(r, "signal_id", "").startswith("log-")]
+    assert [(r.signal_id, r.client_order_id, r.strategy) for r in logged] == [  # type: ignore[attr-defined]
+        ("log-1", COID, "momentum"),
+        ("log-2", COID, "momentum"),
+    ]
