@@ -105,6 +105,10 @@ class Cancels:
             await self._broker.cancel(coid)
         except (OrderRejected, OrderNotFound) as exc:
             now = await look_up(self._broker, coid)
+            if now is not None and now.status is OrderStatus.CANCELED:
+                # Cancelled: by this cancel's first attempt, whose answer was lost (the retry
+                # found it done), or by another hand. Either way it is what was asked.
+                return now
             if now is None or not now.is_open:
                 if now is not None:
                     self._apply(now)

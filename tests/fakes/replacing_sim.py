@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from brokers.base import BrokerOrder, OrderChange, OrderEvent, assemble
-from brokers.errors import OrderNotFound, OrderRejected
+from brokers.errors import BrokerUnavailable, OrderNotFound, OrderRejected
 from brokers.simulated import SimulatedBroker
 from brokers.simulated.market import crossing_price
 
@@ -19,6 +19,7 @@ class ReplacingSim(SimulatedBroker):
         self.refuse_replaces: str | None = None
         self.fill_on_cancel = False  # the order fills at its limit before the cancel arrives
         self.fill_after_cancel = False  # the cancel is taken, then the order fills all the same
+        self.lose_answers = 0  # the next N cancels or replaces take effect; their answer is lost
         self.on_call: Callable[[str, str], None] = lambda method, coid: None
         self.replaces: list[tuple[str, OrderChange]] = []
 
@@ -38,6 +39,12 @@ class ReplacingSim(SimulatedBroker):
                 self._fill(order, order.limit_price)
             return
         await super().cancel(client_order_id)
+        self._lose_answer()
+
+    def _lose_answer(self) -> None:
+        if self.lose_answers > 0:
+            self.lose_answers -= 1
+            raise BrokerUnavailable("simulated: connection lost before the answer arrived")
 
     async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
         self.on_call("replace", client_order_id)
@@ -60,4 +67,5 @@ class ReplacingSim(SimulatedBroker):
                 return self._fill(now, price)
             event = {"kind": "order", "order": now, "fill": None, "reason": "replaced"}
             self._publish(assemble(OrderEvent, event))
+        self._lose_answer()
         return now

@@ -178,3 +178,14 @@ async def test_an_unreachable_broker_is_503_and_only_the_intent_is_journaled(
     )
     assert [s for s, _ in statuses] == ["accepted", "accepted"]
     assert statuses[-1][1].startswith("cancel_requested")
+
+
+async def test_a_lost_cancel_answer_is_settled_by_a_look_up(
+    gateway: GatewayService, http: httpx.AsyncClient, sim: ReplacingSim
+) -> None:
+    coid = (await http.post("/v1/signals", json=rest("l-1"))).json()["order"]["client_order_id"]
+    sim.lose_answers = 1  # cancelled at the broker; the answer never arrives
+    answer = await http.delete(f"/v1/orders/{coid}")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "canceled"
+    assert coid not in gateway.engine.book.orders

@@ -308,3 +308,16 @@ async def test_a_replace_decision_is_logged_with_the_order_it_changes(
         ("log-1", COID, "momentum"),
         ("log-2", COID, "momentum"),
     ]
+
+
+async def test_a_lost_replace_answer_is_settled_by_a_look_up(
+    setup: tuple[GatewayService, httpx.AsyncClient], sim: ReplacingSim
+) -> None:
+    service, http = setup
+    sim.lose_answers = 1  # replaced at the broker; the answer never arrives
+    decision = (await patch(http, "lost-1", quantity=7)).json()
+    assert decision["decision"] == "accepted", decision
+    assert decision["order"]["quantity"] == 7
+    assert (await order_now(http))["quantity"] == 7
+    assert len(sim.replaces) == 1  # not sent twice
+    assert service.engine.book.open_buy_notional() == Decimal(7 * 190)
