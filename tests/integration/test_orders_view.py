@@ -101,3 +101,25 @@ async def test_after_a_kill_its_cancelled_orders_are_not_open(
     assert (await client.get("/v1/orders")).json() == []
     every = (await client.get("/v1/orders", params={"status": "all"})).json()
     assert {o["status"] for o in every} == {"canceled"}
+
+
+async def test_the_schema_describes_every_order_route(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    one = schema["paths"]["/v1/orders/{client_order_id}"]
+    assert set(one) == {"get", "delete", "patch"}
+    body = one["patch"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["$ref"].endswith("/OrderReplace")
+    assert {"404", "409", "422", "503"} <= set(one["patch"]["responses"])
+    assert {"404", "409", "503"} <= set(one["delete"]["responses"])
+    listed = schema["paths"]["/v1/orders"]["get"]
+    assert {p["name"] for p in listed["parameters"]} == {"status", "strategy", "symbol"}
+    assert set(schema["components"]["schemas"]["Order"]["properties"]) >= {
+        "strategy",
+        "signal_id",
+        "order_type",
+        "time_in_force",
+        "stop_price",
+        "parent_id",
+        "created_at",
+        "updated_at",
+    }
