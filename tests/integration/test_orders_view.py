@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from gateway.pipeline.ids import client_order_id
 from gateway.service import GatewayService
@@ -123,3 +124,14 @@ async def test_the_schema_describes_every_order_route(client: httpx.AsyncClient)
         "created_at",
         "updated_at",
     }
+
+
+@pytest.mark.parametrize("coid", ["%00", "%ff%fe", "x" * 5000, "..", "%F0%9F%92%A5", "a%2Fb"])
+async def test_no_order_id_a_client_sends_is_a_500(client: httpx.AsyncClient, coid: str) -> None:
+    for method, body in (
+        ("GET", None),
+        ("DELETE", None),
+        ("PATCH", {"signal_id": "z", "quantity": 1}),
+    ):
+        answer = await client.request(method, f"/v1/orders/{coid}", json=body)
+        assert answer.status_code in (404, 422), (method, coid, answer.status_code)
