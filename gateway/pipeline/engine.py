@@ -4,6 +4,7 @@
            -> [risk lock: reduce-only gate, pre-trade checks, reserve exposure]
            -> journal intent (committed) -> last gate -> broker.submit -> decision (committed)
 
+A strategy's cancels and replaces of its orders: ``amend`` and ``replace`` (wired here).
 The engine wires the parts; the parts do not import it. Every refusal is a Decision with reasons;
 nothing is invented: an order without a usable quote is refused. A decision is answered only
 once it is durable; a journal that cannot write answers JournalUnavailable (HTTP 503).

@@ -112,7 +112,12 @@ def visible(request: Request, strategy: str | None) -> Collection[str] | None:
 
 def router(service: GatewayService, auth: Auth) -> APIRouter:
     api = APIRouter(route_class=ExactJSONRoute, dependencies=[Depends(auth.any_token)])
+    _reads(api, service)
+    _changes(api, service)
+    return api
 
+
+def _reads(api: APIRouter, service: GatewayService) -> None:
     @api.get(
         "/v1/orders",
         response_model=list[Order],
@@ -141,6 +146,8 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
         found = service.engine.views.get(client_order_id, principal(request).strategies)
         return not_found(client_order_id) if found is None else found
 
+
+def _changes(api: APIRouter, service: GatewayService) -> None:
     @api.delete(
         "/v1/orders/{client_order_id}",
         response_model=Order,
@@ -174,5 +181,3 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
             return refusal(exc)
         headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
         return Response(answer.decision_json, media_type="application/json", headers=headers)
-
-    return api
