@@ -5,6 +5,7 @@ called as each cancel or replace arrives (the tests read the journal from inside
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from brokers.base import BrokerOrder, OrderChange, OrderEvent, assemble
@@ -22,6 +23,8 @@ class ReplacingSim(SimulatedBroker):
         self.lose_answers = 0  # the next N cancels or replaces take effect; their answer is lost
         self.on_call: Callable[[str, str], None] = lambda method, coid: None
         self.replaces: list[tuple[str, OrderChange]] = []
+        self.arrived = asyncio.Event()  # set when a replace reaches the broker
+        self.hold: asyncio.Event | None = None  # while set and not yet released, replaces wait
 
     async def cancel(self, client_order_id: str) -> None:
         self.on_call("cancel", client_order_id)
@@ -48,6 +51,9 @@ class ReplacingSim(SimulatedBroker):
 
     async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
         self.on_call("replace", client_order_id)
+        self.arrived.set()
+        if self.hold is not None:
+            await self.hold.wait()
         await self._reach()
         self.replaces.append((client_order_id, change))
         order = self._ledger.orders.get(client_order_id)

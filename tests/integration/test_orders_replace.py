@@ -321,3 +321,25 @@ async def test_a_lost_replace_answer_is_settled_by_a_look_up(
     assert (await order_now(http))["quantity"] == 7
     assert len(sim.replaces) == 1  # not sent twice
     assert service.engine.book.open_buy_notional() == Decimal(7 * 190)
+
+
+async def test_a_replace_on_the_wire_holds_what_it_may_add(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any], sim: ReplacingSim
+) -> None:
+    # Heat limit 0.06% admits 2,000 of exposure; 5 x 190 = 950 rests.
+    risk = {"risk_management": {"max_portfolio_heat": 0.0006}}
+    _, http = await start(make_config, make_service, sim, risk)
+    one_more = {"order_type": "limit", "limit_price": 190, "quantity": 1}
+    try:
+        sim.hold = asyncio.Event()
+        moving = asyncio.create_task(patch(http, "wire-1", quantity=8))  # 1,520 once replaced
+        await asyncio.wait_for(sim.arrived.wait(), 10)
+        # On the wire, the replace holds its new order beside the original: 950 + 1,520.
+        during = (await http.post("/v1/signals", json=signal("w-1", **one_more))).json()
+        assert [r["code"] for r in during["reasons"]] == ["portfolio_heat"]
+        sim.hold.set()
+        assert (await moving).json()["decision"] == "accepted"
+        after = (await http.post("/v1/signals", json=signal("w-2", **one_more))).json()
+        assert after["decision"] == "accepted", after  # 1,520 + 190 fits
+    finally:
+        await http.aclose()
