@@ -27,10 +27,6 @@ def is_replace_body(body: str) -> bool:
     return body.startswith('{"' + REPLACE_KEY + '"')
 
 
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
 class AmendWrites:
     """Mixed into ``Journal``: its transaction manager, connection and order rows."""
 
@@ -117,17 +113,12 @@ class AmendWrites:
         self, order: BrokerOrder, valued_at: str | None, now: str, detail: str
     ) -> None:
         db = self._db
-        db.execute(
-            "UPDATE orders SET quantity=?, limit_price=?, stop_price=?, "
-            "valued_at=COALESCE(?, valued_at) WHERE client_order_id=?",
-            (
-                str(order.quantity),
-                _text(order.limit_price),
-                _text(order.stop_price),
-                valued_at,
-                order.client_order_id,
-            ),
-        )
+        if valued_at is not None:
+            db.execute(
+                "UPDATE orders SET valued_at=? WHERE client_order_id=?",
+                (valued_at, order.client_order_id),
+            )
+        # The order's state carries its quantity and prices: the broker's new ones.
         state = self._orders.new_state(order, detail)
         assert state is not None  # a detail always makes a state to write
         self._orders.write_state(db, order, state, now, detail)

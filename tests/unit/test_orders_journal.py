@@ -105,3 +105,25 @@ def test_a_refused_replace_leaves_the_order_row_as_it_was(journal: Journal) -> N
     journal.record_replace_decision("r-1", "{}", "rejected", None, detail="refused")
     after = journal.order(coid)
     assert after == before
+
+
+def test_a_broker_update_carries_the_orders_quantity_and_prices(journal: Journal) -> None:
+    """A replace whose decision the journal could not keep: the broker's own update (Alpaca's
+    ``replaced``, IB's status after a modify) still brings the row the new values."""
+    coid = intent(journal, 1)
+    moved = BrokerOrder(
+        client_order_id=coid,
+        broker_order_id="b-9",
+        symbol="AAPL",
+        side="buy",
+        quantity=8,
+        status="accepted",
+        order_type="limit",
+        limit_price=188,
+    )
+    journal.record_order_updates([(moved, None, None)])
+    stored = journal.order(coid)
+    assert stored is not None and (stored.quantity, stored.limit_price) == ("8", "188")
+    journal.record_order_updates([(moved.model_copy(update={"quantity": 9}), None, None)])
+    stored = journal.order(coid)
+    assert stored is not None and stored.quantity == "9"  # a change of quantity alone is new
