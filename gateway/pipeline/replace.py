@@ -196,10 +196,14 @@ class Replaces:
         except BrokerError as exc:
             found = await look_up(self._broker, coid)
             if found is None or found != replaced(found, change):
+                fate = (
+                    "the order could not be looked up: whether it was replaced follows in "
+                    "/v1/orders and on the event stream"
+                    if found is None
+                    else "the broker holds the order unchanged"
+                )
                 reason = Reason(
-                    code=ReasonCode.BROKER_UNAVAILABLE,
-                    message=f"broker: {exc}; the order was not seen replaced (reconciliation "
-                    "settles it)",
+                    code=ReasonCode.BROKER_UNAVAILABLE, message=f"broker: {exc}; {fate}"
                 )
                 if found is not None:
                     self._apply(found)

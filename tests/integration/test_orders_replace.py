@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from brokers.errors import BrokerUnavailable
 from gateway.config import GatewayConfig
 from gateway.pipeline.ids import client_order_id
 from gateway.service import GatewayService
@@ -343,3 +344,27 @@ async def test_a_replace_on_the_wire_holds_what_it_may_add(
         assert after["decision"] == "accepted", after  # 1,520 + 190 fits
     finally:
         await http.aclose()
+
+
+async def test_a_lost_replace_answer_without_a_look_up_says_so_and_the_order_follows(
+    setup: tuple[GatewayService, httpx.AsyncClient], sim: ReplacingSim
+) -> None:
+    service, http = setup
+    sim.lose_answers = 1  # replaced at the broker; the answer never arrives
+
+    async def lookups_fail(asked: str) -> Any:
+        raise BrokerUnavailable("link down")
+
+    sim.get_order = lookups_fail  # type: ignore[method-assign]
+    decision = (await patch(http, "unk-1", quantity=7)).json()
+    assert decision["decision"] == "rejected"
+    assert [r["code"] for r in decision["reasons"]] == ["broker_unavailable"]
+    assert "could not be looked up" in decision["reasons"][0]["message"]
+    # The broker's own update of the replaced order reaches the book and the journal.
+    for _ in range(50):
+        if (await order_now(http))["quantity"] == 7:
+            break
+        await asyncio.sleep(0.02)
+    assert (await order_now(http))["quantity"] == 7
+    assert service.engine.book.orders[COID].order.quantity == Decimal(7)
+    assert not service.engine.book.reservations
