@@ -18,6 +18,8 @@ Exceptions (what the HTTP face turns them into):
                          (nothing changes, a market order, a quantity
                          not above what filled, a price it has not)
     CancelRefused        the broker refused to cancel an open order     409 cancel_refused
+    OrderNotSettled      a cancel of an order still being submitted, or  409 order_not_settled
+                         of unknown fate and not at the broker (yet)
     BrokerUnreachable    the broker could not be reached and no look-   503 broker_unavailable
                          up told the order's state
     JournalError         the journal cannot be opened or trusted        exit 2 at start
@@ -58,6 +60,10 @@ class OrderStateError(Exception):
 
 class OrderNotOpen(OrderStateError):
     """A cancel or replace of an order that is final: HTTP 409 order_not_open."""
+
+
+class OrderNotSettled(OrderStateError):
+    """A cancel of an order whose submit is on the wire or of unknown fate: HTTP 409."""
 
 
 class CancelRefused(OrderStateError):

@@ -1,11 +1,13 @@
 """Cancelling an order a strategy sent (DELETE /v1/orders/{client_order_id}), and the per-order
 lock that keeps a cancel and a replace of one order from crossing at the broker.
 
-    order open in the book? -> journal the intent (committed) -> broker.cancel -> look it up
+    order open in the book (or of unknown fate)? -> journal the intent (committed)
+        -> broker.cancel -> look it up
         -> canceled / pending_cancel          : the order, as the broker has it
         -> filled / expired / rejected        : OrderNotOpen, with the order (the truth)
         -> the broker refused, order still open: CancelRefused
         -> the broker unreachable, no look-up : BrokerUnreachable (only the intent is journaled)
+        -> of unknown fate, not at the broker : OrderNotSettled; cancelled as soon as it is found
 
 A cancel is allowed in every state, HALTED included: it only lowers risk. The answer comes after
 the broker's: the order's state is looked up and applied like any broker update (the book, the
@@ -18,11 +20,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Container
 
 from brokers.base import Broker, BrokerOrder, OrderStatus
 from brokers.errors import BrokerError, OrderNotFound, OrderRejected
-from gateway.errors import BrokerUnreachable, CancelRefused, OrderNotOpen, OrderUnknown
+from gateway.errors import (
+    BrokerUnreachable,
+    CancelRefused,
+    OrderNotOpen,
+    OrderNotSettled,
+    OrderUnknown,
+)
 from gateway.models import Order
 from gateway.pipeline.order_views import OrderViews
 from gateway.risk.book import Book
@@ -63,6 +71,8 @@ class Cancels:
         views: OrderViews,
         locks: OrderLocks,
         apply_order: Callable[[BrokerOrder], None],
+        unknown: Container[str] = (),
+        cancel_when_found: Callable[[str], None] = lambda client_order_id: None,
     ):
         self._broker = broker
         self._journal = journal
@@ -70,6 +80,8 @@ class Cancels:
         self._views = views
         self._locks = locks
         self._apply = apply_order
+        self._unknown = unknown  # orders whose submit answer was lost (pipeline.settle)
+        self._cancel_when_found = cancel_when_found
 
     def _view(self, client_order_id: str) -> Order | None:
         return self._views.get(client_order_id, None)
@@ -84,11 +96,23 @@ class Cancels:
             raise OrderUnknown(coid)
         async with self._locks(coid):
             tracked = self._book.orders.get(coid)
-            if tracked is None:
-                raise OrderNotOpen(f"order {coid} is not open", self._view(coid))
+            if tracked is None and coid not in self._unknown:
+                self._not_open(coid)
+            status = tracked.order.status.value if tracked else "pending_submit"
             # Hard write, committed before the broker hears of it (raises when it cannot).
-            self._journal.record_cancel_intent(coid, tracked.order.status.value, by)
-            now = await self._send(coid)
+            self._journal.record_cancel_intent(coid, status, by)
+            try:
+                now = await self._send(coid)
+            except OrderNotOpen:
+                if tracked is not None or coid not in self._unknown:
+                    raise
+                # Its submit answer was lost and the broker does not show it (yet).
+                self._cancel_when_found(coid)
+                raise OrderNotSettled(
+                    f"order {coid}: its submit answer was lost and the broker does not show it "
+                    "yet; it is cancelled as soon as it is found",
+                    self._view(coid),
+                ) from None
         if now.is_open:
             # The broker took the cancel but has not done it yet: its event will say.
             now = now.model_copy(update={"status": OrderStatus.PENDING_CANCEL})
@@ -98,6 +122,13 @@ class Cancels:
             raise OrderNotOpen(f"order {coid} is {now.status.value}", view)
         assert view is not None  # it was found above, and orders are never deleted
         return view
+
+    def _not_open(self, coid: str) -> None:
+        view = self._view(coid)
+        if view is not None and view.status == OrderStatus.NEW.value:
+            # The journal's intent, its submit still on the wire: there is nothing to cancel yet.
+            raise OrderNotSettled(f"order {coid} is being submitted; cancel it once placed", view)
+        raise OrderNotOpen(f"order {coid} is not open", view)
 
     async def _send(self, coid: str) -> BrokerOrder:
         """The cancel at the broker, and the order's state after it."""

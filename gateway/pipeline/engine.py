@@ -147,6 +147,8 @@ class Gateway:
             views=self.views,
             locks=locks,
             apply_order=self.apply_order_update,
+            unknown=self.unknown,
+            cancel_when_found=self.unknown.cancel_when_found,
         )
         self.replaces = Replaces(
             broker=broker,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from brokers.base import BrokerOrder, OrderChange, OrderEvent, assemble
+from brokers.base import BrokerEvent, BrokerOrder, OrderChange, OrderEvent, assemble
 from brokers.errors import BrokerUnavailable, OrderNotFound, OrderRejected
 from brokers.simulated import SimulatedBroker
 from brokers.simulated.market import crossing_price
@@ -22,9 +22,14 @@ class ReplacingSim(SimulatedBroker):
         self.fill_after_cancel = False  # the cancel is taken, then the order fills all the same
         self.lose_answers = 0  # the next N cancels or replaces take effect; their answer is lost
         self.on_call: Callable[[str, str], None] = lambda method, coid: None
+        self.mute = False  # while True, no order event is streamed (a link that lost them)
         self.replaces: list[tuple[str, OrderChange]] = []
         self.arrived = asyncio.Event()  # set when a replace reaches the broker
         self.hold: asyncio.Event | None = None  # while set and not yet released, replaces wait
+
+    def _publish(self, event: BrokerEvent) -> None:
+        if not (self.mute and isinstance(event, OrderEvent)):
+            super()._publish(event)
 
     async def cancel(self, client_order_id: str) -> None:
         self.on_call("cancel", client_order_id)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from brokers.errors import BrokerUnavailable
+from brokers.simulated import Faults
 from gateway.config import GatewayConfig
 from gateway.pipeline.ids import client_order_id
 from gateway.service import GatewayService
@@ -189,3 +190,34 @@ async def test_a_lost_cancel_answer_is_settled_by_a_look_up(
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "canceled"
     assert coid not in gateway.engine.book.orders
+
+
+async def test_an_order_of_unknown_fate_is_cancelled_at_the_broker(
+    gateway: GatewayService, http: httpx.AsyncClient, sim: ReplacingSim
+) -> None:
+    sim.set_faults(Faults(lose_submit_answers=1, fail_lookups_s=60))
+    sim.mute = True  # its order events are lost too: only a look-up could tell
+    decision = (await http.post("/v1/signals", json=rest("unk-1"))).json()
+    assert decision["order"]["status"] == "pending_submit"  # it rests; nobody knows yet
+    coid = decision["order"]["client_order_id"]
+    assert coid in gateway.engine.unknown
+    answer = await http.delete(f"/v1/orders/{coid}")  # look-ups still fail
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "pending_cancel"  # taken, not yet confirmed
+    assert not sim._ledger.orders[coid].is_open  # the broker cancelled it
+    assert coid not in gateway.engine.unknown
+
+
+async def test_an_order_of_unknown_fate_not_at_the_broker_is_cancelled_when_found(
+    gateway: GatewayService, http: httpx.AsyncClient, sim: ReplacingSim
+) -> None:
+    sim.set_faults(Faults(lose_submit_answers=1, fail_lookups_s=60))
+    sim.mute = True
+    coid = (await http.post("/v1/signals", json=rest("unk-2"))).json()["order"]["client_order_id"]
+    sim.set_faults(Faults())
+    found: list[str] = []
+    gateway.engine.cancels._cancel_when_found = found.append
+    del sim._ledger.orders[coid]  # as if the broker has not placed it (yet)
+    answer = await http.delete(f"/v1/orders/{coid}")
+    assert answer.status_code == 409 and answer.json()["code"] == "order_not_settled"
+    assert found == [coid]
