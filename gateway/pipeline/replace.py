@@ -22,7 +22,7 @@ from decimal import Decimal
 from brokers.base import Broker, BrokerOrder, OrderChange
 from brokers.errors import BrokerError, OrderNotFound, OrderRejected
 from gateway.config import RiskConfig
-from gateway.errors import OrderNotOpen, OrderUnknown
+from gateway.errors import OrderNotOpen, OrderUnknown, ReplaceInvalid
 from gateway.models import Decision, DecisionKind, OrderReplace, Reason, ReasonCode, Signal
 from gateway.pipeline.admission import Admission
 from gateway.pipeline.amend import OrderLocks, look_up
@@ -111,6 +111,10 @@ class Replaces:
             tracked = self._book.orders.get(coid)
             if tracked is None:
                 raise OrderNotOpen(f"order {coid} is not open", self._views.get(coid, None))
+            if coid in self._book.legs:
+                raise ReplaceInvalid(
+                    "a bracket's legs follow their position: replace its entry, or cancel"
+                )
             before = tracked.order
             change = change_for(before, patch)  # ReplaceInvalid: nothing journaled
             after = replaced(before, change)
@@ -121,7 +125,7 @@ class Replaces:
             if self._quotes.get(before.symbol) is None:
                 await self._snapshot_quote(before.symbol)
             priced = self._quotes.price_order(
-                after.symbol, after.side, after.order_type, after.limit_price
+                after.symbol, after.side, after.order_type, after.limit_price, after.stop_price
             )
             if isinstance(priced, PricingRefusal):
                 reasons = [Reason(code=priced.code, message=priced.message)]

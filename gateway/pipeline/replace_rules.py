@@ -93,6 +93,7 @@ def as_signal(signal_id: str, strategy: str, order: BrokerOrder) -> Signal:
         order_type=order.order_type,
         limit_price=order.limit_price,
         time_in_force=order.time_in_force,
+        stop_price=order.stop_price,
     )
 
 
@@ -121,6 +122,7 @@ def admit_replace(
             risk=risk,
             reduce_only=None,
             checks=PRE_TRADE_CHECKS if grows else ORDER_CHECKS,
+            protect=False,
         )
     if grows and reduce_only is not None:
         reason = Reason(

@@ -368,3 +368,18 @@ async def test_a_lost_replace_answer_without_a_look_up_says_so_and_the_order_fol
     assert (await order_now(http))["quantity"] == 7
     assert service.engine.book.orders[COID].order.quantity == Decimal(7)
     assert not service.engine.book.reservations
+
+
+async def test_a_brackets_leg_is_not_replaced_on_its_own(
+    setup: tuple[GatewayService, httpx.AsyncClient], sim: ReplacingSim
+) -> None:
+    _, http = setup
+    entry = signal("br-1", quantity=2, stop_loss_price=180)
+    decision = (await http.post("/v1/signals", json=entry)).json()
+    assert decision["decision"] == "accepted", decision
+    [leg] = decision["order"]["legs"]
+    answer = await http.patch(
+        f"/v1/orders/{leg['client_order_id']}", json={"signal_id": "br-2", "stop_price": 170}
+    )
+    assert answer.status_code == 422 and answer.json()["code"] == "replace_invalid"
+    assert sim.replaces == []
