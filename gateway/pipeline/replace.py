@@ -22,18 +22,19 @@ from decimal import Decimal
 from brokers.base import Broker, BrokerOrder, OrderChange
 from brokers.errors import BrokerError, OrderNotFound, OrderRejected
 from gateway.config import RiskConfig
-from gateway.errors import OrderNotOpen, OrderUnknown, ReplaceInvalid
+from gateway.errors import OrderNotOpen, OrderUnknown
 from gateway.models import Decision, DecisionKind, OrderReplace, Reason, ReasonCode, Signal
 from gateway.pipeline.admission import Admission
 from gateway.pipeline.amend import OrderLocks, look_up
 from gateway.pipeline.decisions import accepted, order_summary
 from gateway.pipeline.gates import Gates
 from gateway.pipeline.idempotency import Answer, Decided, SignalRecord, decision_after_intent
+from gateway.pipeline.leg_moves import admit_leg_move, check_leg_patch
 from gateway.pipeline.order_views import OrderViews
 from gateway.pipeline.recording import DecisionRecorder
 from gateway.pipeline.replace_rules import admit_replace, as_signal, change_for, replaced
 from gateway.risk.book import Book, Reservation
-from gateway.risk.quotes import PricingRefusal, QuoteBook
+from gateway.risk.quotes import Price, PricingRefusal, QuoteBook
 from gateway.store.amends import REPLACE_KEY
 from gateway.store.journal import Journal
 
@@ -111,10 +112,9 @@ class Replaces:
             tracked = self._book.orders.get(coid)
             if tracked is None:
                 raise OrderNotOpen(f"order {coid} is not open", self._views.get(coid, None))
-            if coid in self._book.legs:
-                raise ReplaceInvalid(
-                    "a bracket's legs follow their position: replace its entry, or cancel"
-                )
+            role = self._book.legs.get(coid)
+            if role is not None:
+                check_leg_patch(role, patch)  # a leg moves its price, never its quantity
             before = tracked.order
             change = change_for(before, patch)  # ReplaceInvalid: nothing journaled
             after = replaced(before, change)
@@ -132,26 +132,44 @@ class Replaces:
                 refused = (DecisionKind.REJECTED, reasons)
                 return self._recorder.refused(signal, digest, body, refused, started, coid=coid)
             async with self._risk_lock:
-                admission = admit_replace(
-                    signal,
-                    before,
-                    after,
-                    priced,
-                    book=self._book,
-                    quotes=self._quotes,
-                    buying_power=self._buying_power,
-                    risk=self._risk,
-                    reduce_only=self._reduce_only(),
-                )
+                admission = self._admit(signal, before, after, priced, leg=role is not None)
                 if admission.refusal is not None:
                     return self._recorder.refused(
                         signal, digest, body, admission.refusal, started, admission.risk, coid=coid
                     )
-                self._reserve(before, after, priced.value)
+                if role is None:  # a leg adds no exposure: nothing to hold
+                    self._reserve(before, after, priced.value)
             try:
                 return await self._send(signal, body, digest, before, change, admission, started)
             finally:
                 self._book.release(coid + RESERVED)
+
+    def _admit(
+        self, signal: Signal, before: BrokerOrder, after: BrokerOrder, priced: Price, *, leg: bool
+    ) -> Admission:
+        if leg:
+            marks = self._quotes.marks()
+            return admit_leg_move(
+                before,
+                after,
+                priced,
+                book=self._book,
+                marks=marks,
+                equity=self._book.cash + self._book.market_value(marks),
+                risk=self._risk,
+                reduce_only=self._reduce_only(),
+            )
+        return admit_replace(
+            signal,
+            before,
+            after,
+            priced,
+            book=self._book,
+            quotes=self._quotes,
+            buying_power=self._buying_power,
+            risk=self._risk,
+            reduce_only=self._reduce_only(),
+        )
 
     def _reserve(self, before: BrokerOrder, after: BrokerOrder, price: Decimal) -> None:
         """Hold what the replace may add (its new order whole, beside the original: more than

@@ -370,7 +370,7 @@ async def test_a_lost_replace_answer_without_a_look_up_says_so_and_the_order_fol
     assert not service.engine.book.reservations
 
 
-async def test_a_brackets_leg_is_not_replaced_on_its_own(
+async def test_a_brackets_leg_moves_its_price_but_never_its_quantity(
     setup: tuple[GatewayService, httpx.AsyncClient], sim: ReplacingSim
 ) -> None:
     _, http = setup
@@ -378,8 +378,13 @@ async def test_a_brackets_leg_is_not_replaced_on_its_own(
     decision = (await http.post("/v1/signals", json=entry)).json()
     assert decision["decision"] == "accepted", decision
     [leg] = decision["order"]["legs"]
-    answer = await http.patch(
-        f"/v1/orders/{leg['client_order_id']}", json={"signal_id": "br-2", "stop_price": 170}
-    )
+    url = f"/v1/orders/{leg['client_order_id']}"
+    answer = await http.patch(url, json={"signal_id": "br-2", "quantity": 1})
+    assert answer.status_code == 422 and answer.json()["code"] == "replace_invalid"
+    assert "follow their position" in answer.json()["message"]
+    answer = await http.patch(url, json={"signal_id": "br-3", "limit_price": 170})
     assert answer.status_code == 422 and answer.json()["code"] == "replace_invalid"
     assert sim.replaces == []
+    moved = (await http.patch(url, json={"signal_id": "br-4", "stop_price": 185})).json()
+    assert moved["decision"] == "accepted", moved
+    assert len(sim.replaces) == 1
