@@ -32,6 +32,7 @@ from gateway.safety.halt_state import HaltStateStore, HaltTrigger
 from gateway.safety.killswitch import KillSwitch
 from gateway.service.brokers import build_broker
 from gateway.service.controls import Controls
+from gateway.service.feed import EventFeed
 from gateway.service.reconciling import Reconciler
 from gateway.store.journal import Journal, WriteFailure
 from gateway.store.statedir import StateDir
@@ -67,6 +68,8 @@ class GatewayService:
             on_failure=self._on_journal_failure,
             on_recovered=self._on_journal_recovered,
         )
+        self.feed = EventFeed(self.state_dir.journal)  # GET /v1/events
+        self.journal.on_commit(self.feed.notify)
         self.halt = HaltManager(
             HaltStateStore(self.state_dir.halt_file),
             resume_cooldown_s=config.risk.emergency.resume_cooldown_s,
@@ -163,6 +166,7 @@ class GatewayService:
 
     async def start(self) -> None:
         self._vouch_for_halt_state()
+        self.feed.start()
         await self.engine.start()
         if self._unreadable:
             self.halt.halt(self._unreadable, HaltTrigger.STATE_UNREADABLE, by="service")
@@ -226,6 +230,7 @@ class GatewayService:
         await self.engine.stop()
         await self.alerts.drain(5.0)
         await self.alerts.aclose()
+        await self.feed.stop()
         self.journal.close()
 
     # --- events of the parts -----------------------------------------------------------------
