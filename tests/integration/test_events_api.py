@@ -33,7 +33,7 @@ async def read(response: httpx.Response, n: int, timeout_s: float = 10.0) -> lis
 
     async def take() -> None:
         async for frame in response.frames:  # type: ignore[attr-defined]
-            if frame.comment is None:
+            if frame.event is not None:  # neither a comment nor a bare position
                 got.append(frame)
                 if len(got) == n:
                     return
@@ -85,6 +85,10 @@ async def test_without_an_id_the_stream_starts_now(service: GatewayService) -> N
         await settled(service, c, "n-1")
         head = journal_events(service)[-1][0]
         async with c.stream("GET", "/v1/events") as stream:
+            parsed = frames(stream)
+            position = await anext(parsed)  # a position to resume from, before any event
+            assert (position.id, position.event, position.data) == (head, None, None)
+            stream.frames = parsed  # type: ignore[attr-defined]
             await settled(service, c, "n-2")
             [first] = await read(stream, 1)
         assert first.id == head + 1 and first.data["signal_id"] == "n-2"
@@ -108,7 +112,8 @@ async def test_a_keepalive_comes_while_nothing_happens(service: GatewayService) 
 
             async def first_comment() -> str | None:
                 async for frame in frames(stream):
-                    return frame.comment
+                    if frame.comment is not None:
+                        return frame.comment
                 return None
 
             assert await asyncio.wait_for(first_comment(), 5) == "keepalive"

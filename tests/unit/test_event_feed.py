@@ -116,7 +116,9 @@ async def test_backfill_then_live_misses_nothing_and_doubles_nothing(
 async def test_keepalive_comes_when_nothing_happens(wired: tuple[Journal, EventFeed]) -> None:
     _, feed = wired
     feed.keepalive_s = 0.05
-    stream = frames(feed, feed.subscribe(None), None)
+    sub = feed.subscribe(None)
+    stream = frames(feed, sub, None)
+    assert await anext(stream) == f"id: {sub.head}\n\n"  # where a reconnect resumes
     assert await asyncio.wait_for(anext(stream), 1) == ": keepalive\n\n"
     await stream.aclose()
 
@@ -126,6 +128,7 @@ async def test_stop_ends_every_stream_and_takes_no_new_one(
 ) -> None:
     _, feed = wired
     stream = frames(feed, feed.subscribe(None), None)
+    await anext(stream)  # the position
     waiting = asyncio.ensure_future(anext(stream))
     await _settle()
     feed.close()

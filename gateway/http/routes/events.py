@@ -3,8 +3,10 @@
 Every event's id is the journal's sequence number. ``Last-Event-ID: N`` (which wins: a
 browser's EventSource sends it on reconnecting, with the first URL's ``?after=`` still on)
 or ``?after=N`` replays every event after N from the journal, then streams; ``after=0``
-replays from the start; neither streams from now. An id beyond the journal's last event is a
-409 ``event_id_unknown``: it comes from another journal, and streaming on would skip events.
+replays from the start; neither streams from now, and the stream then opens with ``id: N``
+alone (no data: a position, not an event) so that a reconnect resumes from there. An id
+beyond the journal's last event is a 409 ``event_id_unknown``: it comes from another journal,
+and streaming on would skip events.
 
 A bound token follows only its strategies' decision, order and fill events (and every state
 event); ``?strategy=S`` narrows that to S, and naming a strategy the token is not bound to is
@@ -66,7 +68,11 @@ async def frames(feed: EventFeed, sub: Subscription, after: int | None) -> Async
     """The stream of one subscriber: the backfill from the journal, then its live buffer."""
     last = sub.head if after is None else after
     try:
-        if after is not None:
+        if after is None:
+            # A position, not an event (no data): a client that reconnects before any event
+            # came resumes from here (EventSource keeps this id too), so it misses nothing.
+            yield f"id: {last}\n\n"
+        else:
             while True:
                 page = feed.backfill(last, sub.strategies)
                 if page:
