@@ -43,7 +43,7 @@ class Subscription:
         self.ended: str | None = None  # why it ended; None while it runs
         self._capacity = capacity
         self._events: deque[StreamEvent] = deque()
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # set while ``next`` waits
 
     def offer(self, batch: list[StreamEvent]) -> None:
         if self.ended is not None:
@@ -59,26 +59,42 @@ class Subscription:
             self.end("fell behind")
             return
         self._events.extend(wanted)
-        self._ready.set()
+        self._wake()
 
     def end(self, why: str) -> None:
         if self.ended is None:
             self.ended = why
             self._events.clear()  # a dropped subscriber holds no memory
-            self._ready.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def next(self, timeout_s: float) -> list[StreamEvent]:
         """Every event waiting, in order; [] when ``timeout_s`` passed with none. Raises
         SubscriptionEnded once dropped or closed."""
         if not self._events and self.ended is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), timeout_s)
+            # A bare future and a timer, not wait_for (a task per wait): with many
+            # subscribers this runs once per subscriber for every batch of events.
+            loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
+            timer = loop.call_later(max(timeout_s, 0), _expire, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
         if self.ended is not None:
             raise SubscriptionEnded(self.ended)
-        self._ready.clear()
         batch = list(self._events)
         self._events.clear()
         return batch
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class EventFeed:
