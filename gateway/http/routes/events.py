@@ -9,8 +9,10 @@ beyond the journal's last event is a 409 ``event_id_unknown``: it comes from ano
 and streaming on would skip events.
 
 A bound token follows only its strategies' decision, order and fill events (and every state
-event); ``?strategy=S`` narrows that to S, and naming a strategy the token is not bound to is
-a 403 ``strategy_not_allowed``, as it is for signals. The same holds for /v1/fills.
+event); ``?strategy=S`` narrows that to S. Reads answer another strategy as if it had nothing,
+as GET /v1/orders does (another strategy's order is a 404, as if unknown): a bound token naming
+a strategy it is not bound to gets the state events alone, and /v1/fills an empty list. Only
+acting for another strategy (a signal, an outcome) is a 403 ``strategy_not_allowed``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from gateway.http.deps import Auth, check_strategy, principal
+from gateway.http.deps import Auth, principal
 from gateway.http.exact_json import ExactJSONRoute
 from gateway.http.query import known_params
 from gateway.http.schemas import ErrorBody
@@ -46,10 +48,12 @@ _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _strategies(request: Request, strategy: str | None) -> frozenset[str] | None:
-    """Whose events and fills the request sees (None: everyone's)."""
+    """Whose events and fills the request sees (None: everyone's; empty: nobody's)."""
+    bound = principal(request).strategies
     if strategy is None:
-        return principal(request).strategies
-    check_strategy(request, strategy)
+        return bound
+    if bound is not None and strategy not in bound:
+        return frozenset()  # as if that strategy had nothing: its existence is not told
     return frozenset({strategy})
 
 
@@ -105,7 +109,6 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
         dependencies=[Depends(known_params("after", "strategy"))],
         responses={
             200: {"content": {"text/event-stream": {}}, "description": "the event stream"},
-            403: {"model": ErrorBody},
             409: {"model": ErrorBody},
             503: {"model": ErrorBody},
         },
@@ -137,7 +140,7 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
         "/v1/fills",
         response_model=list[FillRecord],
         dependencies=[Depends(known_params("strategy", "symbol"))],
-        responses={403: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+        responses={503: {"model": ErrorBody}},
     )
     async def get_fills(
         request: Request, strategy: StrategyFilter = None, symbol: SymbolFilter = None
