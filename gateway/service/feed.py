@@ -30,6 +30,10 @@ log = logging.getLogger("gateway.service.feed")
 BUFFER = 1000  # events a subscriber may have waiting before it is dropped
 PAGE = 500  # rows per read of the journal
 KEEPALIVE_S = 15.0
+# After a commit wakes it, the tailer waits this long before reading, so a burst of commits
+# (a signal commits two or three times) is one read and one wake-up per subscriber: what the
+# pipeline pays for its followers is bounded by time, not by how many commits it makes.
+COALESCE_S = 0.005
 
 
 class SubscriptionEnded(Exception):
@@ -45,15 +49,9 @@ class Subscription:
         self._events: deque[StreamEvent] = deque()
         self._waiter: asyncio.Future[None] | None = None  # set while ``next`` waits
 
-    def offer(self, batch: list[StreamEvent]) -> None:
-        if self.ended is not None:
-            return
-        wanted = (
-            batch
-            if self.strategies is None
-            else [e for e in batch if e.visible_to(self.strategies)]
-        )
-        if not wanted:
+    def offer(self, wanted: list[StreamEvent]) -> None:
+        """Take the events of a batch this subscriber follows (filtered by the feed)."""
+        if self.ended is not None or not wanted:
             return
         if len(self._events) + len(wanted) > self._capacity:
             self.end("fell behind")
@@ -98,9 +96,12 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 
 
 class EventFeed:
-    def __init__(self, journal_path: Path, *, capacity: int = BUFFER):
+    def __init__(
+        self, journal_path: Path, *, capacity: int = BUFFER, coalesce_s: float = COALESCE_S
+    ):
         self._path = journal_path
         self.capacity = capacity
+        self.coalesce_s = coalesce_s
         self.keepalive_s = KEEPALIVE_S
         self._log: EventLog | None = None
         self._subs: set[Subscription] = set()
@@ -179,6 +180,8 @@ class EventFeed:
     async def _tail(self) -> None:
         while True:
             await self._wake.wait()
+            if self.coalesce_s > 0:
+                await asyncio.sleep(self.coalesce_s)
             self._wake.clear()
             if not self._subs:
                 continue
@@ -196,8 +199,14 @@ class EventFeed:
             if not batch:
                 return
             self._last = batch[-1].seq
+            # Filtered once per distinct filter, not once per subscriber.
+            filtered: dict[frozenset[str] | None, list[StreamEvent]] = {None: batch}
             for sub in list(self._subs):
-                sub.offer(batch)
+                wanted = filtered.get(sub.strategies)
+                if wanted is None:
+                    wanted = [e for e in batch if e.visible_to(sub.strategies)]
+                    filtered[sub.strategies] = wanted
+                sub.offer(wanted)
                 if sub.ended is not None:
                     self._subs.discard(sub)
             if len(batch) < PAGE:

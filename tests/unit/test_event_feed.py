@@ -31,7 +31,7 @@ def _refusal(journal: Journal, n: int, strategy: str = "momentum") -> None:
 @pytest.fixture
 async def wired(tmp_path: Path) -> AsyncIterator[tuple[Journal, EventFeed]]:
     journal = Journal(tmp_path / "journal.db")
-    feed = EventFeed(journal.path, capacity=10)
+    feed = EventFeed(journal.path, capacity=10, coalesce_s=0)
     journal.on_commit(feed.notify)
     feed.start()
     try:
@@ -136,3 +136,31 @@ async def test_stop_ends_every_stream_and_takes_no_new_one(
         await asyncio.wait_for(waiting, 1)
     with pytest.raises(JournalUnavailable):
         feed.subscribe(None)
+
+
+async def test_a_burst_of_commits_is_one_read_and_one_wake_up(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.db")
+    feed = EventFeed(journal.path, coalesce_s=0.05)
+    journal.on_commit(feed.notify)
+    feed.start()
+    try:
+        sub = feed.subscribe(None)
+        reads = 0
+        reader = feed._reader()
+        real = reader.events_after
+
+        def counted(*args: object, **kwargs: object) -> object:
+            nonlocal reads
+            reads += 1
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        reader.events_after = counted  # type: ignore[method-assign]
+        for n in range(5):
+            _refusal(journal, n)
+            await asyncio.sleep(0)  # the tailer gets its turn between commits
+        batch = await sub.next(1)
+        assert [e.data for e in batch] == [f'{{"n":{n}}}' for n in range(5)]
+        assert reads == 1
+    finally:
+        await feed.stop()
+        journal.close()
