@@ -61,6 +61,7 @@ class HaltTrigger(StrEnum):
     JOB_FAILURE = "job_failure"
     STATE_UNREADABLE = "state_unreadable"
     JOURNAL_FAILURE = "journal_failure"
+    PROTECTION_LOST = "protection_lost"
 
 
 class HaltStateUnreadable(Exception):

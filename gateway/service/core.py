@@ -33,6 +33,7 @@ from gateway.safety.killswitch import KillSwitch
 from gateway.service.brokers import build_broker
 from gateway.service.controls import Controls
 from gateway.service.feed import EventFeed
+from gateway.service.protection import ProtectionWatch
 from gateway.service.reconciling import Reconciler
 from gateway.store.journal import Journal, WriteFailure
 from gateway.store.statedir import StateDir
@@ -125,6 +126,14 @@ class GatewayService:
             metrics=self.metrics,
             environ=self.environ,
             status=self.status,
+        )
+        self.protection = ProtectionWatch(
+            self.config,
+            book=self.engine.book,
+            marks=self.quotes.marks,
+            halt=self.halt,
+            alerts=self.alerts,
+            journal=self.journal,
         )
         self.reconciler = Reconciler(
             self.config,
@@ -323,6 +332,7 @@ class GatewayService:
             self.halt.retry_persist()
         self.engine.evaluate_risk()
         self.engine.monitor.persist()
+        self.protection.check()
         self.publish_state()
         for symbol in self.quotes.symbols():
             age = self.quotes.age_s(symbol)
@@ -335,6 +345,7 @@ class GatewayService:
 
     async def reconcile(self) -> None:
         await self.reconciler.run()
+        self.protection.check()
 
     def _reconcile_after_reconnect(self) -> None:
         if self._reconnect_task is not None and not self._reconnect_task.done():
@@ -391,6 +402,12 @@ class GatewayService:
             },
             "broker": {"name": self.broker.name, "connected": self.broker.connected},
             "quotes": {"stale": self.stale_quotes()},
+            "protection": [
+                row.as_json()
+                for row in self.engine.book.protection(
+                    self.quotes.marks(), self.config.risk.risk_management.stop_loss_percent
+                )
+            ],
             "journal": {
                 "writable": failure is None,
                 "error": failure.error if failure else None,
