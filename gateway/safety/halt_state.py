@@ -62,6 +62,8 @@ class HaltTrigger(StrEnum):
     STATE_UNREADABLE = "state_unreadable"
     JOURNAL_FAILURE = "journal_failure"
     PROTECTION_LOST = "protection_lost"
+    FIRM_HALT = "firm_halt"  # the firm halted (or killed) every gateway (gateway.firm)
+    FIRM_UNREACHABLE = "firm_unreachable"  # the firm's PostgreSQL was out of reach for grace_s
 
 
 class HaltStateUnreadable(Exception):

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from brokers.base import Broker, BrokerOrder, utcnow
 from brokers.errors import BrokerError
@@ -37,6 +37,9 @@ from gateway.service.protection import ProtectionWatch
 from gateway.service.reconciling import Reconciler
 from gateway.store.journal import Journal, WriteFailure
 from gateway.store.statedir import StateDir
+
+if TYPE_CHECKING:
+    from gateway.service.firm import FirmService
 
 log = logging.getLogger("gateway.service")
 
@@ -154,6 +157,11 @@ class GatewayService:
         )
         self._reconnect_task: asyncio.Task[None] | None = None
         self.engine.events.on_reconnect = self._reconcile_after_reconnect
+        self.firm: FirmService | None = None
+        if self.config.firm is not None:
+            from gateway.service.firm_boot import build_firm  # psycopg only with a firm: section
+
+            self.firm = build_firm(self)
 
     def _restore_failures(self) -> FailureTracker:
         emergency = self.config.risk.emergency
@@ -176,11 +184,15 @@ class GatewayService:
     async def start(self) -> None:
         self._vouch_for_halt_state()
         self.feed.start()
+        if self.firm is not None:
+            await self.firm.start()  # a firm halt in force holds before the broker connects
         await self.engine.start()
         if self._unreadable:
             self.halt.halt(self._unreadable, HaltTrigger.STATE_UNREADABLE, by="service")
         await self.reconcile()
         await self._complete_interrupted_kill()
+        if self.firm is not None:
+            await self.firm.started()
         self.publish_state()
         self.scheduler.start()
         log.info(
@@ -237,6 +249,8 @@ class GatewayService:
             except BrokerError as exc:
                 log.error("cancel on shutdown failed: %s", exc)
         await self.engine.stop()
+        if self.firm is not None:
+            await self.firm.stop()
         await self.alerts.drain(5.0)
         await self.alerts.aclose()
         await self.feed.stop()
@@ -417,4 +431,5 @@ class GatewayService:
             "mode": self.config.gateway.mode,
             "reconciliation": self.reconciler.status(),
             "jobs": self.scheduler.status(),
+            **({"firm": self.firm.status()} if self.firm is not None else {}),
         }
