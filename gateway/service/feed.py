@@ -97,7 +97,11 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 
 class EventFeed:
     def __init__(
-        self, journal_path: Path, *, capacity: int = BUFFER, coalesce_s: float = COALESCE_S
+        self,
+        journal_path: Path | None,
+        *,
+        capacity: int = BUFFER,
+        coalesce_s: float = COALESCE_S,
     ):
         self._path = journal_path
         self.capacity = capacity
@@ -115,7 +119,9 @@ class EventFeed:
         return len(self._subs)
 
     def start(self) -> None:
-        self._log = EventLog(self._path)
+        # No path: a journal this feed cannot read (a pair's, in PostgreSQL); the stream
+        # then answers 503 rather than stopping the gateway from starting.
+        self._log = None if self._path is None else EventLog(self._path)
         self._task = asyncio.create_task(self._tail(), name="event-feed")
 
     async def stop(self) -> None:
@@ -171,6 +177,8 @@ class EventFeed:
         return self._reader().events_after(after, limit, strategies)
 
     def _reader(self) -> EventLog:
+        if self._path is None:
+            raise JournalUnavailable("the event stream is not available on a pair's journal yet")
         if self._log is None or self._closed:
             raise JournalUnavailable("the event feed is not running")
         return self._log

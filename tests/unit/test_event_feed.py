@@ -164,3 +164,14 @@ async def test_a_burst_of_commits_is_one_read_and_one_wake_up(tmp_path: Path) ->
     finally:
         await feed.stop()
         journal.close()
+
+
+async def test_a_journal_it_cannot_read_refuses_subscribers_but_starts() -> None:
+    feed = EventFeed(None)  # a pair's journal lives in PostgreSQL
+    feed.start()
+    try:
+        feed.notify()
+        with pytest.raises(JournalUnavailable, match="pair"):
+            feed.subscribe(None)
+    finally:
+        await feed.stop()
