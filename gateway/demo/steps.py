@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from gateway.client import AsyncGatewayClient
+from gateway.demo.managed import Follower, fill_line, is_fill, order_event, order_line
 from gateway.demo.strategies import (
     DEMO_CLOSES,
     BarFeed,
@@ -21,13 +22,13 @@ from gateway.demo.strategies import (
 )
 from gateway.models import Decision
 
-STEPS = 10
+STEPS = 11
 PAUSE_S = 0.6
 STALE_BY = timedelta(minutes=10)
 DRILL_LATENCY_MS = 1000
-EXPECTED_SIGNALS = {"accepted": 5, "rejected": 2, "blocked": 1}
+EXPECTED_SIGNALS = {"accepted": 7, "rejected": 2, "blocked": 1}
 # The protected entry adds its entry and take profit (filled) and its stop (canceled).
-EXPECTED_ORDERS = {"filled": 3, "canceled": 4}
+EXPECTED_ORDERS = {"filled": 3, "canceled": 5}
 EXPECTED_FILLS = 3
 
 
@@ -97,6 +98,7 @@ class Demo:
         self.feed = BarFeed(DEMO_CLOSES)
         self.momentum = Momentum(gw, self.feed, budget=20_000)
         self.mean_reversion = MeanReversion(gw, self.feed, budget=40_000)
+        self.follower = Follower(gw, self.momentum.name)
 
     async def push_quote(self, symbol: str, bid: float, ask: float, ts: str | None = None) -> None:
         body = [{"symbol": symbol, "bid": bid, "ask": ask, **({"ts": ts} if ts else {})}]
@@ -161,6 +163,33 @@ class Demo:
                 return
             expect(loop.time() < deadline, f"{symbol} did not close by its take profit")
             await asyncio.sleep(0.02)
+
+    async def managed_order(self) -> None:
+        self.console.step("a strategy moves and cancels its order, following the event stream")
+        fill = await self.follower.wait_for(is_fill)
+        self.console.say(f"momentum follows its events (GET /v1/events): {fill_line(fill)}")
+        decision = show(self.console, await self.momentum.bid_below("AAPL"))
+        order = decision.order
+        resting = order is not None and order.status in ("new", "accepted")
+        expect(resting, f"expected a resting order, got {describe(decision)}")
+        assert order is not None
+        moved_to = order.price + 1
+        replaced = await self.gw.replace(
+            order.client_order_id, f"{order.client_order_id}.move", limit_price=moved_to
+        )
+        self.console.say(f"PATCH limit {order.price:.2f} -> {moved_to:.2f} {describe(replaced)}")
+        expect(replaced.decision.value == "accepted", f"the move was {describe(replaced)}")
+        canceled = await self.gw.cancel(order.client_order_id)
+        self.console.say(f"DELETE -> {canceled.status}")
+        expect(canceled.status == "canceled", f"expected canceled, got {canceled.status}")
+        self.console.say("on the event stream:")
+        for status, limit in (
+            ("accepted", order.price),
+            ("accepted", moved_to),
+            ("canceled", None),
+        ):
+            event = await self.follower.wait_for(order_event(order.client_order_id, status, limit))
+            self.console.say(f"   {order_line(event)}")
 
     async def stale_quote(self) -> None:
         self.console.step("a stale quote refused")
@@ -290,12 +319,14 @@ class Demo:
         try:
             await self._run()
         finally:
+            await self.follower.stop()
             await self.gw_http.aclose()
 
     async def _run(self) -> None:
         for step in (
             self.accepted_order,
             self.protected_entry,
+            self.managed_order,
             self.stale_quote,
             self.heat_refusal,
             self.failures_halt,

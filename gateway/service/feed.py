@@ -123,7 +123,10 @@ class EventFeed:
         return len(self._subs)
 
     def start(self) -> None:
-        self._log = self._open()
+        # An event log that cannot be opened now (a pair's PostgreSQL out of reach) leaves the
+        # gateway starting: subscribers get 503 until it opens (see _reader).
+        with contextlib.suppress(JournalUnavailable):
+            self._log = self._open()
         self._task = asyncio.create_task(self._tail(), name="event-feed")
 
     async def stop(self) -> None:
@@ -179,8 +182,10 @@ class EventFeed:
         return self._reader().events_after(after, limit, strategies)
 
     def _reader(self) -> EventSource:
-        if self._log is None or self._closed:
+        if self._closed:
             raise JournalUnavailable("the event feed is not running")
+        if self._log is None:
+            self._log = self._open()  # JournalUnavailable while it cannot be opened
         return self._log
 
     # --- the tailer --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 
 from gateway.http.routes.events import frames
 from gateway.service.feed import EventFeed, SubscriptionEnded
+from gateway.store.events import EventLog
 from gateway.store.journal import Journal, JournalUnavailable
 
 
@@ -161,6 +162,30 @@ async def test_a_burst_of_commits_is_one_read_and_one_wake_up(tmp_path: Path) ->
         batch = await sub.next(1)
         assert [e.data for e in batch] == [f'{{"n":{n}}}' for n in range(5)]
         assert reads == 1
+    finally:
+        await feed.stop()
+        journal.close()
+
+
+async def test_an_event_log_that_cannot_open_refuses_subscribers_but_starts(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "journal.sqlite3")
+    opened: list[int] = []
+
+    def opener() -> EventLog:
+        opened.append(1)
+        if len(opened) <= 2:
+            raise JournalUnavailable("event log unreadable: PostgreSQL out of reach")
+        return EventLog(journal.path)
+
+    feed = EventFeed(opener)  # a pair's journal lives in PostgreSQL, out of reach at start
+    feed.start()
+    try:
+        feed.notify()
+        with pytest.raises(JournalUnavailable, match="out of reach"):
+            feed.backfill(0, None)  # a reader gets 503 while it cannot open
+        assert feed.backfill(0, None) == []  # and reads once it can
     finally:
         await feed.stop()
         journal.close()
