@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from decimal import Decimal
 
-from brokers.base import Broker, BrokerOrder, OrderChange
+from brokers.base import Broker, BrokerOrder, OrderChange, Side
 from brokers.errors import BrokerError
 from gateway.risk.book import Book
 
@@ -34,11 +34,12 @@ class LegKeeper:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def after_fill(self, order: BrokerOrder) -> None:
-        """``order`` just filled some: if it is not a leg or a bracket entry, the legs of its
-        symbol follow what is left of the position."""
+        """``order`` just filled some: if it is not a leg, the legs of its symbol follow what
+        is left of the position. A bracket entry counts too: one that shrinks or flips a
+        position leaves the older legs more than it holds, or on the wrong side of it."""
         coid = order.client_order_id
         book = self._book
-        if coid in book.legs or self.entry_of(coid):
+        if coid in book.legs:
             return
         if not any(c in book.legs for c in self._legs_of(order.symbol)):
             return
@@ -57,22 +58,41 @@ class LegKeeper:
             if coid in self._book.legs and tracked.order.symbol == symbol
         ]
 
+    def _entry_filled(self, leg: str) -> Decimal:
+        """What the entry of ``leg`` filled: a leg whose entry filled nothing is held by the
+        broker (it protects nothing yet, whatever status the broker shows for it)."""
+        entry = leg.rsplit("-", 1)[0]
+        tracked = self._book.orders.get(entry)
+        if tracked is not None:
+            return tracked.order.filled_quantity
+        return self._book.final_fills.get(entry, ZERO)
+
     async def follow(self, symbol: str) -> None:
-        """Shrink or cancel the open legs of ``symbol`` to what its position holds now."""
-        left = abs(self._book.position_qty(symbol))
+        """Shrink or cancel the open legs of ``symbol`` to what its position holds now.
+
+        Each role's working legs together cover at most the position, the oldest first (two
+        brackets' stops over a position half sold must not sell it twice); a leg on the side
+        that grows the position (a long's sell stop once a sell flipped it short) is cancelled:
+        it would open or grow a position instead of closing one."""
+        held = self._book.position_qty(symbol)
+        exit_side = None if held == ZERO else (Side.SELL if held > ZERO else Side.BUY)
+        budget = {role: abs(held) for role in set(self._book.legs.values())}
         for coid in self._legs_of(symbol):
             tracked = self._book.orders.get(coid)
-            if tracked is None:
+            if tracked is None or self._entry_filled(coid) == ZERO:
                 continue
             leg = tracked.order
+            role = self._book.legs[coid]
+            keep = ZERO if leg.side is not exit_side else min(leg.remaining_quantity, budget[role])
+            budget[role] -= keep
             try:
-                if left == ZERO:
+                if keep == ZERO:
                     await self._broker.cancel(coid)
-                    log.info("position %s closed: leg %s cancelled", symbol, coid)
-                elif leg.remaining_quantity > left:
-                    change = OrderChange(quantity=leg.filled_quantity + left)
+                    log.info("position %s is %s: leg %s cancelled", symbol, held, coid)
+                elif leg.remaining_quantity > keep:
+                    change = OrderChange(quantity=leg.filled_quantity + keep)
                     self._apply_order(await self._broker.replace(coid, change))
-                    log.info("position %s shrank to %s: leg %s follows", symbol, left, coid)
+                    log.info("position %s is %s: leg %s follows (%s)", symbol, held, coid, keep)
             except BrokerError as exc:
                 log.warning(
                     "leg %s could not follow its position (%s): %s",

@@ -300,7 +300,11 @@ class Book:
         left = abs(holding.qty)
         at_risk = ZERO
         stops = []
-        for qty, stop in self._stop_legs.get(symbol, {}).values():
+        exit_side = Side.SELL if holding.qty > ZERO else Side.BUY
+        for coid, (qty, stop) in self._stop_legs.get(symbol, {}).items():
+            tracked = self.orders.get(coid)
+            if tracked is not None and tracked.order.side is not exit_side:
+                continue  # a stop on the side that grows the position protects nothing
             covered = min(qty, left)
             at_risk += covered * abs(mark - stop)
             left -= covered
