@@ -58,15 +58,6 @@ class LegKeeper:
             if coid in self._book.legs and tracked.order.symbol == symbol
         ]
 
-    def _entry_filled(self, leg: str) -> Decimal:
-        """What the entry of ``leg`` filled: a leg whose entry filled nothing is held by the
-        broker (it protects nothing yet, whatever status the broker shows for it)."""
-        entry = leg.rsplit("-", 1)[0]
-        tracked = self._book.orders.get(entry)
-        if tracked is not None:
-            return tracked.order.filled_quantity
-        return self._book.final_fills.get(entry, ZERO)
-
     async def follow(self, symbol: str) -> None:
         """Shrink or cancel the open legs of ``symbol`` to what its position holds now.
 
@@ -79,7 +70,7 @@ class LegKeeper:
         budget = {role: abs(held) for role in set(self._book.legs.values())}
         for coid in self._legs_of(symbol):
             tracked = self._book.orders.get(coid)
-            if tracked is None or self._entry_filled(coid) == ZERO:
+            if tracked is None or self._book.entry_filled(coid) == ZERO:
                 continue
             leg = tracked.order
             role = self._book.legs[coid]
