@@ -32,6 +32,9 @@ class LegKeeper:
         self._book = book
         self._apply_order = apply_order
         self._tasks: set[asyncio.Task[None]] = set()
+        # One follow at a time per symbol: two fills' follows racing on the wire would let the
+        # broker apply an older position's quantity last (a stop covering more than is held).
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def after_fill(self, order: BrokerOrder) -> None:
         """``order`` just filled some: if it is not a leg, the legs of its symbol follow what
@@ -59,6 +62,10 @@ class LegKeeper:
         ]
 
     async def follow(self, symbol: str) -> None:
+        async with self._locks.setdefault(symbol, asyncio.Lock()):
+            await self._follow(symbol)
+
+    async def _follow(self, symbol: str) -> None:
         """Shrink or cancel the open legs of ``symbol`` to what its position holds now.
 
         Each role's working legs together cover at most the position, the oldest first (two
