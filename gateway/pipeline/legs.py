@@ -100,6 +100,29 @@ class LegKeeper:
                     extra={"client_order_id": coid},
                 )
 
+    def sweep(self) -> None:
+        """Follow again the symbols whose working legs cover more than their position or lie
+        on the wrong side of it (a follow the broker refused, or that failed on the wire): a
+        stop left over a closed position would open one. Called at every risk sweep."""
+        book = self._book
+        for symbol in {book.orders[c].order.symbol for c in book.legs if c in book.orders}:
+            held = book.position_qty(symbol)
+            cover: dict[tuple[str, object], Decimal] = {}
+            for coid in self._legs_of(symbol):
+                if book.entry_filled(coid) == ZERO:
+                    continue
+                leg = book.orders[coid].order
+                key = (book.legs[coid], leg.side)
+                cover[key] = cover.get(key, ZERO) + leg.remaining_quantity
+            exit_side = Side.SELL if held > ZERO else Side.BUY
+            if any(
+                held == ZERO or side is not exit_side or qty > abs(held)
+                for (_, side), qty in cover.items()
+            ):
+                task = asyncio.create_task(self.follow(symbol), name=f"legs-{symbol}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
     async def drain(self) -> None:
         """Wait for the legs being adjusted (a flatten waits before it closes a position)."""
         if self._tasks:
