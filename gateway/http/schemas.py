@@ -16,6 +16,7 @@ class KillResponse(BaseModel):
     cancelled: int
     failed: list[KillFailure]
     flattened: list[str] = []
+    flatten_failed: dict[str, str] = {}  # symbol -> why it was not flattened
     elapsed_ms: float
     halt_ms: float
     status: dict[str, Any]

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from pydantic import ValidationError
 
-from brokers.base import Broker, OrderRequest
+from brokers.base import Broker, OrderRequest, OrderStatus
 from brokers.errors import BrokerError
 from gateway.models import Decision, DecisionKind, DecisionRisk, Reason, ReasonCode, Signal
 from gateway.pipeline.decisions import accepted, intent_summary, order_summary
@@ -122,9 +122,26 @@ async def _decide(
             f"{coid}: it was never placed",
         )
         journal.record_order_status(coid, "rejected", reason.message)
+        _legs_never_placed(coid, request.symbol, journal, book)
         return Decision(signal_id=signal_id, decision=DecisionKind.REJECTED, reasons=[reason])
     # Positions already hold its fills (they came from the broker): only track it.
     price = order.avg_fill_price or order.limit_price or valued or ZERO
     book.track(order, price)
     journal.record_order_updates([(order, None, "recovered after a restart")])
     return accepted(signal_id, order_summary(order, price, None), DecisionRisk())
+
+
+def _legs_never_placed(entry: str, symbol: str, journal: Journal, book: Book) -> None:
+    """A bracket's legs go with an entry that was never placed: they were journaled with it
+    as held, and would otherwise stay open in the journal (and in the book, as a stop guarding
+    a symbol no stop was ever placed for) at every restart."""
+    for stored in journal.orders(open_only=True, symbol=symbol):
+        if stored.parent_id != entry:
+            continue
+        leg = stored.to_broker_order()
+        book.track(leg.model_copy(update={"status": OrderStatus.REJECTED}), ZERO)
+        journal.record_order_status(
+            stored.client_order_id, "rejected", f"its entry {entry} was never placed"
+        )
+    if book.position_qty(symbol) == ZERO:
+        book.guarded.discard(symbol)

@@ -193,7 +193,8 @@ class Book:
         elif self.legs[coid] == "stop_loss" and order.stop_price is not None:
             legs = self._stop_legs.setdefault(order.symbol, {})
             legs[coid] = (order.remaining_quantity, order.stop_price)
-            self.guarded.add(order.symbol)
+            if self.entry_filled(coid) != ZERO:  # a held leg guards nothing yet
+                self.guarded.add(order.symbol)
 
     def apply_order(self, order: BrokerOrder, *, valued_at: Decimal | None = None) -> Decimal:
         """Record a broker order state; returns the newly filled quantity (0 if none)."""
@@ -217,6 +218,8 @@ class Book:
             prior = (before_avg or order.avg_fill_price) * before
             fill_price = (order.avg_fill_price * order.filled_quantity - prior) / delta
             self._fill(order.symbol, order.side, delta, fill_price)
+            if self.legs.get(coid + "-sl") == "stop_loss":
+                self.guarded.add(order.symbol)  # an entry with a stop leg (brackets.SUFFIX)
         else:
             delta = ZERO
             if order.filled_quantity < before:
@@ -302,6 +305,19 @@ class Book:
             total += self._position_risk(symbol, marks, stop_loss_percent)[0]
         return total
 
+    def entry_filled(self, leg: str) -> Decimal | None:
+        """What the entry of the bracket leg ``leg`` has filled; None when the book does not
+        know the entry (it ended before a restart: its legs are as the broker has them). A
+        leg whose entry filled nothing is held by the broker: it protects nothing yet,
+        whatever status the broker shows for it (Alpaca's "held" reads as accepted)."""
+        entry = leg.rsplit("-", 1)[0]
+        tracked = self.orders.get(entry)
+        if tracked is not None:
+            return tracked.order.filled_quantity
+        if entry in self.reservations:
+            return ZERO  # not even placed yet
+        return self.final_fills.get(entry)
+
     def _position_risk(
         self, symbol: str, marks: dict[str, Decimal], stop_loss_percent: Decimal
     ) -> tuple[Decimal, Decimal, list[Decimal]]:
@@ -312,7 +328,16 @@ class Book:
         left = abs(holding.qty)
         at_risk = ZERO
         stops = []
-        for qty, stop in self._stop_legs.get(symbol, {}).values():
+        exit_side = Side.SELL if holding.qty > ZERO else Side.BUY
+        for coid, (qty, stop) in self._stop_legs.get(symbol, {}).items():
+            tracked = self.orders.get(coid)
+            if tracked is not None and tracked.order.side is not exit_side:
+                continue  # a stop on the side that grows the position protects nothing
+            entry_filled = self.entry_filled(coid)
+            if entry_filled is not None:
+                qty = min(qty, entry_filled)
+                if qty == ZERO:
+                    continue  # held (its entry filled nothing): it protects nothing yet
             covered = min(qty, left)
             at_risk += covered * abs(mark - stop)
             left -= covered

@@ -10,10 +10,11 @@ the take profit above it, for a sell the other way round.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from brokers.base import Quote, Side
+from brokers.base import OrderType, Quote, Side
 from gateway.config import RiskConfig
 from gateway.models import Reason, ReasonCode, Signal
 
@@ -66,7 +67,11 @@ def plan_protection(
                 "names its stop_loss_price",
             )
         if policy == "auto":
-            stop = auto_stop(signal.side, price, risk.risk_management.stop_loss_percent)
+            # From the worst fill the entry can have (a marketable limit buy fills at the ask,
+            # below its limit): a stop from the limit could sit above the fill.
+            low, high = _fills_between(signal, quote, price)
+            base = low if signal.side is Side.BUY else high
+            stop = auto_stop(signal.side, base, risk.risk_management.stop_loss_percent)
             added = True
             if stop <= ZERO:
                 return Reason(
@@ -75,32 +80,61 @@ def plan_protection(
                 )
     if stop is None and take is None:
         return NONE
-    wrong = _wrong_side(signal.side, stop, take, quote, price)
+    wrong = _wrong_side(signal, stop, take, quote, price)
     if wrong is not None:
         return Reason(code=ReasonCode.PROTECTIVE_PRICE_INVALID, message=wrong)
     return Protection(stop, take, added)
 
 
+def _fills_between(signal: Signal, quote: Quote | None, price: Decimal) -> tuple[Decimal, Decimal]:
+    """The lowest and highest price the entry can fill at, as far as its terms tell: a
+    marketable limit fills at the market, a passive one at its limit, a stop once the market
+    reaches it (at once when it is through it), a stop_limit from there up to its limit (down
+    to it for a sell). Without a quote: the entry's value."""
+    if quote is None:
+        return price, price
+    buy = signal.side is Side.BUY
+    market = quote.ask if buy else quote.bid
+    limit, stop = signal.limit_price, signal.stop_price
+    through: Callable[[Decimal, Decimal], Decimal] = max if buy else min
+    within: Callable[[Decimal, Decimal], Decimal] = min if buy else max
+    if signal.order_type is OrderType.LIMIT and limit is not None:
+        low = high = within(limit, market)
+    elif signal.order_type is OrderType.STOP and stop is not None:
+        low = high = through(stop, market)
+    elif signal.order_type is OrderType.STOP_LIMIT and stop is not None and limit is not None:
+        low, high = within(through(stop, market), limit), limit
+    else:
+        low = high = market
+    return (low, high) if buy else (high, low)
+
+
 def _wrong_side(
-    side: Side,
+    signal: Signal,
     stop: Decimal | None,
     take: Decimal | None,
     quote: Quote | None,
     price: Decimal,
 ) -> str | None:
-    """Why an exit is on the wrong side of the market, or None. Measured against the side the
-    entry trades at (the ask for a buy, the bid for a sell), or the entry's value without a
-    quote."""
-    if side is Side.BUY:
-        ref, name = (quote.ask, "ask") if quote is not None else (price, "entry price")
-        if stop is not None and stop >= ref:
-            return f"stop_loss_price {stop} must be below the {name} {ref} for a buy"
-        if take is not None and take <= ref:
-            return f"take_profit_price {take} must be above the {name} {ref} for a buy"
+    """Why an exit is on the wrong side of the entry's fill, or None: for a buy the stop below
+    the lowest price it can fill at and the take profit above the highest (a stop above a
+    limit buy's fill would sell the position the moment it opens), for a sell the other way
+    round. The market side (the ask for a buy, the bid for a sell) is the fill of a market
+    order, and of a limit or stop that is through the market."""
+    low, high = _fills_between(signal, quote, price)
+    name = (
+        "the market"
+        if quote is not None and signal.order_type is OrderType.MARKET
+        else ("the entry's fill")
+    )
+    if signal.side is Side.BUY:
+        if stop is not None and stop >= low:
+            return f"stop_loss_price {stop} must be below {name} ({low}) for a buy"
+        if take is not None and take <= high:
+            return f"take_profit_price {take} must be above {name} ({high}) for a buy"
         return None
-    ref, name = (quote.bid, "bid") if quote is not None else (price, "entry price")
-    if stop is not None and stop <= ref:
-        return f"stop_loss_price {stop} must be above the {name} {ref} for a sell"
-    if take is not None and take >= ref:
-        return f"take_profit_price {take} must be below the {name} {ref} for a sell"
+    if stop is not None and stop <= high:
+        return f"stop_loss_price {stop} must be above {name} ({high}) for a sell"
+    if take is not None and take >= low:
+        return f"take_profit_price {take} must be below {name} ({low}) for a sell"
     return None

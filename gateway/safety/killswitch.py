@@ -219,15 +219,38 @@ class KillSwitch:
             self._on_order(order.model_copy(update={"status": OrderStatus.CANCELED}))
             report.add_cancelled(order.broker_order_id)
 
+    async def _still_open(self) -> dict[str, list[str]]:
+        """The orders left open after the cancels, by symbol: the broker's list, and the
+        book's open orders too (all of them when the broker cannot list its own)."""
+        left: dict[str, list[str]] = {}
+        orders = list(self._open_orders())
+        try:
+            orders += await self._broker.open_orders()
+        except BrokerError as exc:
+            log.error("kill switch could not list open orders before flattening: %s", exc)
+        for order in orders:
+            if order.is_open and order.client_order_id not in left.get(order.symbol, []):
+                left.setdefault(order.symbol, []).append(order.client_order_id)
+        return left
+
     async def _flatten_positions(self, report: KillReport) -> None:
         try:
             positions = await self._broker.positions()
         except BrokerError as exc:
             report.flatten_failed["*"] = str(exc)
             return
+        resting = await self._still_open()
         stamp = int(time.time() * 1000)
         for position in positions:
             if position.qty == 0:
+                continue
+            if position.symbol in resting:
+                # A stop that would not cancel must not fire into a position closed under it
+                # (it would open the other way): the position stays, with its stop, reported.
+                report.flatten_failed[position.symbol] = (
+                    f"orders still open at the broker ({', '.join(resting[position.symbol])}): "
+                    "not flattened, so none of them can fire into a closed position"
+                )
                 continue
             request = OrderRequest(
                 client_order_id=f"kill-{position.symbol}-{stamp}",

@@ -74,6 +74,7 @@ class Controls:
                 "by": by,
                 "cancelled": len(report.cancelled),
                 "failed": report.failed,
+                "flatten_failed": report.flatten_failed,
                 "summary": self._halt.summary(),
             },
         )
@@ -81,6 +82,7 @@ class Controls:
             "cancelled": len(report.cancelled),
             "failed": [{"order_id": oid, "reason": why} for oid, why in report.failed.items()],
             "flattened": report.flattened,
+            "flatten_failed": report.flatten_failed,
             "elapsed_ms": round(report.elapsed_ms, 3),
             "halt_ms": round(report.halt_ms, 3),
             "status": self._status(),

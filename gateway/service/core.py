@@ -363,6 +363,7 @@ class GatewayService:
         self.engine.evaluate_risk()
         self.engine.monitor.persist()
         self.protection.check()
+        self.engine.legs.sweep()
         self.publish_state()
         for symbol in self.quotes.symbols():
             age = self.quotes.age_s(symbol)
