@@ -141,7 +141,8 @@
       data = null;
     }
     if (response.status === 401) {
-      signOut("The gateway refused this token (wrong or expired). Sign in again.");
+      const why = data && typeof data.detail === "string" ? ` (${data.detail})` : "";
+      signOut(`The gateway refused this token: wrong or expired${why}. Sign in again.`);
       throw new Refused(401, data);
     }
     if (!response.ok) throw new Refused(response.status, data);
@@ -299,7 +300,7 @@
         if (lastEventId !== null) path = "/v1/events";
         const response = await fetch(path, { headers, signal: controller.signal, cache: "no-store" });
         if (response.status === 401) {
-          signOut("The gateway refused this token (wrong or expired). Sign in again.");
+          signOut("The gateway refused this token: wrong or expired. Sign in again.");
           return;
         }
         if (response.status === 404) {
