@@ -47,7 +47,7 @@ def test_sign_in_shows_state_risk_against_limits_and_the_chart(tab: Page) -> Non
     expect(tab.by("sign-in-form")).to_be_visible()
     signed_in(tab)
     expect(tab.by("sign-in-form")).to_be_hidden()
-    expect(tab.by("connection")).to_have_text("live")
+    expect(tab.by("connection")).to_have_attribute("data-state", "live")
     expect(tab.by("daily-loss")).to_contain_text("limit 2.00% · emergency 5.00%")
     expect(tab.by("drawdown")).to_contain_text("limit 10.00% · emergency 15.00%")
     expect(tab.by("heat")).to_contain_text("limit 25.00% · emergency 40.00%")
@@ -202,7 +202,7 @@ def test_the_gateway_going_away_shows_disconnected_then_recovers(
 
     # The same gateway (same state dir, same port) comes back: the page recovers by itself.
     gateway.process = start_gateway(tmp_path, port=gateway.process.port)
-    expect(tab.by("connection")).to_have_text("live", timeout=10000)
+    expect(tab.by("connection")).to_have_attribute("data-state", "live", timeout=10000)
     gateway.call("POST", "/v1/halt", json={"reason": "after the restart"})
     expect(tab.by("state")).to_have_text("HALTED", timeout=2000)
     expect(tab.by("halt-reason")).to_have_text("after the restart")

@@ -31,6 +31,7 @@
   let lastEventId = null;       // the stream's last id, to resume from
   let session = 0;              // bumped at sign-out: loops of an old session stop
   let connected = false;
+  let stream = "connecting";    // the event stream: connecting | up | down | absent
   let failingSince = null;
   let refreshTimer = null;
 
@@ -191,7 +192,8 @@
     $("#sign-out").hidden = false;
     byTest("token-input").value = "";
     connected = true;
-    setLink("live", "live");
+    stream = "connecting";
+    showLink();
     renderStatus();
     pollStatus(mine);
     pollTables(mine);
@@ -212,8 +214,19 @@
       connected = true;
       refreshSoon(0);
     }
-    setLink("live", "live");
+    showLink();
     $("#banner").classList.remove("stale");
+  }
+
+  function showLink() {
+    if (!connected) return;
+    const note = { up: "", absent: " (polling)", down: " (event stream reconnecting)", connecting: "" };
+    setLink("live", `live${note[stream] || ""}`);
+  }
+
+  function setStream(state) {
+    stream = state;
+    showLink();
   }
 
   function markDown() {
@@ -305,16 +318,19 @@
         }
         if (response.status === 404) {
           // A gateway without the event stream: the polls alone keep the page current.
+          setStream("absent");
           await sleep(30000);
           continue;
         }
         if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
-        markUp();
+        setStream("up");
         backoff = 500;
         await readStream(response.body, mine);
       } catch (_) {
+        // Whether the gateway is gone is the status poll's to say (within a second); a stream
+        // that drops while the gateway answers is said beside "live", and tried again.
         if (mine !== session) return;
-        markDown();
+        setStream("down");
       } finally {
         controller.abort();
       }
