@@ -285,6 +285,47 @@ class DecisionOrder(BaseModel):
     legs: list[OrderLeg] = Field(default_factory=list)
 
 
+class Order(BaseModel):
+    """The API's order view: the broker's fields, whose order it is, and when it changed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_order_id: str
+    broker_order_id: str
+    symbol: str
+    side: Side
+    quantity: Num
+    filled_quantity: Num
+    status: str
+    limit_price: Num | None = None
+    avg_fill_price: Num | None = None
+    order_type: OrderType = OrderType.MARKET
+    time_in_force: TimeInForce = TimeInForce.DAY
+    stop_price: Num | None = None
+    strategy: str | None = None
+    signal_id: str | None = None
+    # A bracket leg: its entry's client_order_id; null for any other order.
+    parent_id: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class FillRecord(BaseModel):
+    """One execution, as /v1/fills and the event stream give it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    fill_id: str
+    client_order_id: str
+    strategy: str | None
+    signal_id: str | None
+    symbol: str
+    side: Side
+    quantity: Num
+    price: Num
+    ts: str
+
+
 class DecisionRisk(BaseModel):
     model_config = ConfigDict(frozen=True)
 

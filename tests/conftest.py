@@ -20,6 +20,13 @@ from gateway.service import GatewayService
 ROOT = Path(__file__).resolve().parents[1]
 STRATEGY_TOKEN = "strategy-token-for-tests"
 ADMIN_TOKEN = "admin-token-for-tests"
+# Tokens bound to one strategy each (GATEWAY_STRATEGY_TOKENS).
+MOMENTUM_TOKEN = "momentum-bound-token-for-tests"
+MEANREV_TOKEN = "meanrev-bound-token-for-tests"
+BOUND_TOKENS = {
+    MOMENTUM_TOKEN: frozenset({"momentum"}),
+    MEANREV_TOKEN: frozenset({"meanrev"}),
+}
 RESUME_CODE = "resume-code-for-tests"
 
 BASE_RISK: dict[str, Any] = yaml.safe_load((ROOT / "config" / "risk_management.yaml").read_text())
@@ -121,7 +128,9 @@ async def make_service() -> AsyncIterator[Callable[..., Any]]:
 
 
 def api_client(service: GatewayService, token: str | None = STRATEGY_TOKEN) -> httpx.AsyncClient:
-    app = create_app(service, Tokens(strategy=STRATEGY_TOKEN, admin=ADMIN_TOKEN))
+    app = create_app(
+        service, Tokens(strategy=STRATEGY_TOKEN, admin=ADMIN_TOKEN, bound=BOUND_TOKENS)
+    )
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://gateway", headers=headers

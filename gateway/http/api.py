@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gateway.http.auth import Tokens
-from gateway.http.deps import make_auth
+from gateway.http.deps import StrategyNotAllowed, make_auth
 from gateway.http.limits import BodyLimit, BodyTooLarge, body_too_large
 from gateway.http.routes import probes, safety, signals, sim, ui, views
 from gateway.http.schemas import COMMON_RESPONSES
@@ -53,6 +53,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _strategy_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        status_code=403, content={"code": "strategy_not_allowed", "message": str(exc)}
+    )
+
+
 def create_app(
     service: GatewayService,
     tokens: Tokens,
@@ -71,6 +77,7 @@ def create_app(
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(BodyTooLarge, body_too_large)
+    app.add_exception_handler(StrategyNotAllowed, _strategy_not_allowed)
     app.add_middleware(BodyLimit)
     auth = make_auth(tokens)
     for area in (signals, safety, views, sim):

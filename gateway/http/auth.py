@@ -1,7 +1,9 @@
-"""Bearer tokens: a strategy token and an admin token.
+"""Bearer tokens: a strategy token, an admin token, and tokens bound to strategies.
 
 From GATEWAY_TOKEN / GATEWAY_ADMIN_TOKEN when set (taken as given); otherwise generated (32 random
 bytes each) and written to ``state_dir/tokens.json`` with mode 0600, where the CLI finds them.
+GATEWAY_STRATEGY_TOKENS="momentum=TOKEN1,meanrev=TOKEN2" binds tokens to strategies: such a
+token acts only for its strategies (a token named for several strategies acts for each).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,21 +28,69 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+STRATEGY_TOKENS_ENV = "GATEWAY_STRATEGY_TOKENS"
+_STRATEGY_NAME = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a token speaks for: its role, and the strategies it is bound to (None: any)."""
+
+    role: Role
+    strategies: frozenset[str] | None = None
+
+    def may_act_for(self, strategy: str | None) -> bool:
+        return self.strategies is None or strategy in self.strategies
+
+
 @dataclass(frozen=True)
 class Tokens:
-    """The two bearer tokens. Their repr hides them: a token is a secret, and a repr ends up in
-    logs, tracebacks and debugger output."""
+    """The bearer tokens. Their repr hides them: a token is a secret, and a repr ends up in
+    logs, tracebacks and debugger output. ``bound`` maps a bound token to its strategies."""
 
     strategy: str = field(repr=False)
     admin: str = field(repr=False)
+    bound: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
 
     def role_of(self, token: str) -> Role | None:
-        # Constant-time comparisons: a token is a secret.
-        if hmac.compare_digest(token.encode(), self.admin.encode()):
-            return Role.ADMIN
-        if hmac.compare_digest(token.encode(), self.strategy.encode()):
-            return Role.STRATEGY
-        return None
+        principal = self.principal_of(token)
+        return None if principal is None else principal.role
+
+    def principal_of(self, token: str) -> Principal | None:
+        # Constant-time comparisons, and every bound token compared: how long the check takes
+        # says nothing about which token came close.
+        given = token.encode()
+        found: Principal | None = None
+        if hmac.compare_digest(given, self.admin.encode()):
+            found = Principal(Role.ADMIN)
+        if hmac.compare_digest(given, self.strategy.encode()):
+            found = found or Principal(Role.STRATEGY)
+        for bound_token, strategies in self.bound.items():
+            if hmac.compare_digest(given, bound_token.encode()):
+                found = found or Principal(Role.STRATEGY, strategies)
+        return found
+
+
+def parse_strategy_tokens(
+    text: str, *, reserved: tuple[str, ...] = ()
+) -> dict[str, frozenset[str]]:
+    """``momentum=TOKEN1,meanrev=TOKEN2`` as token -> strategies; ConfigError naming the
+    variable and the pair for anything malformed (the token itself is never echoed)."""
+    bound: dict[str, set[str]] = {}
+    for n, pair in enumerate(text.split(","), start=1):
+        name, sep, token = pair.strip().partition("=")
+        name, token = name.strip(), token.strip()
+        if not sep or not token:
+            raise ConfigError([f"{STRATEGY_TOKENS_ENV}: pair {n} is not strategy=token"])
+        if not _STRATEGY_NAME.match(name):
+            why = f"strategy {name!r} is not 1-64 of [A-Za-z0-9._:-]"
+            raise ConfigError([f"{STRATEGY_TOKENS_ENV}: pair {n}: {why}"])
+        if token in reserved:
+            raise ConfigError(
+                [f"{STRATEGY_TOKENS_ENV}: pair {n}: the token is GATEWAY_TOKEN's or the admin's"]
+            )
+        bound.setdefault(token, set()).add(name)
+    return {token: frozenset(names) for token, names in bound.items()}
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -93,4 +144,6 @@ def ensure_tokens(state_dir: Path, environ: Mapping[str, str] | None = None) -> 
         raise ConfigError(["GATEWAY_TOKEN and GATEWAY_ADMIN_TOKEN must differ"])
     if not env.get("GATEWAY_TOKEN") or not env.get("GATEWAY_ADMIN_TOKEN"):
         _write_private(path, json.dumps({"strategy": strategy, "admin": admin}))
-    return Tokens(strategy=strategy, admin=admin)
+    text = env.get(STRATEGY_TOKENS_ENV, "").strip()
+    bound = parse_strategy_tokens(text, reserved=(strategy, admin)) if text else {}
+    return Tokens(strategy=strategy, admin=admin, bound=bound)

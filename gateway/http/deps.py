@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gateway.http.auth import Role, Tokens
+from gateway.http.auth import Principal, Role, Tokens
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -40,17 +40,38 @@ def make_auth(tokens: Tokens) -> Auth:
         ) -> Role:
             if credentials is None or not credentials.credentials:
                 raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
-            granted = tokens.role_of(credentials.credentials)
-            if granted is None:
+            principal = tokens.principal_of(credentials.credentials)
+            if principal is None:
                 raise HTTPException(401, "unknown token", {"WWW-Authenticate": "Bearer"})
+            granted = principal.role
             if role is Role.ADMIN and granted is not Role.ADMIN:
                 raise HTTPException(403, "this action needs the admin token")
             request.state.role = granted
+            request.state.principal = principal
             return granted
 
         return check
 
     return Auth(any_token=require(Role.STRATEGY), admin_token=require(Role.ADMIN))
+
+
+def principal(request: Request) -> Principal:
+    """The principal of the request's token (set by the route's auth dependency)."""
+    found: Principal = request.state.principal
+    return found
+
+
+class StrategyNotAllowed(Exception):
+    """A bound token acting for a strategy it is not bound to (403 strategy_not_allowed)."""
+
+    def __init__(self, strategy: str):
+        super().__init__(f"this token is not bound to strategy {strategy!r}")
+
+
+def check_strategy(request: Request, strategy: str | None) -> None:
+    """Raise StrategyNotAllowed unless the request's token may act for ``strategy``."""
+    if not principal(request).may_act_for(strategy):
+        raise StrategyNotAllowed(strategy or "")
 
 
 def actor(request: Request) -> str:

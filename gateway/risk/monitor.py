@@ -54,6 +54,8 @@ class RiskMonitor:
         self._halt = halt
         self._metrics = metrics
         self._clock = clock
+        # Told after the risk state changed here (the service publishes it on the event stream).
+        self.on_state: Callable[[], None] = lambda: None
         self._marks: EquityMarks | None = None
         self.reduce_only: str | None = None  # why the gateway is REDUCE_ONLY, while it is
 
@@ -139,6 +141,7 @@ class RiskMonitor:
             )
             self.persist()
             self._metrics.set_state(self.state.value)
+            self.on_state()
             return measures
         breach = limit_breach(measures, self._risk)
         if breach is not None and self.reduce_only is None:
@@ -157,4 +160,5 @@ class RiskMonitor:
             log.warning("risk state REDUCE_ONLY: %s", self.reduce_only)
             self.persist()
             self._metrics.set_state(self.state.value)
+            self.on_state()
         return measures

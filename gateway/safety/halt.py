@@ -174,6 +174,11 @@ class HaltManager:
         self._ensure_restored()
         return self._persisted
 
+    def summary_resume_at(self) -> str | None:
+        """When the cooldown of the halt in force ends (ISO-8601), or None when not halted."""
+        current = self.current
+        return None if current is None else (current.since + self._cooldown).isoformat()
+
     def summary(self) -> dict[str, Any] | None:
         """The status's `halt` object, or None when not halted."""
         current = self.current

@@ -74,6 +74,7 @@ class GatewayService:
             listeners=[self._on_halt_event],
         )
         self._unreadable: str | None = None
+        self._state_published: dict[str, Any] | None = None
         self.failures = self._restore_failures()
         # The adapter itself (the simulated market's controls, the status), and the same behind
         # the one retry layer for everything that trades or reads.
@@ -93,6 +94,7 @@ class GatewayService:
             clock=clock,
             lookups=self.broker,
         )
+        self.engine.monitor.on_state = self.publish_state
         self._wire_operations()
 
     def _wire_operations(self) -> None:
@@ -167,6 +169,7 @@ class GatewayService:
             self.halt.halt(self._unreadable, HaltTrigger.STATE_UNREADABLE, by="service")
         await self.reconcile()
         await self._complete_interrupted_kill()
+        self.publish_state()
         self.scheduler.start()
         log.info(
             "gateway ready: %s broker, mode %s, state %s",
@@ -248,6 +251,7 @@ class GatewayService:
         if event.kind in ("resume", "forced_resume"):
             payload["blocked"] = event.blocked
         self.journal.record_event(f"halt.{event.kind}", payload, at=event.at)
+        self.publish_state()
         if event.kind == "halt" and event.record is not None:
             self.metrics.observe_halt(event.record.trigger.value)
         if event.kind in ("halt", "forced_resume"):
@@ -318,6 +322,7 @@ class GatewayService:
             self._equity_mark = equity
             self.journal.record_event("equity", {"equity": equity})
         self.engine.monitor.persist()
+        self.publish_state()
         for symbol in self.quotes.symbols():
             age = self.quotes.age_s(symbol)
             if age is not None:
@@ -336,6 +341,27 @@ class GatewayService:
         self._reconnect_task = asyncio.create_task(
             self.scheduler.jobs["reconcile"].run(), name="reconcile-after-reconnect"
         )
+
+    def publish_state(self) -> None:
+        """A ``state`` event on the stream when the risk state or the halt changed since the
+        last one (and once at start)."""
+        halt = self.halt.current
+        payload: dict[str, Any] = {
+            "state": self.engine.state.value,
+            "halt": None
+            if halt is None
+            else {
+                "reason": halt.reason,
+                "trigger": halt.trigger.value,
+                "since": halt.since.isoformat(),
+                "resume_allowed_at": self.halt.summary_resume_at(),
+                "kill_switch": halt.kill_switch,
+            },
+            "reduce_only": self.engine.reduce_only_reason,
+        }
+        if payload != self._state_published:
+            self._state_published = payload
+            self.journal.record_state(payload)
 
     # --- status ------------------------------------------------------------------------------
 

@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from brokers.base import BrokerOrder, OrderRequest, utcnow
+from gateway.store import stream
 from gateway.store.orders import OrderRows, OrderUpdate
 from gateway.store.reads import JournalReads
 from gateway.store.schema import (
+    ORDER_COLUMNS,
     SCHEMA_VERSION,
     Checkpointer,
     JournalError,
@@ -95,6 +97,10 @@ class Journal(JournalReads):
         )
         self._tx.forget = self._orders.forget
         self._checkpointer = Checkpointer(path, interval_s=checkpoint_interval_s)
+
+    def on_commit(self, listener: Callable[[], None] | None) -> None:
+        """Call ``listener`` after every commit (it must be quick and never raise)."""
+        self._tx.on_commit = listener
 
     # --- health ------------------------------------------------------------------------------
 
@@ -185,7 +191,7 @@ class Journal(JournalReads):
             raise tx.undo(how, exc) from exc
         try:
             if order is not None:
-                self._orders.write_intent(db, signal_id, order, valued_at, now)
+                self._orders.write_intent(db, signal_id, order, valued_at, now, strategy=strategy)
         except BaseException as exc:
             if how == JOINED and db.in_transaction:
                 try:
@@ -207,15 +213,16 @@ class Journal(JournalReads):
         outcome: str,
         defer: bool = False,
     ) -> int:
-        """A signal refused before any order existed: one row."""
+        """A signal refused before any order existed: its row, and its decision's event."""
         now = _now()
-        how = self._tx.begin(1)
+        how = self._tx.begin(2)
         try:
             self._db.execute(
                 "INSERT INTO signals (signal_id, body_hash, body, strategy, symbol, decision, "
                 "outcome, received_at, decided_at) VALUES (?,?,?,?,?,?,?,?,?)",
                 (signal_id, body_hash, body, strategy, symbol, decision_json, outcome, now, now),
             )
+            stream.append(self._db, stream.DECISION, strategy, decision_json, now)
         except BaseException as exc:
             raise self._tx.undo(how, exc) from exc
         return self._tx.end(how, defer)
@@ -231,12 +238,15 @@ class Journal(JournalReads):
         now = _now()
         rows = self._orders
         state = None if order is None else rows.new_state(order, None)
-        how = self._tx.begin(1 if state is None else 2)
+        how = self._tx.begin(2)
         try:
-            self._db.execute(
-                "UPDATE signals SET decision=?, outcome=?, decided_at=? WHERE signal_id=?",
+            row = self._db.execute(
+                "UPDATE signals SET decision=?, outcome=?, decided_at=? WHERE signal_id=? "
+                "RETURNING strategy",
                 (decision_json, outcome, now, signal_id),
-            )
+            ).fetchone()
+            strategy = row[0] if row else None
+            stream.append(self._db, stream.DECISION, strategy, decision_json, now)
             if order is not None and state is not None:
                 rows.write_state(self._db, order, state, now)
         except BaseException as exc:
@@ -295,10 +305,13 @@ class Journal(JournalReads):
         now = _now()
 
         def write() -> None:
-            self._db.execute(
-                "UPDATE orders SET status=?, updated_at=? WHERE client_order_id=?",
+            row = self._db.execute(
+                f"UPDATE orders SET status=?, updated_at=? WHERE client_order_id=? "
+                f"RETURNING {ORDER_COLUMNS}",
                 (status, now, client_order_id),
-            )
+            ).fetchone()
+            if row is not None:
+                stream.append_order(self._db, StoredOrder(*row), now)
             self._db.execute(
                 "INSERT INTO order_events (client_order_id, status, detail, at) VALUES (?,?,?,?)",
                 (client_order_id, status, detail, now),
@@ -307,7 +320,18 @@ class Journal(JournalReads):
         return self._soft(
             write,
             lambda: self.record_order_status(client_order_id, status, detail),
-            statements=2,
+            statements=3,
+            defer=False,
+        )
+
+    def record_state(self, payload: dict[str, Any]) -> bool:
+        """A change of risk state, halt or resume, as the event stream gives it."""
+        now = _now()
+        text = json.dumps(payload, default=str)
+        return self._soft(
+            lambda: stream.append(self._db, stream.STATE, None, text, now),
+            lambda: self.record_state(payload),
+            statements=1,
             defer=False,
         )
 

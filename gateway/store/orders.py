@@ -10,6 +10,9 @@ from __future__ import annotations
 import sqlite3
 
 from brokers.base import BrokerOrder, Fill, OrderRequest
+from gateway.models import FillRecord
+from gateway.store import stream
+from gateway.store.schema import ORDER_COLUMNS, StoredOrder
 
 # An order's journaled state: broker_order_id, status, filled_quantity, avg_fill_price.
 OrderState = tuple[str, str, str, str | None]
@@ -22,6 +25,8 @@ STATES_KEPT = 10_000
 class OrderRows:
     def __init__(self) -> None:
         self._states: dict[str, OrderState] = {}
+        # Whose each recent order is (strategy, signal_id): what a fill's event names.
+        self._owners: dict[str, tuple[str | None, str | None]] = {}
 
     def forget(self, client_order_id: str | None = None) -> None:
         if client_order_id is None:
@@ -49,12 +54,17 @@ class OrderRows:
         order: OrderRequest,
         valued_at: str | None,
         now: str,
+        *,
+        strategy: str | None = None,
+        parent_id: str | None = None,
+        role: str | None = None,
     ) -> None:
         """The order about to be sent, as ``pending_submit`` until the broker answers."""
         db.execute(
             "INSERT INTO orders (client_order_id, signal_id, symbol, side, quantity, "
             "order_type, limit_price, time_in_force, valued_at, status, submit_count, "
-            "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,1,?,?)",
+            "created_at, updated_at, strategy, stop_price, parent_id, role) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,1,?,?,?,?,?,?)",
             (
                 order.client_order_id,
                 signal_id,
@@ -62,14 +72,36 @@ class OrderRows:
                 order.side.value,
                 str(order.quantity),
                 order.order_type.value,
-                str(order.limit_price) if order.limit_price is not None else None,
+                _text(order.limit_price),
                 order.time_in_force.value,
                 valued_at,
                 "pending_submit",
                 now,
                 now,
+                strategy,
+                _text(order.stop_price),
+                parent_id,
+                role,
             ),
         )
+        self._remember_owner(order.client_order_id, strategy, signal_id)
+
+    def _remember_owner(self, coid: str, strategy: str | None, signal_id: str | None) -> None:
+        owners = self._owners
+        owners.pop(coid, None)
+        owners[coid] = (strategy, signal_id)
+        if len(owners) > STATES_KEPT:
+            del owners[next(iter(owners))]
+
+    def _owner(self, db: sqlite3.Connection, coid: str) -> tuple[str | None, str | None]:
+        owner = self._owners.get(coid)
+        if owner is None:
+            row = db.execute(
+                "SELECT strategy, signal_id FROM orders WHERE client_order_id=?", (coid,)
+            ).fetchone()
+            owner = (row[0], row[1]) if row else (None, None)
+            self._remember_owner(coid, *owner)
+        return owner
 
     def write_state(
         self,
@@ -80,18 +112,18 @@ class OrderRows:
         detail: str | None = None,
     ) -> None:
         coid = order.client_order_id
-        cur = db.execute(
+        row = db.execute(
             "UPDATE orders SET broker_order_id=?, status=?, filled_quantity=?, avg_fill_price=?, "
-            "updated_at=? WHERE client_order_id=?",
+            f"updated_at=? WHERE client_order_id=? RETURNING {ORDER_COLUMNS}",
             (*state, now, coid),
-        )
-        if cur.rowcount == 0:
+        ).fetchone()
+        if row is None:
             # An order we did not send (adopted from the broker): journal it as external.
-            db.execute(
+            row = db.execute(
                 "INSERT INTO orders (client_order_id, broker_order_id, symbol, side, quantity, "
                 "order_type, limit_price, time_in_force, status, filled_quantity, "
-                "avg_fill_price, external, created_at, updated_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,1,?,?)",
+                "avg_fill_price, external, created_at, updated_at, stop_price) "
+                f"VALUES (?,?,?,?,?,?,?,?,?,?,?,1,?,?,?) RETURNING {ORDER_COLUMNS}",
                 (
                     order.client_order_id,
                     order.broker_order_id,
@@ -99,15 +131,19 @@ class OrderRows:
                     order.side.value,
                     str(order.quantity),
                     order.order_type.value,
-                    str(order.limit_price) if order.limit_price is not None else None,
+                    _text(order.limit_price),
                     order.time_in_force.value,
                     order.status.value,
                     str(order.filled_quantity),
-                    str(order.avg_fill_price) if order.avg_fill_price is not None else None,
+                    _text(order.avg_fill_price),
                     now,
                     now,
+                    _text(order.stop_price),
                 ),
-            )
+            ).fetchone()
+        stored = StoredOrder(*row)
+        self._remember_owner(coid, stored.strategy, stored.signal_id)
+        stream.append_order(db, stored, now)
         db.execute(
             "INSERT INTO order_events (client_order_id, status, filled_quantity, detail, at) "
             "VALUES (?,?,?,?,?)",
@@ -125,23 +161,49 @@ class OrderRows:
         if state is not None:
             self.write_state(db, order, state, now, detail)
         if fill is not None:
-            db.execute(
-                "INSERT INTO fills (client_order_id, fill_id, symbol, side, quantity, price, "
-                "at) VALUES (?,?,?,?,?,?,?)",
-                (
-                    fill.client_order_id,
-                    fill.fill_id,
-                    fill.symbol,
-                    fill.side.value,
-                    str(fill.quantity),
-                    str(fill.price),
-                    fill.ts.isoformat(),
-                ),
-            )
+            self.write_fill(db, fill, now)
+
+    def write_fill(self, db: sqlite3.Connection, fill: Fill, now: str) -> None:
+        """A fill, once: the broker's fill_id recognises one reported again (a reconnect's
+        catch-up, a repeated event), which adds no row and no event."""
+        ts = fill.ts.isoformat()
+        row = db.execute(
+            "INSERT INTO fills (client_order_id, fill_id, symbol, side, quantity, price, at) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT (client_order_id, fill_id) WHERE fill_id <> '' "
+            "DO NOTHING RETURNING id",
+            (
+                fill.client_order_id,
+                fill.fill_id,
+                fill.symbol,
+                fill.side.value,
+                str(fill.quantity),
+                str(fill.price),
+                ts,
+            ),
+        ).fetchone()
+        if row is None:
+            return
+        strategy, signal_id = self._owner(db, fill.client_order_id)
+        record = FillRecord(
+            fill_id=fill.fill_id or f"journal-{row[0]}",
+            client_order_id=fill.client_order_id,
+            strategy=strategy,
+            signal_id=signal_id,
+            symbol=fill.symbol,
+            side=fill.side,
+            quantity=fill.quantity,
+            price=fill.price,
+            ts=ts,
+        )
+        stream.append_fill(db, record, now)
 
     def statements(self, updates: list[OrderUpdate]) -> int:
         """How many statements a batch writes, at most (one needs no savepoint)."""
         if len(updates) != 1:
             return 2
         order, fill, detail = updates[0]
-        return (self.new_state(order, detail) is not None) * 2 + (fill is not None)
+        return (self.new_state(order, detail) is not None) * 3 + (fill is not None) * 3
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -8,10 +8,35 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
-from gateway.store.schema import OPEN_STATUSES, JournalUnavailable, StoredOrder, StoredSignal
+from gateway.models import FillRecord
+from gateway.store.schema import (
+    OPEN_STATUSES,
+    ORDER_COLUMNS,
+    JournalUnavailable,
+    StoredOrder,
+    StoredSignal,
+)
+
+
+def fill_record(row: tuple[Any, ...]) -> FillRecord:
+    """A fills row (id, fill_id, client_order_id, strategy, signal_id, symbol, side, quantity,
+    price, at) as the API gives it; a fill the broker gave no id is named by its row."""
+    rowid, fill_id, coid, strategy, signal_id, symbol, side, qty, price, at = row
+    return FillRecord(
+        fill_id=fill_id or f"journal-{rowid}",
+        client_order_id=coid,
+        strategy=strategy,
+        signal_id=signal_id,
+        symbol=symbol,
+        side=side,
+        quantity=qty,
+        price=price,
+        ts=at,
+    )
+
 
 _HALT_KINDS = ("halt.halt", "halt.resume", "halt.forced_resume")
 
@@ -51,17 +76,57 @@ class JournalReads:
         )
         return None if not rows else StoredSignal(*rows[0])
 
-    def orders(self, *, open_only: bool = False) -> list[StoredOrder]:
-        sql = (
-            "SELECT client_order_id, signal_id, broker_order_id, symbol, side, quantity, "
-            "order_type, limit_price, time_in_force, valued_at, status, filled_quantity, "
-            "avg_fill_price, external, submit_count FROM orders"
-        )
-        params: tuple[str, ...] = ()
+    def orders(
+        self,
+        *,
+        open_only: bool = False,
+        strategies: Collection[str] | None = None,
+        symbol: str | None = None,
+    ) -> list[StoredOrder]:
+        """The journal's orders, oldest first, matching every filter given (``strategies``:
+        the order belongs to one of them)."""
+        where: list[str] = []
+        params: list[str] = []
         if open_only:
-            sql += f" WHERE status IN ({','.join('?' * len(OPEN_STATUSES))})"
-            params = OPEN_STATUSES
-        return [StoredOrder(*row) for row in self._rows(sql + " ORDER BY rowid", params)]
+            where.append(f"status IN ({','.join('?' * len(OPEN_STATUSES))})")
+            params.extend(OPEN_STATUSES)
+        if strategies is not None:
+            where.append(f"strategy IN ({','.join('?' * len(strategies))})")
+            params.extend(strategies)
+        if symbol is not None:
+            where.append("symbol = ?")
+            params.append(symbol)
+        sql = f"SELECT {ORDER_COLUMNS} FROM orders"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [StoredOrder(*row) for row in self._rows(sql + " ORDER BY rowid", tuple(params))]
+
+    def order(self, client_order_id: str) -> StoredOrder | None:
+        rows = self._rows(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id=?", (client_order_id,)
+        )
+        return StoredOrder(*rows[0]) if rows else None
+
+    def fills(
+        self, *, strategies: Collection[str] | None = None, symbol: str | None = None
+    ) -> list[FillRecord]:
+        """Every fill, oldest first, with the strategy and signal of its order."""
+        where: list[str] = []
+        params: list[str] = []
+        if strategies is not None:
+            where.append(f"o.strategy IN ({','.join('?' * len(strategies))})")
+            params.extend(strategies)
+        if symbol is not None:
+            where.append("f.symbol = ?")
+            params.append(symbol)
+        sql = (
+            "SELECT f.id, f.fill_id, f.client_order_id, o.strategy, o.signal_id, f.symbol, "
+            "f.side, f.quantity, f.price, f.at FROM fills f "
+            "LEFT JOIN orders o ON o.client_order_id = f.client_order_id"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [fill_record(row) for row in self._rows(sql + " ORDER BY f.id", tuple(params))]
 
     def events(self, kind: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         if kind is None:

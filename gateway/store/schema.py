@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from brokers.base import BrokerOrder, OrderRequest
+from gateway.models import Order
 
 log = logging.getLogger("gateway.store.journal")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -77,6 +78,33 @@ MIGRATIONS: dict[int, str] = {
     CREATE TABLE kv (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
+    );
+    """,
+    # Orders a strategy manages: whose an order is, its stop and its bracket parent; fills
+    # recognised when the broker reports one twice; and the event log strategies follow
+    # (GET /v1/events), whose seq is the event id: written in the transaction of the change
+    # it reports, so the journal is the event log and nothing lives only in memory.
+    2: """
+    ALTER TABLE orders ADD COLUMN strategy TEXT;
+    ALTER TABLE orders ADD COLUMN stop_price TEXT;
+    ALTER TABLE orders ADD COLUMN parent_id TEXT;
+    ALTER TABLE orders ADD COLUMN role TEXT;
+    UPDATE orders SET strategy = (
+        SELECT strategy FROM signals WHERE signals.signal_id = orders.signal_id
+    );
+    CREATE INDEX orders_strategy ON orders(strategy);
+    CREATE INDEX orders_parent ON orders(parent_id) WHERE parent_id IS NOT NULL;
+    DELETE FROM fills WHERE fill_id <> '' AND id NOT IN (
+        SELECT MIN(id) FROM fills WHERE fill_id <> '' GROUP BY client_order_id, fill_id
+    );
+    CREATE UNIQUE INDEX fills_once ON fills(client_order_id, fill_id) WHERE fill_id <> '';
+    CREATE INDEX fills_order ON fills(client_order_id);
+    CREATE TABLE stream (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        type TEXT NOT NULL,
+        strategy TEXT,
+        payload TEXT NOT NULL,
+        at TEXT NOT NULL
     );
     """,
 }
@@ -145,10 +173,42 @@ class StoredOrder:
     avg_fill_price: str | None
     external: bool
     submit_count: int
+    strategy: str | None = None
+    stop_price: str | None = None
+    parent_id: str | None = None
+    role: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+    def view_status(self) -> str:
+        # "pending_submit" (and "lost") are the journal's own states: the intent, before any
+        # broker answer. Clients see the broker's vocabulary.
+        return "new" if self.status in ("pending_submit", "lost") else self.status
+
+    def view(self) -> Order:
+        """The API's Order (GET /v1/orders, the event stream)."""
+        return Order(
+            client_order_id=self.client_order_id,
+            broker_order_id=self.broker_order_id or "",
+            symbol=self.symbol,
+            side=self.side,
+            quantity=self.quantity,
+            filled_quantity=self.filled_quantity,
+            status=self.view_status(),
+            limit_price=self.limit_price,
+            avg_fill_price=self.avg_fill_price,
+            order_type=self.order_type,
+            time_in_force=self.time_in_force,
+            stop_price=self.stop_price,
+            strategy=self.strategy,
+            signal_id=self.signal_id,
+            parent_id=self.parent_id,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
 
     def to_broker_order(self) -> BrokerOrder:
-        # "pending_submit" is the journal's own state: the intent, before any broker answer.
-        status = "new" if self.status in ("pending_submit", "lost") else self.status
+        status = self.view_status()
         return BrokerOrder(
             client_order_id=self.client_order_id,
             broker_order_id=self.broker_order_id or "",
@@ -161,6 +221,7 @@ class StoredOrder:
             avg_fill_price=self.avg_fill_price,
             order_type=self.order_type,
             time_in_force=self.time_in_force,
+            stop_price=self.stop_price,
         )
 
     def to_request(self) -> OrderRequest:
@@ -173,7 +234,16 @@ class StoredOrder:
             order_type=self.order_type,
             limit_price=self.limit_price,
             time_in_force=self.time_in_force,
+            stop_price=self.stop_price,
         )
+
+
+# Every column of StoredOrder, in its field order (SELECT and RETURNING lists).
+ORDER_COLUMNS = (
+    "client_order_id, signal_id, broker_order_id, symbol, side, quantity, order_type, "
+    "limit_price, time_in_force, valued_at, status, filled_quantity, avg_fill_price, external, "
+    "submit_count, strategy, stop_price, parent_id, role, created_at, updated_at"
+)
 
 
 def open_journal(path: Path, durability: str) -> sqlite3.Connection:

@@ -84,6 +84,8 @@ class Transactions:
         # Called when what a write remembered (the journal's caches) can no longer be trusted.
         self.forget: Callable[[], None] = lambda: None
         self._dropping = False  # the backlog is full and drops its oldest soft writes
+        # Told after every commit (the event stream's readers wake up: new rows are visible).
+        self.on_commit: Callable[[], None] | None = None
 
     @property
     def backlog(self) -> int:
@@ -189,6 +191,8 @@ class Transactions:
             self._soft.clear()
             if self.on_write is not None:
                 self.on_write(time.perf_counter() - self._opened_at)
+            if self.on_commit is not None:
+                self.on_commit()
             self._succeeded()
         self._resolve_waiters(None)
         self._check(ticket)

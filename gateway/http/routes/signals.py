@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from gateway.errors import SignalConflict
-from gateway.http.deps import Auth
+from gateway.http.deps import Auth, check_strategy
 from gateway.http.exact_json import ExactJSONRoute
 from gateway.http.schemas import ErrorBody
 from gateway.models import Decision, OutcomeReport, Signal
@@ -22,9 +22,10 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
     @api.post(
         "/v1/signals",
         response_model=Decision,
-        responses={409: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+        responses={403: {"model": ErrorBody}, 409: {"model": ErrorBody}, 503: {"model": ErrorBody}},
     )
-    async def post_signal(signal: Signal) -> Response:
+    async def post_signal(signal: Signal, request: Request) -> Response:
+        check_strategy(request, signal.strategy)
         engine = service.engine
         if not engine.ready:
             reason = "shutting down" if engine.shutting_down else "starting"
@@ -44,7 +45,8 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
         return Response(answer.decision_json, media_type="application/json", headers=headers)
 
     @api.post("/v1/outcomes")
-    async def post_outcome(report: OutcomeReport) -> dict[str, Any]:
+    async def post_outcome(report: OutcomeReport, request: Request) -> dict[str, Any]:
+        check_strategy(request, report.strategy)
         return service.record_outcome(report)
 
     return api
