@@ -45,7 +45,8 @@ def test_the_variable_is_parsed_and_checked() -> None:
         parse_strategy_tokens("momentum=ADMIN", reserved=("STRAT", "ADMIN"))
 
 
-def test_the_server_binds_tokens_from_the_environment(tmp_path: Path) -> None:    env = {
+def test_the_server_binds_tokens_from_the_environment(tmp_path: Path) -> None:
+    env = {
         "GATEWAY_TOKEN": "s" * 32,
         "GATEWAY_ADMIN_TOKEN": "a" * 32,
         "GATEWAY_STRATEGY_TOKENS": "momentum=" + "m" * 32,
