@@ -34,6 +34,7 @@
   let stream = "connecting";    // the event stream: connecting | up | down | absent
   let failingSince = null;
   let refreshTimer = null;
+  let streamAbort = null;       // aborts the open event stream (at sign-out)
 
   // --- small helpers -------------------------------------------------------------------------
 
@@ -163,6 +164,7 @@
 
   function signOut(message) {
     session += 1;
+    if (streamAbort) streamAbort.abort();
     token = null;
     sessionStorage.removeItem(TOKEN_KEY);
     status = null;
@@ -255,6 +257,31 @@
     }
   }
 
+  let statusBusy = false;
+  let statusAgain = false;
+
+  async function statusNow() {
+    if (statusBusy) {
+      statusAgain = true;
+      return;
+    }
+    statusBusy = true;
+    const mine = session;
+    try {
+      do {
+        statusAgain = false;
+        const fresh = await api("GET", "/v1/status");
+        if (mine !== session) return;
+        status = fresh;
+        renderStatus();
+      } while (statusAgain);
+    } catch (_) {
+      // the poll says whether the gateway is gone
+    } finally {
+      statusBusy = false;
+    }
+  }
+
   async function pollTables(mine) {
     while (mine === session) {
       await refreshTables(mine);
@@ -304,6 +331,7 @@
     let backoff = 500;
     while (mine === session) {
       const controller = new AbortController();
+      streamAbort = controller;
       try {
         const headers = { Authorization: `Bearer ${token}`, Accept: "text/event-stream" };
         // The first connection replays the journal's events (the last decisions and fills);
@@ -395,11 +423,9 @@
       if (fills.length > KEEP_ROWS) fills.length = KEEP_ROWS;
       refreshSoon();
     } else if (event.type === "state") {
-      if (status) {
-        status.state = data.state;
-        status.halt = data.halt;
-        renderStatus();
-      }
+      // Not applied as such: a replay from the start carries every old state too. The status
+      // is the truth; ask it now.
+      statusNow();
       refreshSoon(0);
     }
     if (!renderQueued) {
