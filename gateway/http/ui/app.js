@@ -15,6 +15,8 @@
   const STATUS_EVERY_MS = 1000;
   const TABLES_EVERY_MS = 2000;
   const KEEP_ROWS = 50;
+  const API_TIMEOUT_MS = 4000;
+  const CONTROL_TIMEOUT_MS = 30000;
   const OPEN = new Set(["new", "accepted", "partially_filled", "pending_cancel", "pending_submit"]);
   const STATE_TEXT = { active: "ACTIVE", reduce_only: "REDUCE ONLY", halted: "HALTED" };
 
@@ -135,6 +137,9 @@
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
+      // A gateway that stops answering (not only one that refuses connections) shows as
+      // disconnected within seconds. The kill switch may take longer: it waits for the broker.
+      signal: AbortSignal.timeout(method === "GET" ? API_TIMEOUT_MS : CONTROL_TIMEOUT_MS),
     });
     let data = null;
     try {
@@ -197,6 +202,7 @@
     stream = "connecting";
     showLink();
     renderStatus();
+    renderTables();
     pollStatus(mine);
     pollTables(mine);
     followEvents(mine);
