@@ -229,15 +229,11 @@ class Signal(BaseModel):
     order_type: OrderType = OrderType.MARKET
     limit_price: ExactPositiveNum | None = None
     time_in_force: TimeInForce = TimeInForce.DAY
+    stop_price: ExactPositiveNum | None = None
 
     @model_validator(mode="after")
-    def _limit_price_matches_type(self) -> Signal:
-        if self.order_type.has_stop:
-            # The pipeline prices and checks market and limit orders; a stop reaches the
-            # broker only once its pricing and triggering are in place (stops held by the
-            # broker), never valued as if it were a market order.
-            raise ValueError(f"order_type: {self.order_type.value} is not accepted on a signal")
-        check_limit_price(self.order_type, self.limit_price)
+    def _prices_match_type(self) -> Signal:
+        check_limit_price(self.order_type, self.limit_price, self.stop_price)
         return self
 
 

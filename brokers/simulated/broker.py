@@ -5,8 +5,18 @@ A deterministic market (no randomness anywhere): quotes come from the constructo
 (subscribing only adds symbols, it never silences the others), except a quote set with an
 explicit ``ts``, which keeps it (so a test can make a symbol stale). Market orders fill at once
 at the ask (buy) or bid (sell); limit orders rest until the market crosses them and then fill at
-the limit or better. Equity = cash + positions marked at mid. Buying power = equity x
-``margin_multiplier`` - gross position value - open buy orders.
+the limit or better; stop and stop_limit orders rest until the market reaches their stop (see
+``market.py``). With ``fill_quantity_per_tick`` an order fills at most that much per quote or
+tick and rests ``partially_filled`` meanwhile (see ``desk.py``: fills, replace, refusal codes).
+Equity = cash + positions marked at mid. Buying power = equity x ``margin_multiplier`` - gross
+position value - open buy orders (at their limit; a market order at the ask, a stop at
+max(stop, ask)).
+
+Beyond the broker protocol, one simulator-only call: ``await link_oco(client_order_ids)`` puts
+open orders of one symbol in a one-cancels-other group (returns its id, ``oco-<broker id>``):
+when one member fills, even partly, the others are reduced to what it has left to fill, and
+cancelled when that is nothing (an OrderEvent each, reason ``oco: ...``). ``oco_group(id)``
+lists a group's members. Groups live in the state file with the orders.
 
 The account (cash, positions, every order, the id counter, the submit counts) lives in the
 SQLite file ``state_path`` when one is given (see ``state.py``): the broker kept running while
@@ -17,14 +27,15 @@ Fire drills (``faults``, see ``faults.py``) change only what the broker does, ne
 reports it: a lost answer is a ``BrokerUnavailable`` like any dropped connection. A call made
 while the broker is not connected raises ``NotSent`` (the request never left).
 ``fail_cancels`` lets a drill make the broker refuse some cancels, to exercise the kill switch's
-retry-and-report path.
+retry-and-report path. The latency drill delays replace and link_oco like every other call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -36,37 +47,23 @@ from brokers.base import (
     BrokerOrder,
     CancelReport,
     ConnectionEvent,
-    Fill,
     OrderChange,
-    OrderEvent,
     OrderRequest,
     OrderStatus,
-    OrderType,
     Position,
     Quote,
     QuoteEvent,
-    Side,
-    TimeInForce,
-    assemble,
     to_decimal,
     utcnow,
 )
-from brokers.errors import BrokerUnavailable, NotSent, OrderNotFound, OrderRejected
+from brokers.errors import BrokerError, BrokerUnavailable, NotSent, OrderRejected
+from brokers.simulated.desk import OrderDesk
 from brokers.simulated.faults import Faults, FaultState
 from brokers.simulated.ledger import ZERO, Ledger
-from brokers.simulated.market import SimQuote, crossing_price
+from brokers.simulated.market import SimQuote
 from brokers.simulated.state import StateFile
 
-
-def _with(order: BrokerOrder, **changes: Any) -> BrokerOrder:
-    """``order`` with some fields changed (the simulator's own, valid values)."""
-    return assemble(BrokerOrder, {**order.__dict__, **changes})
-
-
-def _order_event(
-    order: BrokerOrder, fill: Fill | None = None, reason: str | None = None
-) -> OrderEvent:
-    return assemble(OrderEvent, {"kind": "order", "order": order, "fill": fill, "reason": reason})
+log = logging.getLogger("brokers.simulated")
 
 
 class SimulatedBroker:
@@ -82,10 +79,12 @@ class SimulatedBroker:
         clock: Callable[[], datetime] = utcnow,
         state_path: Path | None = None,
         faults: Faults | None = None,
+        fill_quantity_per_tick: float | Decimal | int | None = None,
     ):
         """``state_path``: the SQLite file holding the account (created with ``initial_cash``
         when missing; ``BrokerError(code="bad_state")`` when unreadable); None keeps it in
-        memory. ``faults``: the fire drills in force from the start."""
+        memory. ``faults``: the fire drills in force from the start.
+        ``fill_quantity_per_tick``: the most an order fills per quote or tick (None: all)."""
         self._clock = clock
         self._tick_s = tick_s
         self._margin = to_decimal(margin_multiplier)
@@ -99,9 +98,26 @@ class SimulatedBroker:
         now = clock()
         for symbol, (bid, ask) in (quotes or {}).items():
             self._quotes[symbol] = SimQuote(to_decimal(bid), to_decimal(ask), now, False)
+        self._per_tick = _per_tick(fill_quantity_per_tick)
         cash = to_decimal(initial_cash)
         self._state = None if state_path is None else StateFile(state_path, initial_cash=cash)
-        self._ledger = Ledger(cash) if self._state is None else Ledger.restore(self._state.load())
+        self._desk = self._new_desk(
+            Ledger(cash) if self._state is None else Ledger.restore(self._state.load())
+        )
+
+    def _new_desk(self, ledger: Ledger) -> OrderDesk:
+        return OrderDesk(
+            ledger,
+            self._quotes,
+            publish=self._publish,
+            clock=self._clock,
+            margin=self._margin,
+            fill_quantity_per_tick=self._per_tick,
+        )
+
+    @property
+    def _ledger(self) -> Ledger:
+        return self._desk.ledger
 
     @property
     def state_path(self) -> Path | None:
@@ -156,7 +172,7 @@ class SimulatedBroker:
             # The file is the account: read it again (it may have moved on since construction,
             # as when the other member of a standby pair traded on it meanwhile).
             self._state.open()
-            self._ledger = Ledger.restore(self._state.load())
+            self._desk = self._new_desk(Ledger.restore(self._state.load()))
         self._connected = True
         self._publish(ConnectionEvent(connected=True))
         if self._ticker is None:
@@ -176,10 +192,20 @@ class SimulatedBroker:
         while True:
             await asyncio.sleep(self._tick_s)
             now = self._clock()
-            for symbol, quote in self._quotes.items():
+            for symbol, quote in list(self._quotes.items()):
                 if not quote.pinned:
                     quote.ts = now
                     self._publish_quote(symbol)
+                if self._per_tick is not None:
+                    self._match_on_tick(symbol)
+
+    def _match_on_tick(self, symbol: str) -> None:
+        """Partial fills go on at each tick while the market still crosses the order."""
+        try:
+            with self._changing():
+                self._desk.match(symbol)
+        except BrokerError as exc:  # a failed write: said, not lost; the next tick goes on
+            log.error("simulated broker: matching %s on a tick failed: %s", symbol, exc)
 
     def _require_connected(self) -> None:
         if not self._connected:
@@ -190,12 +216,14 @@ class SimulatedBroker:
     def set_quote(
         self, symbol: str, bid: Any, ask: Any, ts: datetime | None = None
     ) -> tuple[Quote, list[BrokerOrder]]:
-        """Move the market; resting limit orders the new quote crosses fill at once (returned)."""
+        """Move the market; resting orders the new quote crosses fill at once. Returned: the
+        orders the move changed (fills, and one-cancels-other members it reduced or cancelled),
+        at their latest state."""
         quote = SimQuote(to_decimal(bid), to_decimal(ask), ts or self._clock(), ts is not None)
         self._quotes[symbol] = quote
         published = self._publish_quote(symbol)
         with self._changing():
-            return published, self._match_resting(symbol)
+            return published, self._desk.match(symbol)
 
     def _quote(self, symbol: str) -> Quote | None:
         q = self._quotes.get(symbol)
@@ -228,22 +256,12 @@ class SimulatedBroker:
 
     # --- account -----------------------------------------------------------------------------
 
-    def _mark(self, symbol: str, fallback: Decimal) -> Decimal:
-        q = self._quotes.get(symbol)
-        return q.mid if q is not None else fallback
-
-    def _equity(self) -> Decimal:
-        return self._ledger.equity(self._mark)
-
-    def _buying_power(self) -> Decimal:
-        return self._ledger.buying_power(self._mark, self._margin)
-
     async def account(self) -> Account:
         self._require_connected()
         return Account(
-            equity=self._equity(),
+            equity=self._desk.equity(),
             cash=self._ledger.cash,
-            buying_power=self._buying_power(),
+            buying_power=self._desk.buying_power(),
             day_start_equity=None,
         )
 
@@ -251,7 +269,10 @@ class SimulatedBroker:
         self._require_connected()
         return [
             Position(
-                symbol=s, qty=p.qty, avg_price=p.avg_price, market_price=self._mark(s, p.avg_price)
+                symbol=s,
+                qty=p.qty,
+                avg_price=p.avg_price,
+                market_price=self._desk.mark(s, p.avg_price),
             )
             for s, p in sorted(self._ledger.positions.items())
             if p.qty != ZERO
@@ -282,7 +303,7 @@ class SimulatedBroker:
                 raise OrderRejected("order rejected by the broker", code="drill_reject")
             lost = self._faults.take_lost_answer()
             try:
-                placed = self._place(order)
+                placed = self._desk.place(order)
             except OrderRejected:
                 if not lost:
                     raise
@@ -291,100 +312,32 @@ class SimulatedBroker:
             raise BrokerUnavailable("simulated broker: connection lost before the answer arrived")
         return placed
 
-    def _place(self, order: OrderRequest) -> BrokerOrder:
-        existing = self._ledger.orders.get(order.client_order_id)
-        if existing is not None:
-            return existing  # idempotent: the same client_order_id never makes a second order
-        quote = self._quotes.get(order.symbol)
-        if quote is None:
-            raise OrderRejected(f"no market for {order.symbol}", code="unknown_symbol")
-        price_for_bp = order.limit_price if order.order_type is OrderType.LIMIT else quote.ask
-        assert price_for_bp is not None
-        if order.side is Side.BUY and order.quantity * price_for_bp > self._buying_power():
-            raise OrderRejected("insufficient buying power", code="buying_power")
-        # Every value comes from the validated request: no second validation.
-        placed = assemble(
-            BrokerOrder,
-            {
-                "client_order_id": order.client_order_id,
-                "broker_order_id": self._ledger.new_broker_order_id(),
-                "symbol": order.symbol,
-                "side": order.side,
-                "quantity": order.quantity,
-                "filled_quantity": ZERO,
-                "status": OrderStatus.ACCEPTED,
-                "limit_price": order.limit_price,
-                "avg_fill_price": None,
-                "order_type": order.order_type,
-                "time_in_force": order.time_in_force,
-                "stop_price": order.stop_price,
-            },
-        )
-        self._ledger.store(placed)
-        fill_price = crossing_price(placed, quote)
-        if fill_price is not None:
-            return self._fill(placed, fill_price)
-        if order.time_in_force is TimeInForce.IOC:
-            return self._set_status(placed, OrderStatus.CANCELED, "ioc not marketable")
-        self._publish(_order_event(placed))
-        return placed
-
-    def _fill(self, order: BrokerOrder, price: Decimal) -> BrokerOrder:
-        qty = order.remaining_quantity
-        self._ledger.book_fill(order.symbol, order.side, qty, price)
-        filled = _with(
-            order,
-            filled_quantity=order.quantity,
-            avg_fill_price=price,
-            status=OrderStatus.FILLED,
-        )
-        self._ledger.store(filled)
-        fill_fields = {
-            "client_order_id": order.client_order_id,
-            "broker_order_id": order.broker_order_id,
-            "symbol": order.symbol,
-            "side": order.side,
-            "quantity": qty,
-            "price": price,
-            "ts": self._clock(),
-            "fill_id": f"{order.broker_order_id}-1",
-        }
-        # A fill of a price or quantity that is not positive is refused by the model, as ever.
-        fill = assemble(Fill, fill_fields) if price > ZERO and qty > ZERO else Fill(**fill_fields)
-        self._publish(_order_event(filled, fill))
-        return filled
-
-    def _match_resting(self, symbol: str) -> list[BrokerOrder]:
-        quote = self._quotes[symbol]
-        filled = []
-        for order in list(self._ledger.open.values()):
-            if order.symbol == symbol:
-                price = crossing_price(order, quote)
-                if price is not None:
-                    filled.append(self._fill(order, price))
-        return filled
-
-    def _set_status(self, order: BrokerOrder, status: OrderStatus, reason: str) -> BrokerOrder:
-        updated = _with(order, status=status)
-        self._ledger.store(updated)
-        self._publish(_order_event(updated, reason=reason))
-        return updated
-
     async def cancel(self, client_order_id: str) -> None:
+        """Cancel an open order now (what filled stays filled); OrderNotFound for an unknown
+        id, OrderRejected(order_not_open) for a final order."""
         await self._reach()
-        order = self._ledger.orders.get(client_order_id)
-        if order is None:
-            raise OrderNotFound(f"no order {client_order_id}")
-        if not order.is_open:
-            raise OrderRejected(f"order {client_order_id} is {order.status.value}", code="not_open")
+        order = self._desk.find_open(client_order_id)
         reason = self.fail_cancels.get(order.broker_order_id)
         if reason is not None:
             raise OrderRejected(reason, code="cancel_refused")
         with self._changing():
-            self._set_status(order, OrderStatus.CANCELED, "canceled by request")
+            self._desk.set_status(order, OrderStatus.CANCELED, "canceled by request")
 
     async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
-        raise NotImplementedError("replace: being built")  # TODO(issue 15)
+        """Change a resting order in place (see ``desk.py``); a refusal changes nothing."""
+        await self._reach()
+        with self._changing():
+            return self._desk.replace(client_order_id, change)
+
+    async def link_oco(self, client_order_ids: Sequence[str]) -> str:
+        """Link open orders of one symbol one-cancels-other; the group's id is returned."""
+        await self._reach()
+        with self._changing():
+            return self._desk.link_oco(client_order_ids)
+
+    def oco_group(self, client_order_id: str) -> list[str]:
+        """The members of the order's one-cancels-other group, itself included ([]: none)."""
+        return self._desk.oco_group(client_order_id)
 
     async def cancel_all(self) -> CancelReport:
         await self._reach()
@@ -396,6 +349,18 @@ class SimulatedBroker:
                 if reason is not None:
                     failed[order.broker_order_id] = reason
                     continue
-                self._set_status(order, OrderStatus.CANCELED, "canceled by cancel_all")
+                self._desk.set_status(order, OrderStatus.CANCELED, "canceled by cancel_all")
                 cancelled.append(order.broker_order_id)
         return CancelReport(cancelled=cancelled, failed=failed)
+
+
+def _per_tick(value: float | Decimal | int | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        per_tick = to_decimal(value)
+    except ValueError as exc:
+        raise ValueError(f"fill_quantity_per_tick: {exc}") from exc
+    if per_tick <= ZERO:
+        raise ValueError(f"fill_quantity_per_tick: must be greater than 0, not {value}")
+    return per_tick

@@ -4,8 +4,8 @@ Set from ``brokers.simulated.faults`` in gateway.yaml or ``POST /v1/sim/faults``
 optional and off by default. A fault changes only what the broker does: the gateway cannot tell
 a drill from a real outage.
 
-- ``latency_ms``: every broker call (submit, cancel, get_order, open_orders, cancel_all) waits
-  this long before it takes effect and answers.
+- ``latency_ms``: every broker call (submit, cancel, replace, get_order, open_orders,
+  cancel_all, link_oco) waits this long before it takes effect and answers.
 - ``lose_submit_answers``: the next N submits reach the market (the order rests or fills) but
   their answer is lost: the call fails as a transient error, as a dropped connection would.
 - ``fail_lookups_s``: for this many seconds from now, get_order and open_orders fail as

@@ -1,5 +1,6 @@
-"""The simulated paper account in memory: cash, positions, every order, the id counter and how
-often each client_order_id reached submit().
+"""The simulated paper account in memory: cash, positions, every order (with the simulator's
+own ``OrderMeta`` beside it), the one-cancels-other groups, the id counter and how often each
+client_order_id reached submit().
 
 Synchronous and free of I/O. Every change is noted, so that the broker can write what one call
 changed as one transaction (``pending``) before the call returns, and then ``settle`` it.
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from brokers.base import BrokerOrder, Side, position_after_fill
-from brokers.simulated.state import AccountSnapshot, Changes
+from brokers.simulated.state import NO_META, AccountSnapshot, Changes, OrderMeta
 
 ZERO = Decimal(0)
 
@@ -31,6 +32,9 @@ class Ledger:
         self.orders: dict[str, BrokerOrder] = {}  # by client_order_id, every order ever
         self.open: dict[str, BrokerOrder] = {}  # the resting ones, so matching stays O(open)
         self.by_broker_id: dict[str, str] = {}
+        self.meta: dict[str, OrderMeta] = {}  # by client_order_id; NO_META when absent
+        self.oco_groups: dict[str, list[str]] = {}  # group id -> members, in the order taken
+        self.rank: dict[str, int] = {}  # client_order_id -> when the broker took it (0, 1, ...)
         self.submit_counts: dict[str, int] = {}
         self._account_changed = False
         self._changed_positions: set[str] = set()
@@ -42,8 +46,8 @@ class Ledger:
         ledger = cls(snapshot.cash, snapshot.next_id)
         for symbol, (qty, avg_price) in snapshot.positions.items():
             ledger.positions[symbol] = SimPosition(qty, avg_price)
-        for order in snapshot.orders:
-            ledger.store(order)
+        for order, meta in snapshot.orders:
+            ledger.store(order, meta)
         ledger.submit_counts = dict(snapshot.submit_counts)
         ledger.settle()  # what was read is on disk already
         return ledger
@@ -60,7 +64,23 @@ class Ledger:
         self._account_changed = True
         return broker_id
 
-    def store(self, order: BrokerOrder) -> None:
+    def meta_of(self, client_order_id: str) -> OrderMeta:
+        return self.meta.get(client_order_id, NO_META)
+
+    def store(self, order: BrokerOrder, meta: OrderMeta | None = None) -> None:
+        """Keep ``order`` (and ``meta`` when given; otherwise its meta stays as it was)."""
+        coid = order.client_order_id
+        self.rank.setdefault(coid, len(self.rank))
+        if meta is not None:
+            old_group = self.meta_of(coid).oco_group
+            if old_group != meta.oco_group:
+                if old_group is not None:
+                    self.oco_groups[old_group].remove(coid)
+                if meta.oco_group is not None:
+                    members = self.oco_groups.setdefault(meta.oco_group, [])
+                    members.append(coid)
+                    members.sort(key=self.rank.__getitem__)  # as after a restore: rowid order
+            self.meta[coid] = meta
         self.orders[order.client_order_id] = order
         self.by_broker_id[order.broker_order_id] = order.client_order_id
         if order.is_open:
@@ -86,12 +106,19 @@ class Ledger:
         value = sum((p.qty * mark(s, p.avg_price) for s, p in self.positions.items()), ZERO)
         return self.cash + value
 
-    def buying_power(self, mark: Callable[[str, Decimal], Decimal], margin: Decimal) -> Decimal:
-        """Equity x margin, less gross position value and open buy orders at their limits."""
+    def buying_power(
+        self,
+        mark: Callable[[str, Decimal], Decimal],
+        margin: Decimal,
+        reserve: Callable[[BrokerOrder], Decimal],
+    ) -> Decimal:
+        """Equity x margin, less gross position value and what open buy orders reserve
+        (``reserve(order)``: the price each remaining unit is valued at)."""
         gross = sum((abs(p.qty) * mark(s, p.avg_price) for s, p in self.positions.items()), ZERO)
         open_buys = sum(
             (
-                o.remaining_quantity * (o.limit_price or ZERO)
+                # A limit is its own reserve: the common case skips the call (a hot path).
+                o.remaining_quantity * (o.limit_price if o.limit_price is not None else reserve(o))
                 for o in self.open.values()
                 if o.side is Side.BUY
             ),
@@ -110,7 +137,7 @@ class Ledger:
         return Changes(
             account=(self.cash, self.next_id) if self._account_changed else None,
             positions=positions,
-            orders={c: self.orders[c] for c in self._changed_orders},
+            orders={c: (self.orders[c], self.meta_of(c)) for c in self._changed_orders},
             submit_counts={c: self.submit_counts[c] for c in self._changed_counts},
         )
 

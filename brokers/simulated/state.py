@@ -11,10 +11,16 @@ Tables (the schema version is ``PRAGMA user_version``):
   ``sim-N`` broker order id, so no id is ever handed out twice.
 - ``positions(symbol, qty, avg_price)``: signed quantity (short < 0); a flat symbol has no row.
 - ``orders(client_order_id, broker_order_id, symbol, side, quantity, filled_quantity, status,
-  limit_price, avg_fill_price, order_type, time_in_force)``: every order the broker took,
-  resting or final, in the order it took them (rowid).
+  limit_price, avg_fill_price, order_type, time_in_force, stop_price, triggered, fills,
+  oco_group)``: every order the broker took, resting or final, in the order it took them
+  (rowid). The last three are the simulator's own bookkeeping (``OrderMeta``): whether a stop
+  has triggered, how many fills the order had (the next fill's id), its one-cancels-other group.
 - ``submit_counts(client_order_id, count)``: how often each client_order_id reached submit(),
   so a drill can prove that nothing was sent twice.
+
+Version 1 files (before stops, partial fills and OCO groups) are migrated in place on open:
+the new columns are added with their neutral values (no stop, not triggered, one fill for an
+order that filled anything, no group).
 
 A file that cannot be read (not SQLite, corrupt, another program's database, a newer schema)
 raises ``BrokerError(code="bad_state")`` naming it: never a silent fresh account.
@@ -38,7 +44,7 @@ from brokers.errors import BrokerError, BrokerUnavailable
 
 log = logging.getLogger("brokers.simulated.state")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_FILE_NAME = "sim_broker.sqlite3"
 
 _SCHEMA = """
@@ -63,7 +69,11 @@ CREATE TABLE orders (
     limit_price TEXT,
     avg_fill_price TEXT,
     order_type TEXT NOT NULL,
-    time_in_force TEXT NOT NULL
+    time_in_force TEXT NOT NULL,
+    stop_price TEXT,
+    triggered INTEGER NOT NULL DEFAULT 0,
+    fills INTEGER NOT NULL DEFAULT 0,
+    oco_group TEXT
 );
 CREATE TABLE submit_counts (
     client_order_id TEXT PRIMARY KEY,
@@ -71,7 +81,17 @@ CREATE TABLE submit_counts (
 );
 """
 
-_ORDER_COLUMNS = (
+# Version 1 had the orders table without the last four columns: added on open.
+_MIGRATE_1_TO_2 = (
+    "ALTER TABLE orders ADD COLUMN stop_price TEXT",
+    "ALTER TABLE orders ADD COLUMN triggered INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE orders ADD COLUMN fills INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE orders ADD COLUMN oco_group TEXT",
+    # The id of a fill is f"{broker_order_id}-{n}": version 1 filled orders whole, as fill 1.
+    "UPDATE orders SET fills = 1 WHERE filled_quantity != '0'",
+)
+
+_BROKER_ORDER_COLUMNS = (
     "client_order_id",
     "broker_order_id",
     "symbol",
@@ -83,7 +103,9 @@ _ORDER_COLUMNS = (
     "avg_fill_price",
     "order_type",
     "time_in_force",
+    "stop_price",
 )
+_ORDER_COLUMNS = (*_BROKER_ORDER_COLUMNS, "triggered", "fills", "oco_group")
 # An upsert keeps the row (and its rowid, hence the order's place in the list) on an update.
 _UPSERT_ORDER = (
     f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) "
@@ -93,6 +115,18 @@ _UPSERT_ORDER = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class OrderMeta:
+    """What the simulator keeps about an order beyond ``BrokerOrder``."""
+
+    triggered: bool = False  # a stop or stop_limit whose stop the market reached
+    fills: int = 0  # fills so far; the next fill's id is f"{broker_order_id}-{fills + 1}"
+    oco_group: str | None = None  # one-cancels-other: the group it belongs to
+
+
+NO_META = OrderMeta()
+
+
 @dataclass(slots=True)
 class AccountSnapshot:
     """Everything the file holds, as the broker keeps it in memory."""
@@ -100,7 +134,7 @@ class AccountSnapshot:
     cash: Decimal
     next_id: int
     positions: dict[str, tuple[Decimal, Decimal]]  # symbol -> (signed qty, avg price)
-    orders: list[BrokerOrder]
+    orders: list[tuple[BrokerOrder, OrderMeta]]
     submit_counts: dict[str, int]
 
 
@@ -110,7 +144,7 @@ class Changes:
 
     account: tuple[Decimal, int] | None = None  # (cash, next_id) when either changed
     positions: dict[str, tuple[Decimal, Decimal] | None] = field(default_factory=dict)  # None: flat
-    orders: dict[str, BrokerOrder] = field(default_factory=dict)
+    orders: dict[str, tuple[BrokerOrder, OrderMeta]] = field(default_factory=dict)
     submit_counts: dict[str, int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
@@ -146,14 +180,16 @@ class StateFile:
         except (OSError, sqlite3.Error) as exc:
             raise self._unreadable(exc) from exc
         try:
-            new = self._check(db)  # before anything writes to a file that may not be ours
+            version = self._check(db)  # before anything writes to a file that may not be ours
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             # Checkpoints run on a thread of their own (_Checkpointer), not inside a commit on
             # the event loop, where their fsync would stall a submit for milliseconds.
             db.execute("PRAGMA wal_autocheckpoint=0")
-            if new:
+            if version == 0:
                 self._create(db)
+            elif version == 1:
+                _migrate(db)
         except sqlite3.Error as exc:
             db.close()
             raise self._unreadable(exc) from exc
@@ -163,18 +199,16 @@ class StateFile:
         self._db = db
         self._checkpointer = _Checkpointer(self.path)
 
-    def _check(self, db: sqlite3.Connection) -> bool:
-        """Whether the file is new (empty); raise ``bad_state`` when it is not one of ours."""
+    def _check(self, db: sqlite3.Connection) -> int:
+        """The file's schema version (0: new and empty); ``bad_state`` when not one of ours."""
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise self._unreadable(
                 f"schema version {version} is newer than this broker's {SCHEMA_VERSION}"
             )
-        if version == SCHEMA_VERSION:
-            return False
-        if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        if version == 0 and db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             raise self._unreadable("not a simulated broker state file (unknown tables)")
-        return True
+        return version
 
     def _create(self, db: sqlite3.Connection) -> None:
         db.execute("BEGIN IMMEDIATE")
@@ -217,10 +251,7 @@ class StateFile:
                 for symbol, qty, avg in db.execute("SELECT symbol, qty, avg_price FROM positions")
             }
             cursor = db.execute(f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders ORDER BY rowid")
-            orders = [
-                BrokerOrder.model_validate(dict(zip(_ORDER_COLUMNS, r, strict=True)))
-                for r in cursor
-            ]
+            orders = [_order_from_row(r) for r in cursor]
             counts = {c: int(n) for c, n in db.execute("SELECT * FROM submit_counts")}
             return AccountSnapshot(Decimal(row[0]), int(row[1]), positions, orders, counts)
         except (sqlite3.Error, InvalidOperation, ValidationError, ValueError, TypeError) as exc:
@@ -246,7 +277,7 @@ class StateFile:
                             "avg_price = excluded.avg_price",
                             (symbol, str(position[0]), str(position[1])),
                         )
-                db.executemany(_UPSERT_ORDER, [_order_row(o) for o in changes.orders.values()])
+                db.executemany(_UPSERT_ORDER, [_order_row(*o) for o in changes.orders.values()])
                 db.executemany(
                     "INSERT INTO submit_counts (client_order_id, count) VALUES (?, ?) "
                     "ON CONFLICT(client_order_id) DO UPDATE SET count = excluded.count",
@@ -303,7 +334,30 @@ def _rollback(db: sqlite3.Connection) -> None:
             db.execute("ROLLBACK")
 
 
-def _order_row(order: BrokerOrder) -> tuple[str | None, ...]:
+def _migrate(db: sqlite3.Connection) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _MIGRATE_1_TO_2:
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+
+
+def _order_from_row(row: tuple[object, ...]) -> tuple[BrokerOrder, OrderMeta]:
+    n = len(_BROKER_ORDER_COLUMNS)
+    order = BrokerOrder.model_validate(dict(zip(_BROKER_ORDER_COLUMNS, row[:n], strict=True)))
+    triggered, fills, oco_group = row[n:]
+    if not isinstance(fills, int) or fills < 0 or triggered not in (0, 1):
+        raise ValueError(f"order {order.client_order_id}: triggered or fills unreadable")
+    if oco_group is not None and not isinstance(oco_group, str):
+        raise ValueError(f"order {order.client_order_id}: oco_group unreadable")
+    return order, OrderMeta(bool(triggered), fills, oco_group)
+
+
+def _order_row(order: BrokerOrder, meta: OrderMeta) -> tuple[str | int | None, ...]:
     return (
         order.client_order_id,
         order.broker_order_id,
@@ -316,4 +370,8 @@ def _order_row(order: BrokerOrder) -> tuple[str | None, ...]:
         _text(order.avg_fill_price),
         order.order_type.value,
         order.time_in_force.value,
+        _text(order.stop_price),
+        int(meta.triggered),
+        meta.fills,
+        meta.oco_group,
     )

@@ -85,6 +85,9 @@ class SimulatedBrokerSettings(Section):
     persist: bool = True
     state_file: Path | None = None
     faults: Faults = Faults()
+    # At most this quantity of an order fills per quote or tick (the rest rests partially
+    # filled): to rehearse partial fills. None fills every order whole.
+    fill_quantity_per_tick: PositiveNum | None = None
 
     @model_validator(mode="after")
     def _state_file_needs_persist(self) -> SimulatedBrokerSettings:

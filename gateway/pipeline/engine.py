@@ -267,7 +267,7 @@ class Gateway:
         if self.quotes.get(signal.symbol) is None:
             await self._snapshot_quote(signal.symbol)
         priced = self.quotes.price_order(
-            signal.symbol, signal.side, signal.order_type, signal.limit_price
+            signal.symbol, signal.side, signal.order_type, signal.limit_price, signal.stop_price
         )
         if isinstance(priced, PricingRefusal):
             reasons = [Reason(code=priced.code, message=priced.message)]
@@ -325,7 +325,7 @@ class Gateway:
                 "order_type": signal.order_type,
                 "limit_price": signal.limit_price,
                 "time_in_force": signal.time_in_force,
-                "stop_price": None,
+                "stop_price": signal.stop_price,
             },
         )
 

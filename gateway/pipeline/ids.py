@@ -25,13 +25,23 @@ def body_hash(signal: Signal) -> str:
     """Hash of the normalised body: the same order said with other spellings is the same body
     (10 and 10.0 alike). Numbers the edge admits are carried exactly by a double, so the
     model's JSON (numbers as doubles) separates every pair of different bodies."""
-    return hashlib.blake2b(signal.model_dump_json().encode(), digest_size=16).hexdigest()
+    text = signal.model_dump_json(exclude=_unset_later_fields(signal))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+# Fields added to Signal after signals were first journaled: left out while unset, so a body
+# journaled before they existed keeps its hash (its replay is still a replay, not a conflict).
+_LATER_FIELDS = ("stop_price",)
+
+
+def _unset_later_fields(signal: Signal) -> set[str]:
+    return {name for name in _LATER_FIELDS if getattr(signal, name) is None}
 
 
 def exact_body(signal: Signal) -> str:
     """The signal as one line of JSON whose numbers are exact decimal text (10.0 reads 10)."""
     parts = []
-    for key, value in signal.model_dump(mode="python").items():
+    for key, value in signal.model_dump(mode="python", exclude=_unset_later_fields(signal)).items():
         if isinstance(value, Decimal):
             text = format(value.normalize(), "f")
         elif isinstance(value, Enum):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from brokers.base import OrderType, Quote, Side
+from brokers.base import Quote, Side
 from gateway.config import RiskConfig
 from gateway.models import Reason, ReasonCode, Signal
 
@@ -95,25 +95,31 @@ def check_max_order_notional(ctx: OrderContext) -> Reason | None:
 
 
 def check_price_collar(ctx: OrderContext) -> Reason | None:
-    """A limit reaching through the market by more than the collar is refused; passive ones pass."""
+    """A limit reaching through the market by more than the collar is refused; passive ones pass.
+
+    A stop_limit's limit is measured from where its stop triggers: max(stop, ask) for a buy,
+    min(stop, bid) for a sell (once triggered it is a limit order against that market)."""
     signal, quote = ctx.signal, ctx.quote
-    if signal.order_type is not OrderType.LIMIT or signal.limit_price is None or quote is None:
+    if not signal.order_type.has_limit or signal.limit_price is None or quote is None:
         return None
     collar = ctx.risk.pre_trade.price_collar
+    stop = signal.stop_price
     if signal.side is Side.BUY:
-        bound = quote.ask * (1 + collar)
+        base, name = (quote.ask, "ask") if stop is None or stop <= quote.ask else (stop, "stop")
+        bound = base * (1 + collar)
         if signal.limit_price > bound:
             return Reason(
                 code=ReasonCode.PRICE_COLLAR,
-                message=f"buy limit {signal.limit_price} above ask {quote.ask} + {collar:%} "
+                message=f"buy limit {signal.limit_price} above {name} {base} + {collar:%} "
                 f"({bound:.4f})",
             )
     else:
-        bound = quote.bid * (1 - collar)
+        base, name = (quote.bid, "bid") if stop is None or stop >= quote.bid else (stop, "stop")
+        bound = base * (1 - collar)
         if signal.limit_price < bound:
             return Reason(
                 code=ReasonCode.PRICE_COLLAR,
-                message=f"sell limit {signal.limit_price} below bid {quote.bid} - {collar:%} "
+                message=f"sell limit {signal.limit_price} below {name} {base} - {collar:%} "
                 f"({bound:.4f})",
             )
     return None

@@ -122,26 +122,38 @@ class QuoteBook:
         return quote
 
     def price_order(
-        self, symbol: str, side: Side, order_type: OrderType, limit_price: Decimal | None
+        self,
+        symbol: str,
+        side: Side,
+        order_type: OrderType,
+        limit_price: Decimal | None,
+        stop_price: Decimal | None = None,
     ) -> Price | PricingRefusal:
-        """Value an order conservatively: market buy at ask, market sell at bid, limit at limit.
+        """Value an order conservatively: market buy at ask, market sell at bid, limit and
+        stop_limit at the limit, a buy stop at max(stop, ask), a sell stop at min(stop, bid)
+        (the worst it can fill at once triggered, or at once when it is through the market).
 
-        A limit order still needs a usable quote: the price collar measures against it.
+        Every order still needs a usable quote: the price collar measures against it.
         """
         checked = self.check(symbol)
         if isinstance(checked, PricingRefusal):
-            return self._conservative(symbol, checked)
-        if order_type is OrderType.LIMIT and limit_price is not None:
+            return self._conservative(symbol, checked, stop_price)
+        if order_type.has_limit and limit_price is not None:
             return Price(limit_price, checked)
-        return Price(checked.ask if side is Side.BUY else checked.bid, checked)
+        if side is Side.BUY:
+            return Price(max(checked.ask, stop_price or checked.ask), checked)
+        return Price(min(checked.bid, stop_price or checked.bid), checked)
 
-    def _conservative(self, symbol: str, refusal: PricingRefusal) -> Price | PricingRefusal:
+    def _conservative(
+        self, symbol: str, refusal: PricingRefusal, stop_price: Decimal | None = None
+    ) -> Price | PricingRefusal:
         if self._settings.missing != "conservative":
             return refusal
         last = self._last_good.get(symbol)
         if last is None:
             return refusal
-        return Price(last * self._settings.conservative_multiplier, None, conservative=True)
+        value = last * self._settings.conservative_multiplier
+        return Price(max(value, stop_price or value), None, conservative=True)
 
     def marks(self) -> dict[str, Decimal]:
         """Mid of the last sane quote per symbol (read-only view), for marking positions."""

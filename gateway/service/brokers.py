@@ -23,6 +23,7 @@ def build_broker(config: GatewayConfig, environ: Mapping[str, str]) -> Broker:
             margin_multiplier=sim.margin_multiplier,
             state_path=sim.state_path(config.gateway.state_dir),
             faults=sim.faults,
+            fill_quantity_per_tick=sim.fill_quantity_per_tick,
         )
     if name == "alpaca":
         from brokers.alpaca.broker import AlpacaBroker

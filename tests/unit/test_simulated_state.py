@@ -218,8 +218,10 @@ def test_an_order_row_that_cannot_be_read_is_refused(path: Path) -> None:
     SimulatedBroker(state_path=path)
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute(
-            "INSERT INTO orders VALUES ('c', 'sim-1', 'AAPL', 'hold', '1', '0', 'accepted',"
-            " NULL, NULL, 'market', 'day')"
+            "INSERT INTO orders (client_order_id, broker_order_id, symbol, side, quantity,"
+            " filled_quantity, status, limit_price, avg_fill_price, order_type, time_in_force)"
+            " VALUES ('c', 'sim-1', 'AAPL', 'hold', '1', '0', 'accepted', NULL, NULL, 'market',"
+            " 'day')"
         )
     _refused(path, "side")
 
