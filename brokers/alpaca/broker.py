@@ -20,6 +20,9 @@ Design, briefly:
 - Happy path, one request each: account() GET /v2/account, submit() POST /v2/orders,
   open_orders() GET /v2/orders?status=open&limit=500 (more pages only past 500 open orders),
   cancel_all() DELETE /v2/orders (its 207 body is the CancelReport).
+- Orders a strategy manages (``alpaca_lifecycle``, ``alpaca_ledger``): cancel, replace (Alpaca's
+  new order reported under the gateway's client_order_id), brackets, and the fills missed while
+  the trading stream was down (fetched before the stream is read again).
 - Streams (``alpaca_streams``): trade updates -> OrderEvent (with Fill), quotes -> QuoteEvent.
   ``connected`` is true while both websockets are up; a drop emits ConnectionEvent(False) at
   once and the reconnect ConnectionEvent(True) (the gateway reconciles on it). Alpaca allows
@@ -35,7 +38,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import requests
@@ -47,6 +50,8 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.requests import GetOrdersRequest
 
+from brokers.alpaca.ledger import Ledger
+from brokers.alpaca.lifecycle import Lifecycle
 from brokers.alpaca.models import (
     UnparsableAnswer,
     order_request,
@@ -54,7 +59,6 @@ from brokers.alpaca.models import (
     parse_cancel_report,
     parse_latest_quote,
     parse_order,
-    parse_orders,
     parse_positions,
     parse_ts,
 )
@@ -68,11 +72,10 @@ from brokers.base import (
     ConnectionEvent,
     OrderChange,
     OrderRequest,
-    OrderStatus,
     Position,
     Quote,
 )
-from brokers.errors import BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected
+from brokers.errors import BrokerError, BrokerUnavailable
 from brokers.events import EventFanout
 
 log = logging.getLogger(__name__)
@@ -83,6 +86,9 @@ API_KEY_ENV = "ALPACA_API_KEY"
 SECRET_KEY_ENV = "ALPACA_SECRET_KEY"
 FEEDS = ("iex", "sip")
 PAGE_LIMIT = 500  # Alpaca's maximum page size for GET /v2/orders (its default is only 50)
+# Missed fills are asked for from this long before the drop was seen: our clock and Alpaca's
+# may differ, and a fill reported already is recognised (the ledger), so overlap is harmless.
+GAP_MARGIN = timedelta(seconds=30)
 
 
 class AlpacaBroker:
@@ -135,7 +141,9 @@ class AlpacaBroker:
         )
         for client in (self._trading, self._data):
             tame(client, timeout_s=timeout_s, transport=transport)
-
+        self._orders = Lifecycle(self._trading, self._call, Ledger())
+        self._gap_since: datetime | None = None  # the trading stream is down since (margin in)
+        self._trading_was_up = False
         self._trade_stream, self._data_stream = self._make_streams(
             api_key,
             secret_key,
@@ -172,8 +180,16 @@ class AlpacaBroker:
             "on_state": self._on_state,
             "backoff": backoff,
         }
+        trading = TradingStream(
+            trading_stream_url or default.value,
+            api_key,
+            secret_key,
+            on_update=self._on_trade_update,
+            on_ready=self._recover_gap,
+            **wiring,
+        )
         return (
-            TradingStream(trading_stream_url or default.value, api_key, secret_key, **wiring),
+            trading,
             DataStream(f"{data_root}/v2/{self.feed}", api_key, secret_key, **wiring),
         )
 
@@ -241,16 +257,14 @@ class AlpacaBroker:
             fresh = [o for o in page if isinstance(o, dict) and o.get("id") not in seen]
             seen.update((str(o.get("id")), o) for o in fresh)
             if len(page) < PAGE_LIMIT or not fresh:
-                return parse_orders(list(seen.values()))
+                return await self._orders.views(list(seen.values()))
             # Newest first: the next page is what was submitted up to the oldest seen here.
             until = min(parse_ts(o.get("submitted_at") or o.get("created_at")) for o in page)
 
     async def get_order(self, client_order_id: str) -> BrokerOrder | None:
-        try:
-            raw = await self._call(self._trading.get_order_by_client_id, client_order_id)
-        except OrderNotFound:
-            return None
-        return parse_order(raw)
+        """One GET by client_order_id; a replaced order is followed to the order replacing it
+        (reported under the same client_order_id)."""
+        return await self._orders.get_order(client_order_id)
 
     async def quote(self, symbol: str) -> Quote:
         symbol = symbol.strip().upper()  # Alpaca's symbols (and the stream's) are upper case
@@ -271,23 +285,30 @@ class AlpacaBroker:
             raise BrokerUnavailable(f"submit answer unreadable: {exc}") from exc
 
     async def cancel(self, client_order_id: str) -> None:
-        """Look the order up by client_order_id, then DELETE it by Alpaca's id."""
-        existing = await self.get_order(client_order_id)
-        if existing is None:
-            raise OrderNotFound(f"no order with client_order_id {client_order_id}")
-        if existing.status is OrderStatus.CANCELED:
-            # Already what we want (also: a retry after our own DELETE's answer was lost).
-            log.info("alpaca: order %s is already canceled", existing.broker_order_id)
-            return
-        if not existing.is_open:
-            raise OrderRejected(
-                f"order {existing.broker_order_id} is {existing.status}: not cancelable",
-                code="not_open",
-            )
-        await self._call(self._trading.cancel_order_by_id, existing.broker_order_id)
+        """Look the order up by client_order_id, then DELETE it by Alpaca's id; a final order
+        is OrderRejected with code ``order_not_open``, an unknown one OrderNotFound."""
+        await self._orders.cancel(client_order_id)
 
     async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
-        raise NotImplementedError("replace: being built")  # TODO(issue 15)
+        """One PATCH /v2/orders/{id} after the look-up (see ``alpaca_lifecycle``)."""
+        return await self._orders.replace(client_order_id, change)
+
+    async def submit_bracket(
+        self,
+        entry: OrderRequest,
+        stop_loss: OrderRequest | None,
+        take_profit: OrderRequest | None,
+    ) -> list[BrokerOrder]:
+        """One POST /v2/orders (bracket with both exits, oto with one) -> [entry, stop loss?,
+        take profit?], each leg under its request's client_order_id (for replace, cancel)."""
+        return await self._orders.submit_bracket(entry, stop_loss, take_profit)
+
+    async def adopt_bracket(
+        self, entry_id: str, stop_loss_id: str | None, take_profit_id: str | None
+    ) -> list[BrokerOrder]:
+        """After a restart: ``submit_bracket``'s answer read back, legs under the gateway's
+        ids again (Alpaca names legs itself; the gateway's journal knows which is which)."""
+        return await self._orders.adopt_bracket(entry_id, stop_loss_id, take_profit_id)
 
     async def cancel_all(self) -> CancelReport:
         return parse_cancel_report(await self._call(self._trading.cancel_orders))
@@ -301,7 +322,27 @@ class AlpacaBroker:
     def _emit(self, event: BrokerEvent) -> None:
         self._events.publish(event)
 
+    async def _on_trade_update(self, data: dict[str, Any]) -> None:
+        for event in await self._orders.trade_update(data):
+            self._emit(event)
+
+    async def _recover_gap(self) -> None:
+        """After the trading stream came back: report the fills executed while it was down.
+        On a failure the gap is kept, so the next reconnect asks again."""
+        if self._gap_since is None:
+            return
+        events = await self._orders.recover_gap(self._gap_since)
+        if events is not None:
+            self._gap_since = None
+            for event in events:
+                self._emit(event)
+
     def _on_state(self, stream: str, up: bool, reason: str) -> None:
+        if stream == "trading":
+            if up:
+                self._trading_was_up = True
+            elif self._trading_was_up and self._gap_since is None:
+                self._gap_since = datetime.now(UTC) - GAP_MARGIN
         self._up[stream] = up
         now = self.connected
         if now and not self._was_connected:

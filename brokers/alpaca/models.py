@@ -13,7 +13,9 @@ Order status mapping (Alpaca -> ``OrderStatus``); an order that may still trade 
     partially_filled                          -> partially_filled
     filled                                    -> filled
     canceled                                  -> canceled
-    replaced                                  -> canceled  (superseded by a new order)
+    replaced                                  -> canceled  (superseded by a new order; the
+                                                 adapter reports the replacing order instead,
+                                                 see alpaca_ledger)
     expired                                   -> expired
     rejected                                  -> rejected
     pending_cancel                            -> pending_cancel
@@ -32,7 +34,12 @@ from typing import Any
 
 from alpaca.trading.enums import OrderSide
 from alpaca.trading.enums import TimeInForce as AlpacaTimeInForce
-from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
+from alpaca.trading.requests import (
+    LimitOrderRequest,
+    MarketOrderRequest,
+    StopLimitOrderRequest,
+    StopOrderRequest,
+)
 
 from brokers.base import (
     Account,
@@ -68,9 +75,13 @@ _STATUS: dict[str, OrderStatus] = {
     "pending_cancel": OrderStatus.PENDING_CANCEL,
 }
 
-# Alpaca's order types and times in force beyond the two/three the gateway uses: the closest
-# base value, so orders placed outside the gateway (a stop, an "opg" order) still parse.
-_ORDER_TYPE = {"limit": OrderType.LIMIT, "stop_limit": OrderType.LIMIT}
+# Alpaca's order types and times in force beyond the ones the gateway uses: the closest base
+# value, so orders placed outside the gateway (a trailing stop, an "opg" order) still parse.
+_ORDER_TYPE = {
+    "limit": OrderType.LIMIT,
+    "stop": OrderType.STOP,
+    "stop_limit": OrderType.STOP_LIMIT,
+}
 _TIF = {
     "day": TimeInForce.DAY,
     "gtc": TimeInForce.GTC,
@@ -146,8 +157,11 @@ def parse_order(data: Mapping[str, Any]) -> BrokerOrder:
     raw_type = str(data.get("type") or data.get("order_type") or "market")
     order_type = _ORDER_TYPE.get(raw_type, OrderType.MARKET)
     limit_price = _positive_or_none(data.get("limit_price"), "limit_price")
-    if order_type is OrderType.LIMIT and limit_price is None:
-        raise UnparsableAnswer(f"limit order {data.get('id')} without limit_price")
+    stop_price = _positive_or_none(data.get("stop_price"), "stop_price")
+    if order_type.has_limit and limit_price is None:
+        raise UnparsableAnswer(f"{order_type} order {data.get('id')} without limit_price")
+    if order_type.has_stop and stop_price is None:
+        raise UnparsableAnswer(f"{order_type} order {data.get('id')} without stop_price")
     try:
         return BrokerOrder(
             client_order_id=str(_req(data, "client_order_id")),
@@ -157,10 +171,11 @@ def parse_order(data: Mapping[str, Any]) -> BrokerOrder:
             quantity=quantity,
             filled_quantity=filled,
             status=map_status(str(_req(data, "status")), quantity, filled),
-            limit_price=limit_price if order_type is OrderType.LIMIT else None,
+            limit_price=limit_price if order_type.has_limit else None,
             avg_fill_price=_positive_or_none(data.get("filled_avg_price"), "filled_avg_price"),
             order_type=order_type,
             time_in_force=_TIF.get(str(data.get("time_in_force")), TimeInForce.DAY),
+            stop_price=stop_price if order_type.has_stop else None,
         )
     except ValueError as exc:  # pydantic's ValidationError and an unknown side
         raise UnparsableAnswer(f"order {data.get('id')}: {exc}") from exc
@@ -180,17 +195,32 @@ def parse_orders(data: Any) -> list[BrokerOrder]:
     return orders
 
 
-def order_request(order: OrderRequest) -> MarketOrderRequest | LimitOrderRequest:
-    """alpaca-py's request model for our order; ``client_order_id`` is always the gateway's."""
+AlpacaOrderRequest = (
+    MarketOrderRequest | LimitOrderRequest | StopOrderRequest | StopLimitOrderRequest
+)
+
+
+def order_request(order: OrderRequest, **extra: Any) -> AlpacaOrderRequest:
+    """alpaca-py's request model for our order; ``client_order_id`` is always the gateway's.
+    ``extra`` goes to the model as is (``order_class``, ``stop_loss``, ``take_profit``)."""
     common: dict[str, Any] = {
         "symbol": order.symbol,
         "qty": float(order.quantity),  # alpaca-py's field is a float; it sends a JSON number
         "side": OrderSide(order.side.value),
         "time_in_force": AlpacaTimeInForce(order.time_in_force.value),
         "client_order_id": order.client_order_id,
+        **extra,
     }
+    # alpaca-py's price fields are floats (sent as JSON numbers); check_limit_price guarantees
+    # that each price below is set for its type.
+    limit = float(order.limit_price) if order.limit_price is not None else 0.0
+    stop = float(order.stop_price) if order.stop_price is not None else 0.0
     if order.order_type is OrderType.LIMIT:
-        return LimitOrderRequest(limit_price=float(order.limit_price or 0), **common)
+        return LimitOrderRequest(limit_price=limit, **common)
+    if order.order_type is OrderType.STOP:
+        return StopOrderRequest(stop_price=stop, **common)
+    if order.order_type is OrderType.STOP_LIMIT:
+        return StopLimitOrderRequest(limit_price=limit, stop_price=stop, **common)
     return MarketOrderRequest(**common)
 
 

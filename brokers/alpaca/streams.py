@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,8 @@ _WIRE_LOG.setLevel(logging.INFO)
 
 EmitEvent = Callable[[BrokerEvent], None]
 StateChange = Callable[[str, bool, str], None]
+OnUpdate = Callable[[dict[str, Any]], Awaitable[None]]
+OnReady = Callable[[], Awaitable[None]]
 
 CONNECTION_LIMIT = 406
 
@@ -190,7 +192,27 @@ class _Stream:
 
 
 class TradingStream(_Stream):
+    """``on_update`` (when given) gets each trade update's ``data`` instead of the plain
+    OrderEvent (the adapter maps replaced orders and dedupes fills); ``on_ready`` runs after
+    every (re)connect, before any update is read (the adapter fetches fills missed meanwhile,
+    so they come before the updates that follow them)."""
+
     name = "trading"
+
+    def __init__(
+        self,
+        *args: Any,
+        on_update: OnUpdate | None = None,
+        on_ready: OnReady | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        self._on_update = on_update
+        self._on_ready = on_ready
+
+    async def _after_ready(self, ws: Any) -> None:
+        if self._on_ready is not None:
+            await self._on_ready()
 
     @staticmethod
     def _decode(frame: str | bytes) -> dict[str, Any]:
@@ -224,6 +246,9 @@ class TradingStream(_Stream):
                 log.debug("alpaca trading stream: %s", message)
                 continue
             try:
+                if self._on_update is not None:
+                    await self._on_update(message.get("data") or {})
+                    continue
                 event = parse_trade_update(message.get("data") or {})
             except BrokerError as exc:
                 # One malformed update must not cost the stream; the reconcile after the next

@@ -51,9 +51,17 @@ class TrackedOrder:
     order_type: OrderType
     limit_price: Decimal | None
     time_in_force: TimeInForce
+    stop_price: Decimal | None = None
     status: OrderStatus = OrderStatus.NEW
     perm_id: int = 0
     reason: str | None = None
+    # A bracket leg: its parent's IB order id and its OCA group (sent again on a modify)
+    parent_order_id: int = 0
+    oca_group: str = ""
+    # A modify in flight: IB's answers to it (openOrder acks, or the error refusing it)
+    modifying: bool = False
+    acks: int = 0
+    refusal: str | None = None
     # Two accounts of the same fills, because IB sends orderStatus and execDetails in either
     # order: the executions seen (exact, deduplicated) and IB's cumulative figures.
     fill_ids: set[str] = field(default_factory=set)
@@ -89,6 +97,7 @@ class TrackedOrder:
             avg_fill_price=self.avg_price,
             order_type=self.order_type,
             time_in_force=self.time_in_force,
+            stop_price=self.stop_price,
         )
 
     def set_status(self, status: OrderStatus, reason: str | None = None) -> bool:
@@ -97,6 +106,8 @@ class TrackedOrder:
             return False
         if status is OrderStatus.ACCEPTED and self.filled > 0:
             status = OrderStatus.PARTIALLY_FILLED
+        if status is OrderStatus.CANCELED and self.filled >= self.quantity:
+            status = OrderStatus.FILLED  # IB reports a cancel for orders that filled
         self.status = status
         if reason:
             self.reason = reason
@@ -132,7 +143,20 @@ class TrackedOrder:
             fill_id=fill_id,
         )
 
+    def take_terms(self, quantity: Decimal, limit: Decimal | None, stop: Decimal | None) -> bool:
+        """Take the quantity and prices IB reports for the order (a modify it confirmed, or
+        one typed into TWS); True when anything changed."""
+        if (quantity, limit, stop) == (self.quantity, self.limit_price, self.stop_price):
+            return False
+        self.quantity, self.limit_price, self.stop_price = quantity, limit, stop
+        self._status_from_fills()
+        return True
+
     def _status_from_fills(self) -> None:
+        # A "Cancelled" is not the last word: IB sends it for orders whose executions show
+        # them filled (a cancel racing the fill), and the executions are the truth.
+        if self.status is OrderStatus.CANCELED and self.filled >= self.quantity:
+            self.status = OrderStatus.FILLED
         if self.status in TERMINAL:
             return
         if self.filled >= self.quantity:
@@ -172,14 +196,17 @@ class OrderBook:
     def open(self) -> list[TrackedOrder]:
         return [o for o in self._by_ref.values() if o.status.is_open]
 
-    def on_trade(self, trade: Trade, client_id: int) -> list[OrderEvent]:
-        """An order status or open order from ib_async; an event when it changed ours."""
+    def on_trade(self, trade: Trade, client_id: int, open_order: bool = False) -> list[OrderEvent]:
+        """An order status or (``open_order``) an open order from ib_async; an event when it
+        changed ours."""
         tracked = self.by_ref(trade.order.orderRef)
         if tracked is None or (trade.order.clientId, trade.order.orderId) != (
             client_id,
             tracked.order_id,
         ):
             return []  # not ours: another client id, or typed into TWS
+        if open_order:
+            tracked.acks += 1  # IB's answer to a placeOrder or a modify
         self.notify()
         if not apply_trade(tracked, trade):
             return []
@@ -211,12 +238,7 @@ class OrderBook:
                 and o.orderId > 0
                 and (o.clientId == client_id)
             ):
-                self.add(TrackedOrder(
-                    client_order_id=o.orderRef, order_id=o.orderId, symbol=trade.contract.symbol,
-                    side=m.side_of(o.action), quantity=to_decimal(o.totalQuantity),
-                    order_type=m.order_type_of(o.orderType),
-                    limit_price=m.price_or_none(o.lmtPrice), time_in_force=m.tif_of(o.tif),
-                ))  # fmt: skip
+                self._adopt(trade)
         # executions before statuses, so a fill missed while away comes with its Fill
         for fill in fills:
             if fill.execution.clientId == client_id:
@@ -237,6 +259,22 @@ class OrderBook:
                 self.forget(lost)
         self.notify()
         return events
+
+    def _adopt(self, trade: Trade) -> None:
+        """An order of this client id that the book does not know (after a restart)."""
+        o = trade.order
+        kind = m.order_type_of(o.orderType)
+        if kind is None:  # not one this adapter sends: never guess what it is
+            log.error("IB order %s (%s) has type %r, which this adapter does not map; not "
+                      "adopted", o.orderId, o.orderRef, o.orderType)  # fmt: skip
+            return
+        self.add(TrackedOrder(
+            client_order_id=o.orderRef, order_id=o.orderId, symbol=trade.contract.symbol,
+            side=m.side_of(o.action), quantity=to_decimal(o.totalQuantity), order_type=kind,
+            limit_price=m.limit_of(kind, o.lmtPrice), time_in_force=m.tif_of(o.tif),
+            stop_price=m.stop_of(kind, o.auxPrice), parent_order_id=o.parentId or 0,
+            oca_group=o.ocaGroup or "",
+        ))  # fmt: skip
 
     def notify(self) -> None:
         self._changed.set()
@@ -259,18 +297,30 @@ def apply_trade(tracked: TrackedOrder, trade: Trade) -> bool:
     last = trade.log[-1] if trade.log else None
     if ib_status in ("Cancelled", "ApiCancelled", "Inactive") and last and last.errorCode:
         # ib_async cancels a trade itself when IB answers its order with an error
-        reason = last.message
-        if last.errorCode != m.CANCELLED_CODE and (
-            tracked.status is OrderStatus.NEW or last.errorCode == 201
-        ):
-            status = OrderStatus.REJECTED
+        if tracked.modifying and last.errorCode != m.CANCELLED_CODE:
+            # ...a refused modify included, though the order stays live as it was: the
+            # refusal is the modify's answer (taken by the adapter's error handler)
+            status = None
+        else:
+            reason = last.message
+            if last.errorCode != m.CANCELLED_CODE and (
+                tracked.status is OrderStatus.NEW or last.errorCode == 201
+            ):
+                status = OrderStatus.REJECTED
     if trade.orderStatus.permId:
         tracked.perm_id = trade.orderStatus.permId
-    changed = status is not None and tracked.set_status(status, reason)
-    # a completed order reports its filled quantity on the order, not in an orderStatus
-    done = trade.order.filledQuantity
+    # fills before the status, so a "Cancelled" for an order that filled reads as filled
+    done = trade.order.filledQuantity  # a completed order reports it here, not in a status
     filled = to_decimal(max(trade.orderStatus.filled or 0, m.price_or_none(done) or 0))
-    changed |= tracked.set_filled(filled, m.price_or_none(trade.orderStatus.avgFillPrice))
+    changed = tracked.set_filled(filled, m.price_or_none(trade.orderStatus.avgFillPrice))
+    changed |= status is not None and tracked.set_status(status, reason)
+    quantity = m.price_or_none(trade.order.totalQuantity)
+    if quantity is not None and m.order_type_of(trade.order.orderType) is tracked.order_type:
+        # IB's word on the terms: a modify it confirmed, or a change typed into TWS
+        t = tracked.order_type
+        changed |= tracked.take_terms(
+            quantity, m.limit_of(t, trade.order.lmtPrice), m.stop_of(t, trade.order.auxPrice)
+        )
     return changed
 
 

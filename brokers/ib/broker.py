@@ -16,8 +16,14 @@ How it fits together:
   (``ib_book``) is keyed by it, so an order is recognised again after a reconnect or a restart
   of this process. Order ids come from ib_async's sequence, seeded by IB's nextValidId and never
   below an id this adapter already used; ``broker_order_id`` is the IB orderId as a string and
-  never changes once ``submit`` returns. ``submit`` waits briefly for IB's first word so a
-  rejection (e.g. 201) is raised as ``OrderRejected``.
+  never changes once ``submit`` returns, a modify included. Submit, cancel, ``replace``
+  (placeOrder on the same orderId) and ``submit_bracket`` (parent and children in one OCA
+  group) are ``ib_orders``'s.
+- **Fills missed while away.** After a reconnect of the socket, connectAsync's reqExecutions
+  brings the day's executions, and the book reports each one it had not seen (by IB's execId,
+  the ``fill_id``), before ``ConnectionEvent(True)``; after IB's own link comes back with the
+  socket up (1101/1102) the adapter asks reqExecutions itself. A "Cancelled" for an order whose
+  executions filled it is reported as filled.
 - **Kill switch.** ``cancel_all`` lists every open order of the account (``reqAllOpenOrders``:
   other client ids and orders typed into TWS included), sends one ``reqGlobalCancel`` and then
   confirms order by order: this client's orders by their Cancelled status, the others by
@@ -51,17 +57,17 @@ from brokers.base import (
     ConnectionEvent,
     OrderChange,
     OrderRequest,
-    OrderStatus,
     Position,
     Quote,
     QuoteEvent,
 )
-from brokers.errors import BrokerError, BrokerUnavailable, NotSent, OrderNotFound, OrderRejected
+from brokers.errors import BrokerError, BrokerUnavailable, NotSent
 from brokers.events import EventFanout
 from brokers.ib import mapping as m
-from brokers.ib.book import OrderBook, TrackedOrder
+from brokers.ib.book import OrderBook
 from brokers.ib.contracts import Contracts
 from brokers.ib.kill import confirm_cancels, list_open_orders
+from brokers.ib.orders import OrderDesk
 from brokers.ib.quotes import DELAYED, LIVE, QuoteBook
 from brokers.ib.reconnect import reconnect
 
@@ -118,13 +124,16 @@ class IBBroker:
         self._currency = currency
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
-        self._ack_timeout = ack_timeout
         self._quote_timeout = quote_timeout
         self._cancel_timeout = cancel_timeout
         self._cancel_poll_s = cancel_poll_s
         self._backoff = (reconnect_initial_s, reconnect_max_s)
         self._max_requests = max_requests_per_s
         self._book = OrderBook()
+        self._desk = OrderDesk(
+            self._book, client_id=client_id, link=self._require_link, contract=self._contract,
+            account=lambda: self.account_id, ack_timeout=ack_timeout,
+        )  # fmt: skip
         self._quotes = QuoteBook(allow_delayed=allow_delayed_data)
         self._events = EventFanout()
         self._ib: IB | None = None
@@ -172,7 +181,7 @@ class IBBroker:
         ib.disconnectedEvent += self._on_disconnected
         ib.errorEvent += self._on_error
         ib.orderStatusEvent += self._on_trade
-        ib.openOrderEvent += self._on_trade
+        ib.openOrderEvent += self._on_open_order
         ib.execDetailsEvent += self._on_exec
         ib.pendingTickersEvent += self._on_tickers
         return ib
@@ -258,62 +267,33 @@ class IBBroker:
                         self._spawn(self._request_market_data(symbol, again=True), "ib-mktdata")
                 self._link_up = True
                 self._emit(ConnectionEvent(connected=True, reason=reason))
+                self._spawn(self._catch_up_fills(), "ib-executions")
         elif code in m.FARM_BROKEN_CODES or code in m.FARM_OK_CODES:
             self.farms[code] = message
             log.log(logging.WARNING if code in m.FARM_BROKEN_CODES else logging.INFO,
                     "IB farm status %s", reason)  # fmt: skip
+        elif self._desk.on_error(req_id, code, message):
+            log.warning("IB refused a modify of order %s: %s", req_id, reason)
         elif (order := self._book.by_id(req_id)) is not None:
             log.warning("IB error on order %s (%s): %s", req_id, order.client_order_id, reason)
 
     # -- orders ----------------------------------------------------------------------------
 
     async def submit(self, order: OrderRequest) -> BrokerOrder:
-        known = self._book.by_ref(order.client_order_id)
-        if known is not None:  # idempotent: the orderRef is already at IB
-            return known.snapshot()
-        contract = await self._contract(order.symbol)
-        known = self._book.by_ref(order.client_order_id)
-        if known is not None:  # a twin submit got there while the contract was looked up
-            return known.snapshot()
-        ib = self._require_link()
-        with m.vendor_errors(f"submit {order.client_order_id}"):
-            trade = ib.placeOrder(contract, m.ib_order(order, account=self.account_id))
-        tracked = TrackedOrder(
-            client_order_id=order.client_order_id,
-            order_id=trade.order.orderId,
-            symbol=order.symbol,
-            side=order.side,
-            quantity=order.quantity,
-            order_type=order.order_type,
-            limit_price=order.limit_price,
-            time_in_force=order.time_in_force,
-        )
-        self._book.add(tracked)  # no await since the by_ref check: concurrent twins see it
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._ack_timeout
-        while tracked.status is OrderStatus.NEW and loop.time() < deadline:
-            await self._book.wait_change(deadline - loop.time())
-        if tracked.status is OrderStatus.REJECTED:
-            reason = tracked.reason or "rejected by IB"
-            raise OrderRejected(reason, code=m.error_code(reason))
-        return tracked.snapshot()
+        return await self._desk.submit(order)
+
+    async def submit_bracket(
+        self, entry: OrderRequest, stop_loss: OrderRequest | None, take_profit: OrderRequest | None
+    ) -> list[BrokerOrder]:
+        """The entry and its exits as IB parent and child orders in one OCA group; answers
+        [entry, stop_loss?, take_profit?] (see ``brokers.ib.orders``)."""
+        return await self._desk.submit_bracket(entry, stop_loss, take_profit)
 
     async def cancel(self, client_order_id: str) -> None:
-        tracked = self._book.by_ref(client_order_id)
-        if tracked is None:
-            raise OrderNotFound(f"no IB order with orderRef {client_order_id!r}")
-        if not tracked.status.is_open:
-            return  # nothing left to cancel
-        ib = self._require_link()
-        trade = ib.wrapper.trades.get((self.client_id, tracked.order_id))
-        with m.vendor_errors(f"cancel {client_order_id}"):
-            if trade is not None:
-                ib.cancelOrder(trade.order)  # type: ignore[no-untyped-call]
-            else:
-                ib.client.cancelOrder(tracked.order_id, "")  # type: ignore[no-untyped-call]
+        await self._desk.cancel(client_order_id)
 
     async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
-        raise NotImplementedError("replace: being built")  # TODO(issue 15)
+        return await self._desk.replace(client_order_id, change)
 
     async def cancel_all(self) -> CancelReport:
         ib = self._require_link()
@@ -338,8 +318,22 @@ class IBBroker:
     def _on_trade(self, trade: Trade) -> None:
         self._emit_all(self._book.on_trade(trade, self.client_id))
 
+    def _on_open_order(self, trade: Trade) -> None:
+        self._emit_all(self._book.on_trade(trade, self.client_id, open_order=True))
+
     def _on_exec(self, trade: Trade, fill: IBFill) -> None:
         self._emit_all(self._book.on_exec(fill.execution, self.client_id))
+
+    async def _catch_up_fills(self) -> None:
+        """The day's executions, after IB's link came back with the socket up (1101/1102):
+        a fill made while TWS was cut off from IB is not always pushed afterwards. (After a
+        reconnect of the socket, connectAsync asks for them itself; see reconcile.) The book
+        reports each execution once, by its execId."""
+        ib = self._require_link()
+        with m.vendor_errors("executions after IB's link came back"):
+            fills = await asyncio.wait_for(ib.reqExecutionsAsync(), self._request_timeout)
+        for fill in fills:
+            self._emit_all(self._book.on_exec(fill.execution, self.client_id))
 
     # -- quotes, account, positions -------------------------------------------------------
 

@@ -12,6 +12,9 @@ IB's order states map onto the gateway's as follows (``OrderStatus`` of ib_async
     Inactive                       rejected          (IB keeps it but will not work it)
     ValidationError                (no change: ib_async's name for a warning on a live order)
 
+Order types (ours → IB's): market MKT, limit LMT (lmtPrice), stop STP (the stop in auxPrice),
+stop_limit STP LMT (lmtPrice and auxPrice). Any other IB type is not mapped (never guessed).
+
 Error codes (https://interactivebrokers.github.io/tws-api/message_codes.html):
 
     1100              connectivity between TWS and IB lost        -> link down
@@ -36,7 +39,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from ib_async import Contract, LimitOrder, MarketOrder, Order, Stock
+from ib_async import Contract, LimitOrder, MarketOrder, Order, Stock, StopLimitOrder, StopOrder
 from ib_async.wrapper import RequestError
 
 from brokers.base import (
@@ -85,13 +88,20 @@ def stock(symbol: str, *, primary_exchange: str = "", currency: str = "USD") -> 
 
 def ib_order(request: OrderRequest, *, account: str) -> Order:
     """The ib_async order for a request; ``orderRef`` carries the client order id, because IB
-    has no client order id of its own and orderRef is what survives a reconnect or restart."""
+    has no client order id of its own and orderRef is what survives a reconnect or restart.
+    Stops: IB's "STP" carries the stop in ``auxPrice``; "STP LMT" the limit in ``lmtPrice``
+    and the stop in ``auxPrice``."""
     action = "BUY" if request.side is Side.BUY else "SELL"
     quantity = float(request.quantity)
+    limit, stop = request.limit_price, request.stop_price
     order: Order
-    if request.order_type is OrderType.LIMIT:
-        assert request.limit_price is not None  # OrderRequest's validator guarantees it
-        order = LimitOrder(action, quantity, float(request.limit_price))
+    # OrderRequest's validator guarantees the prices each type needs
+    if request.order_type is OrderType.LIMIT and limit is not None:
+        order = LimitOrder(action, quantity, float(limit))
+    elif request.order_type is OrderType.STOP and stop is not None:
+        order = StopOrder(action, quantity, float(stop))
+    elif request.order_type is OrderType.STOP_LIMIT and limit is not None and stop is not None:
+        order = StopLimitOrder(action, quantity, float(limit), float(stop))
     else:
         order = MarketOrder(action, quantity)
     order.tif = _TIF[request.time_in_force]
@@ -106,8 +116,28 @@ def side_of(action: str) -> Side:
     return Side.BUY if action.upper() in ("BUY", "BOT") else Side.SELL
 
 
-def order_type_of(ib_type: str) -> OrderType:
-    return OrderType.LIMIT if ib_type.upper() in ("LMT", "LIMIT") else OrderType.MARKET
+_ORDER_TYPES = {
+    "MKT": OrderType.MARKET,
+    "LMT": OrderType.LIMIT,
+    "STP": OrderType.STOP,
+    "STP LMT": OrderType.STOP_LIMIT,
+}
+
+
+def order_type_of(ib_type: str) -> OrderType | None:
+    """Our order type for IB's; None for one this adapter never sends (a trailing stop typed
+    into TWS, say, must not pass for a market order)."""
+    return _ORDER_TYPES.get(ib_type.upper().strip())
+
+
+def limit_of(order_type: OrderType, lmt_price: float | Decimal | None) -> Decimal | None:
+    """The limit price IB reports, on the types that have one (IB sends 0 on the others)."""
+    return price_or_none(lmt_price) if order_type.has_limit else None
+
+
+def stop_of(order_type: OrderType, aux_price: float | Decimal | None) -> Decimal | None:
+    """The stop price (IB's ``auxPrice``), on the types that have one."""
+    return price_or_none(aux_price) if order_type.has_stop else None
 
 
 def tif_of(ib_tif: str) -> TimeInForce:

@@ -174,6 +174,9 @@ def order_json(
     order_type: str = "market",
     limit_price: str | None = None,
     time_in_force: str = "day",
+    stop_price: str | None = None,
+    replaces: str | None = None,
+    replaced_by: str | None = None,
 ) -> dict[str, Any]:
     """An order as Alpaca's trade_updates carry it (numbers as strings)."""
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -188,8 +191,8 @@ def order_json(
         "canceled_at": None,
         "failed_at": None,
         "replaced_at": None,
-        "replaced_by": None,
-        "replaces": None,
+        "replaced_by": replaced_by,
+        "replaces": replaces,
         "asset_id": "b0b6dd9d-8b9b-48a9-ba46-b9d54906e415",
         "symbol": symbol,
         "asset_class": "us_equity",
@@ -203,7 +206,7 @@ def order_json(
         "side": side,
         "time_in_force": time_in_force,
         "limit_price": limit_price,
-        "stop_price": None,
+        "stop_price": stop_price,
         "status": status,
         "extended_hours": False,
         "legs": None,

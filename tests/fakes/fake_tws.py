@@ -5,18 +5,19 @@ It runs an asyncio server on 127.0.0.1 and answers ib_async's real client code: 
 and managedAccounts, the start-up requests and their end messages, market data, orders,
 executions, cancels and the global cancel.
 
-Shape: the outgoing messages are one builder function each (``msg_*``), returning the exact
-field list ib_async's decoder expects at server version 176 (a message with a field too many or
-too few is swallowed by the decoder and the request waits for its timeout, so counts matter and
-``tests/integration/ib/test_fake_wire.py`` checks each builder against the real decoder). The
-incoming messages are dispatched through one table (``_HANDLERS``) keyed by message id.
+Shape: the outgoing messages are one builder function each (``msg_*`` in ``tws_wire``, with
+the book), the orders and their fills are ``tws_market`` (modify, stops, brackets, OCA), and
+this module is the server: the incoming messages are dispatched through one table
+(``_HANDLERS``) keyed by message id.
 
 The market and the book (``TWSState``) live outside the server, so ``restart()`` keeps them:
 orders placed before a restart are reported again, with their orderRef, after it.
 
 Test knobs: ``set_quote`` (streams bid/ask and fills marketable orders), ``add_manual_order``
 (an order typed into TWS by hand), ``stuck_orders`` (perm ids a cancel never reaches),
-``reject_symbols`` (placeOrder answered with an error), ``swallow_orders`` (placeOrder lost),
+``reject_symbols`` (placeOrder answered with an error), ``reject_modify`` (a modify answered
+with an error), ``swallow_orders`` (placeOrder lost), ``fill(..., reported_status=...)`` (a
+fill whose orderStatus says otherwise),
 ``withhold`` (message ids never sent, e.g. an end message), ``drop_connections``, ``stop`` /
 ``start`` / ``restart``, ``broadcast_error`` (1100, 1102, farm status...).
 """
@@ -27,283 +28,39 @@ import asyncio
 import contextlib
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-SERVER_VERSION = 176
-
-Fields = list[str]
-
-
-def _num(value: float) -> str:
-    return repr(float(value)) if value != int(value) else str(int(value))
-
-
-def _now_text() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d %H:%M:%S UTC")
-
-
-@dataclass
-class FakeOrder:
-    perm_id: int
-    order_id: int  # 0 for an order typed into TWS by hand
-    client_id: int
-    account: str
-    symbol: str
-    action: str  # BUY | SELL
-    quantity: float
-    order_type: str  # MKT | LMT
-    limit_price: float | None
-    tif: str
-    order_ref: str
-    status: str = "Submitted"
-    filled: float = 0.0
-    avg_price: float = 0.0
-
-    @property
-    def is_open(self) -> bool:
-        return self.status not in ("Filled", "Cancelled", "ApiCancelled", "Inactive")
-
-
-@dataclass
-class FakeExecution:
-    exec_id: str
-    order: FakeOrder
-    shares: float
-    price: float
-    time: str
-    cum_qty: float
-    avg_price: float
-
-
-@dataclass
-class TWSState:
-    """Everything that survives a TWS restart."""
-
-    accounts: list[str]
-    account_values: dict[str, float] = field(
-        default_factory=lambda: {
-            "NetLiquidation": 100_000.0,
-            "TotalCashValue": 100_000.0,
-            "BuyingPower": 400_000.0,
-            "PreviousDayEquityWithLoanValue": 99_500.0,
-        }
-    )
-    positions: dict[str, tuple[float, float]] = field(default_factory=dict)  # sym -> qty, cost
-    orders: dict[int, FakeOrder] = field(default_factory=dict)  # perm id -> order
-    executions: list[FakeExecution] = field(default_factory=list)
-    quotes: dict[str, tuple[float, float]] = field(default_factory=dict)
-    market_data_type: int = 1  # 1 live, 3 delayed
-    next_order_id: int = 1
-    next_perm_id: int = 900_000
-    stuck_orders: set[int] = field(default_factory=set)  # perm ids a cancel never reaches
-    reject_symbols: dict[str, tuple[int, str]] = field(default_factory=dict)
-    unknown_symbols: set[str] = field(default_factory=set)  # no contract definition
-    swallow_orders: bool = False  # placeOrder is lost on the way (no order, no answer)
-    withhold: set[str] = field(default_factory=set)  # message ids never sent (e.g. "62")
-    status_first: bool = False  # on a fill, orderStatus before execDetails
-    requests: list[tuple[int, Fields]] = field(default_factory=list)  # (client id, fields)
-
-    def con_id(self, symbol: str) -> int:
-        return 100_000 + sum(ord(c) * 31**i for i, c in enumerate(symbol)) % 800_000
-
-
-# --- outgoing messages: one builder each, exact field counts for server version 176 ----------
-
-
-def _contract(state: TWSState, symbol: str) -> Fields:
-    """conId, symbol, secType, lastTradeDate, strike, right, multiplier, exchange, currency:
-    the contract block of openOrder, execDetails and position, which the callers complete with
-    localSymbol and tradingClass."""
-    return [str(state.con_id(symbol)), symbol, "STK", "", "0", "", "", "SMART", "USD"]
-
-
-def msg_handshake() -> Fields:
-    return [str(SERVER_VERSION), _now_text()]
-
-
-def msg_next_valid_id(order_id: int) -> Fields:
-    return ["9", "1", str(order_id)]
-
-
-def msg_managed_accounts(accounts: list[str]) -> Fields:
-    return ["15", "1", ",".join(accounts)]
-
-
-def msg_error(req_id: int, code: int, text: str) -> Fields:
-    return ["4", "2", str(req_id), str(code), text, ""]  # last: advancedOrderRejectJson (>=166)
-
-
-def msg_tick_price(req_id: int, tick_type: int, price: float, size: float) -> Fields:
-    return ["1", "6", str(req_id), str(tick_type), _num(price), _num(size), "0"]
-
-
-def msg_market_data_type(req_id: int, data_type: int) -> Fields:
-    return ["58", "1", str(req_id), str(data_type)]
-
-
-def msg_position(state: TWSState, account: str, symbol: str, qty: float, cost: float) -> Fields:
-    return ["61", "3", account, *_contract(state, symbol), symbol, symbol, _num(qty), _num(cost)]
-
-
-def msg_position_end() -> Fields:
-    return ["62", "1"]
-
-
-def msg_account_value(tag: str, value: float, account: str) -> Fields:
-    return ["6", "2", tag, _num(value), "USD", account]
-
-
-def msg_portfolio(state: TWSState, account: str, symbol: str, qty: float, cost: float) -> Fields:
-    bid, ask = state.quotes.get(symbol, (cost, cost))
-    mark = (bid + ask) / 2
-    c = _contract(state, symbol)
-    # updatePortfolio carries primaryExchange where the others carry exchange
-    contract = [*c[:7], "NASDAQ", "USD", symbol, symbol]
-    return ["7", "8", *contract, _num(qty), _num(mark), _num(qty * mark), _num(cost), "0", "0",
-            account]  # fmt: skip
-
-
-def msg_account_time() -> Fields:
-    return ["8", "1", datetime.now(UTC).strftime("%H:%M")]
-
-
-def msg_account_download_end(account: str) -> Fields:
-    return ["54", "1", account]
-
-
-def msg_account_update_multi(req_id: int, account: str, tag: str, value: float) -> Fields:
-    return ["73", "1", str(req_id), account, "", tag, _num(value), "USD"]
-
-
-def msg_account_update_multi_end(req_id: int) -> Fields:
-    return ["74", "1", str(req_id)]
-
-
-def msg_open_order(state: TWSState, o: FakeOrder) -> Fields:
-    lmt = "" if o.limit_price is None else _num(o.limit_price)
-    head = [
-        "5", str(o.order_id), *_contract(state, o.symbol), o.symbol, o.symbol,
-        o.action, _num(o.quantity), o.order_type, lmt, "", o.tif, "", o.account, "O", "0",
-        o.order_ref, str(o.client_id), str(o.perm_id), "0", "0", "0", "", "", "", "", "",
-        "",  # faProfile: only below server version 177
-    ]  # fmt: skip
-    body = [""] * 27 + ["", ""]  # modelCode .. volatilityType, deltaNeutralOrderType, auxPrice
-    tail = [
-        "0", "", "", "", "", "", "",  # continuousUpdate .. comboLegsDescrip
-        "0", "0", "0",  # combo legs, order combo legs, smart combo routing params
-        "", "", "",  # scaleInitLevelSize, scaleSubsLevelSize, scalePriceIncrement
-        "",  # hedgeType
-        "0", "", "", "0", "0",  # optOutSmartRouting, clearing x2, notHeld, dncPresent
-        "",  # algoStrategy
-        "0", "0", o.status, *[""] * 14, "0", "0",  # solicited, whatIf, order state, randomize
-        "0",  # conditions
-        *[""] * 16,  # adjustedOrderType .. usePriceMgmtAlgo
-        "", "", "",  # duration, postToAts, autoCancelParent
-        "", "", "", "", "",  # minTradeQty .. midOffsetAtHalf (>= 170)
-    ]  # fmt: skip
-    return head + body + tail
-
-
-def msg_open_order_end() -> Fields:
-    return ["53", "1"]
-
-
-def msg_order_status(o: FakeOrder, last_price: float = 0.0) -> Fields:
-    return [
-        "3", str(o.order_id), o.status, _num(o.filled), _num(o.quantity - o.filled),
-        _num(o.avg_price), str(o.perm_id), "0", _num(last_price), str(o.client_id), "", "",
-    ]  # fmt: skip
-
-
-def msg_exec_details(state: TWSState, req_id: int, ex: FakeExecution) -> Fields:
-    o = ex.order
-    side = "BOT" if o.action == "BUY" else "SLD"
-    return [
-        "11", str(req_id), str(o.order_id), *_contract(state, o.symbol), o.symbol, o.symbol,
-        ex.exec_id, ex.time, o.account, "ISLAND", side, _num(ex.shares), _num(ex.price),
-        str(o.perm_id), str(o.client_id), "0", _num(ex.cum_qty), _num(ex.avg_price),
-        o.order_ref, "", "", "", "1",
-    ]  # fmt: skip
-
-
-def msg_exec_details_end(req_id: int) -> Fields:
-    return ["55", "1", str(req_id)]
-
-
-def msg_commission_report(exec_id: str) -> Fields:
-    return ["59", "1", exec_id, "1.0", "USD", "", "", ""]
-
-
-def msg_completed_order(state: TWSState, o: FakeOrder) -> Fields:
-    """A done order (no order id or client id in this message: IB sends neither)."""
-    lmt = "" if o.limit_price is None else _num(o.limit_price)
-    head = [
-        "101", *_contract(state, o.symbol), o.symbol, o.symbol,
-        o.action, _num(o.quantity), o.order_type, lmt, "", o.tif, "", o.account, "O", "0",
-        o.order_ref, str(o.perm_id), "0", "0", "0", "", "", "", "",
-        "",  # faProfile: only below server version 177
-    ]  # fmt: skip
-    tail = [
-        *[""] * 21, "", "",  # modelCode .. volatilityType, deltaNeutralOrderType, auxPrice
-        "0", "", "", "", "",  # continuousUpdate .. comboLegsDescrip
-        "0", "0", "0",  # combo legs, order combo legs, smart combo routing params
-        "", "", "",  # scaleInitLevelSize, scaleSubsLevelSize, scalePriceIncrement
-        "",  # hedgeType
-        "", "", "0", "0",  # clearingAccount, clearingIntent, notHeld, dncPresent
-        "",  # algoStrategy
-        "0", o.status, "0", "0",  # solicited, status, randomizeSize, randomizePrice
-        "0",  # conditions
-        "", "", "", "", "", "", _num(o.filled), "", "", "", "", "", "",  # .. parentPermId
-        _now_text(), o.status,  # completedTime, completedStatus
-        "", "", "", "", "",  # minTradeQty .. midOffsetAtHalf (>= 170)
-    ]  # fmt: skip
-    return head + tail
-
-
-def msg_completed_orders_end() -> Fields:
-    return ["102"]
-
-
-def msg_contract_details(state: TWSState, req_id: int, symbol: str) -> Fields:
-    return [
-        "10", str(req_id), symbol, "STK", "", "0", "", "SMART", "USD", symbol, "NMS", symbol,
-        str(state.con_id(symbol)), "0.01",  # .. conId, minTick (no version field from 164)
-        "", "ACTIVETIM,LMT,MKT", "SMART,NASDAQ,NYSE", "1", "0", f"{symbol} INC", "NASDAQ", "",
-        "", "", "", "US/Eastern", "", "", "", "",  # multiplier .. evMultiplier
-        "0",  # secIdList
-        "1", "", "", "26", "", "COMMON",  # aggGroup .. stockType
-        "1", "1", "100",  # minSize, sizeIncrement, suggestedSizeIncrement (from 164)
-    ]  # fmt: skip
-
-
-def msg_contract_details_end(req_id: int) -> Fields:
-    return ["52", "1", str(req_id)]
-
+from tests.fakes.tws_market import Market, Session
+from tests.fakes.tws_wire import (
+    SERVER_VERSION,
+    FakeOrder,
+    Fields,
+    TWSState,
+    msg_account_download_end,
+    msg_account_time,
+    msg_account_update_multi,
+    msg_account_update_multi_end,
+    msg_account_value,
+    msg_completed_order,
+    msg_completed_orders_end,
+    msg_contract_details,
+    msg_contract_details_end,
+    msg_error,
+    msg_exec_details,
+    msg_exec_details_end,
+    msg_handshake,
+    msg_managed_accounts,
+    msg_market_data_type,
+    msg_next_valid_id,
+    msg_open_order,
+    msg_open_order_end,
+    msg_order_status,
+    msg_portfolio,
+    msg_position,
+    msg_position_end,
+    msg_tick_price,
+)
 
 # --- the server ------------------------------------------------------------------------------
-
-
-class _Session:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 withhold: set[str]) -> None:  # fmt: skip
-        self.reader = reader
-        self.writer = writer
-        self.withhold = withhold
-        self.client_id: int | None = None
-        self.market_data: dict[int, str] = {}  # reqId -> symbol
-        self.positions_subscribed = False
-        self.account_subscribed = ""
-
-    def send(self, fields: Fields) -> None:
-        if self.writer.is_closing() or fields[0] in self.withhold:
-            return
-        payload = "".join(f"{f}\0" for f in fields).encode()
-        self.writer.write(struct.pack(">I", len(payload)) + payload)
-
-    def sees(self, order: FakeOrder) -> bool:
-        """TWS reports an order to the client that placed it, and to client 0."""
-        return self.client_id is not None and self.client_id in (0, order.client_id)
 
 
 class FakeTWS:
@@ -313,7 +70,8 @@ class FakeTWS:
         self.state = TWSState(accounts=accounts or ["DU1234567"])
         self.port = port
         self._server: asyncio.Server | None = None
-        self._sessions: list[_Session] = []
+        self._sessions: list[Session] = []
+        self.market = Market(self.state, lambda: self._sessions)
         self._changed = asyncio.Event()  # set and replaced after every message and session
 
     # -- lifecycle
@@ -378,12 +136,12 @@ class FakeTWS:
                     s.send(msg_tick_price(req_id, 67 if delayed else 2, ask, 100))
         for o in list(self.state.orders.values()):
             if o.symbol == symbol and o.is_open:
-                self._maybe_fill(o)
+                self.market.maybe_fill(o)
 
     def add_manual_order(self, symbol: str, action: str, qty: float, limit: float) -> FakeOrder:
         """An order typed into TWS by hand: order id 0, visible to client 0 and global cancel."""
-        o = FakeOrder(self._perm_id(), 0, 0, self.state.accounts[0], symbol, action, qty, "LMT",
-                      limit, "DAY", "")  # fmt: skip
+        o = FakeOrder(self.market.new_perm_id(), 0, 0, self.state.accounts[0], symbol, action,
+                      qty, "LMT", limit, "DAY", "")  # fmt: skip
         self.state.orders[o.perm_id] = o
         return o
 
@@ -401,7 +159,7 @@ class FakeTWS:
     # -- the connection
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = _Session(reader, writer, self.state.withhold)
+        session = Session(reader, writer, self.state.withhold)
         self._sessions.append(session)
         try:
             if await reader.readexactly(4) != b"API\0":
@@ -435,13 +193,9 @@ class FakeTWS:
         text = (await reader.readexactly(size)).decode()
         return text.split("\0")[:-1]
 
-    def _perm_id(self) -> int:
-        self.state.next_perm_id += 1
-        return self.state.next_perm_id
-
     # -- request handlers (fields as received; index 0 is the message id)
 
-    def _start_api(self, s: _Session, f: Fields) -> None:
+    def _start_api(self, s: Session, f: Fields) -> None:
         client_id = int(f[2])
         if client_id in self.clients:
             s.send(msg_error(-1, 326, f"Unable to connect as the client id {client_id} is "
@@ -453,36 +207,36 @@ class FakeTWS:
         s.send(msg_next_valid_id(self.state.next_order_id))
         s.send(msg_error(-1, 2104, "Market data farm connection is OK:usfarm"))
 
-    def _req_ids(self, s: _Session, f: Fields) -> None:
+    def _req_ids(self, s: Session, f: Fields) -> None:
         s.send(msg_next_valid_id(self.state.next_order_id))
 
-    def _req_positions(self, s: _Session, f: Fields) -> None:
+    def _req_positions(self, s: Session, f: Fields) -> None:
         s.positions_subscribed = True
         for symbol, (qty, cost) in self.state.positions.items():
             s.send(msg_position(self.state, self.state.accounts[0], symbol, qty, cost))
         s.send(msg_position_end())
 
-    def _send_open_orders(self, s: _Session, everyone: bool) -> None:
+    def _send_open_orders(self, s: Session, everyone: bool) -> None:
         for o in self.state.orders.values():
             if o.is_open and (everyone or s.sees(o)):
                 s.send(msg_open_order(self.state, o))
                 s.send(msg_order_status(o))
         s.send(msg_open_order_end())
 
-    def _req_open_orders(self, s: _Session, f: Fields) -> None:
+    def _req_open_orders(self, s: Session, f: Fields) -> None:
         self._send_open_orders(s, everyone=False)
 
-    def _req_all_open_orders(self, s: _Session, f: Fields) -> None:
+    def _req_all_open_orders(self, s: Session, f: Fields) -> None:
         self._send_open_orders(s, everyone=True)
 
-    def _req_completed_orders(self, s: _Session, f: Fields) -> None:
+    def _req_completed_orders(self, s: Session, f: Fields) -> None:
         # Only ever on request: an unsolicited completedOrder makes ib_async raise (issue 128).
         for o in self.state.orders.values():
             if not o.is_open:
                 s.send(msg_completed_order(self.state, o))
         s.send(msg_completed_orders_end())
 
-    def _req_account_updates(self, s: _Session, f: Fields) -> None:
+    def _req_account_updates(self, s: Session, f: Fields) -> None:
         account = f[3] or self.state.accounts[0]
         s.account_subscribed = account if f[2] == "1" else ""
         if not s.account_subscribed:
@@ -494,20 +248,20 @@ class FakeTWS:
         s.send(msg_account_time())
         s.send(msg_account_download_end(account))
 
-    def _req_account_updates_multi(self, s: _Session, f: Fields) -> None:
+    def _req_account_updates_multi(self, s: Session, f: Fields) -> None:
         req_id, account = int(f[2]), f[3]
         for tag, value in self.state.account_values.items():
             s.send(msg_account_update_multi(req_id, account, tag, value))
         s.send(msg_account_update_multi_end(req_id))
 
-    def _req_executions(self, s: _Session, f: Fields) -> None:
+    def _req_executions(self, s: Session, f: Fields) -> None:
         req_id = int(f[2])
         for ex in self.state.executions:
             if s.sees(ex.order):
                 s.send(msg_exec_details(self.state, req_id, ex))
         s.send(msg_exec_details_end(req_id))
 
-    def _req_contract_details(self, s: _Session, f: Fields) -> None:
+    def _req_contract_details(self, s: Session, f: Fields) -> None:
         req_id, symbol = int(f[2]), f[4]  # 9, version, reqId, contract (symbol 2nd), ...
         if symbol in self.state.unknown_symbols:
             s.send(msg_error(req_id, 200, "No security definition has been found for the "
@@ -516,7 +270,7 @@ class FakeTWS:
         s.send(msg_contract_details(self.state, req_id, symbol))
         s.send(msg_contract_details_end(req_id))
 
-    def _req_mkt_data(self, s: _Session, f: Fields) -> None:
+    def _req_mkt_data(self, s: Session, f: Fields) -> None:
         req_id, symbol = int(f[2]), f[4]  # f[3:15] is the contract; symbol is its 2nd field
         s.market_data[req_id] = symbol
         delayed = self.state.market_data_type in (3, 4)
@@ -526,113 +280,31 @@ class FakeTWS:
             s.send(msg_tick_price(req_id, 66 if delayed else 1, bid, 100))
             s.send(msg_tick_price(req_id, 67 if delayed else 2, ask, 100))
 
-    def _cancel_mkt_data(self, s: _Session, f: Fields) -> None:
+    def _cancel_mkt_data(self, s: Session, f: Fields) -> None:
         s.market_data.pop(int(f[2]), None)
 
-    def _place_order(self, s: _Session, f: Fields) -> None:
-        # 3, orderId, contract (12 fields: conId symbol secType lastTrade strike right
-        # multiplier exchange primaryExchange currency localSymbol tradingClass), secIdType,
-        # secId, action, totalQuantity, orderType, lmtPrice, auxPrice, tif, ocaGroup, account,
-        # openClose, origin, orderRef, ...
-        order_id, symbol = int(f[1]), f[3]
-        assert s.client_id is not None
-        if self.state.swallow_orders:
-            return
-        self.state.next_order_id = max(self.state.next_order_id, order_id + 1)
-        if symbol in self.state.reject_symbols:
-            code, text = self.state.reject_symbols[symbol]
-            s.send(msg_error(order_id, code, text))
-            return
-        o = FakeOrder(
-            perm_id=self._perm_id(), order_id=order_id, client_id=s.client_id,
-            account=f[23] or self.state.accounts[0], symbol=symbol, action=f[16],
-            quantity=float(f[17]), order_type=f[18],
-            limit_price=float(f[19]) if f[19] else None, tif=f[21], order_ref=f[26],
-        )  # fmt: skip
-        self.state.orders[o.perm_id] = o
-        self._notify(o, open_order=True)
-        self._maybe_fill(o)
+    def _place_order(self, s: Session, f: Fields) -> None:
+        self.market.place(s, f)
 
-    def _cancel_order(self, s: _Session, f: Fields) -> None:
-        order_id = int(f[2])
-        o = next((o for o in self.state.orders.values()
-                  if o.order_id == order_id and s.sees(o)), None)  # fmt: skip
-        if o is None:
-            s.send(msg_error(order_id, 10147, f"OrderId {order_id} that needs to be cancelled "
-                             "is not found."))  # fmt: skip
-        elif not o.is_open:
-            s.send(msg_error(order_id, 10148, f"OrderId {order_id} that needs to be cancelled "
-                             f"cannot be cancelled, state: {o.status}."))  # fmt: skip
-        else:
-            self._cancel(o)
+    def _cancel_order(self, s: Session, f: Fields) -> None:
+        self.market.cancel_request(s, f)
 
-    def _global_cancel(self, s: _Session, f: Fields) -> None:
+    def _global_cancel(self, s: Session, f: Fields) -> None:
         for o in list(self.state.orders.values()):
             if o.is_open:
-                self._cancel(o)
+                self.market.cancel(o)
 
     # -- the market
 
-    def _cancel(self, o: FakeOrder) -> None:
-        if o.perm_id in self.state.stuck_orders:
-            return  # the cancel never reaches it: no status, ever
-        o.status = "Cancelled"
-        self._notify(o)
-        for s in self._sessions:
-            if s.sees(o) and o.order_id:
-                s.send(msg_error(o.order_id, 202, "Order Canceled - reason:"))
-
-    def _maybe_fill(self, o: FakeOrder) -> None:
-        if o.symbol not in self.state.quotes or not o.is_open:
-            return
-        bid, ask = self.state.quotes[o.symbol]
-        price = ask if o.action == "BUY" else bid
-        if o.limit_price is not None and (
-            (o.action == "BUY" and price > o.limit_price)
-            or (o.action == "SELL" and price < o.limit_price)
-        ):
-            return
-        self.fill(o, o.quantity - o.filled, price)
-
-    def fill(self, o: FakeOrder, qty: float, price: float) -> None:
-        """Execute ``qty`` of an open order at ``price`` (partial fills welcome)."""
-        o.avg_price = (o.avg_price * o.filled + price * qty) / (o.filled + qty)
-        o.filled += qty
-        o.status = "Filled" if o.filled >= o.quantity else "Submitted"
-        sign = 1 if o.action == "BUY" else -1
-        held, cost = self.state.positions.get(o.symbol, (0.0, 0.0))
-        new_qty = held + sign * qty
-        new_cost = (held * cost + sign * qty * price) / new_qty if new_qty else 0.0
-        self.state.positions[o.symbol] = (new_qty, new_cost)
-        self.state.account_values["TotalCashValue"] -= sign * qty * price
-        ex = FakeExecution(f"0000e{len(self.state.executions) + 1:04d}.01", o, qty, price,
-                           _now_text(), o.filled, o.avg_price)  # fmt: skip
-        self.state.executions.append(ex)
-        account = self.state.accounts[0]
-        for s in self._sessions:
-            if s.sees(o):
-                # TWS sends these two in either order; status_first shows the other one
-                first, second = msg_exec_details(self.state, -1, ex), msg_order_status(o, price)
-                if self.state.status_first:
-                    first, second = second, first
-                s.send(first)
-                s.send(second)
-                s.send(msg_commission_report(ex.exec_id))
-            if s.positions_subscribed:
-                s.send(msg_position(self.state, account, o.symbol, new_qty, new_cost))
-            if s.account_subscribed:
-                cash = self.state.account_values["TotalCashValue"]
-                s.send(msg_account_value("TotalCashValue", cash, s.account_subscribed))
-
-    def _notify(self, o: FakeOrder, open_order: bool = False) -> None:
-        for s in self._sessions:
-            if s.sees(o):
-                if open_order:
-                    s.send(msg_open_order(self.state, o))
-                s.send(msg_order_status(o))
+    def fill(
+        self, o: FakeOrder, qty: float, price: float, reported_status: str | None = None
+    ) -> None:
+        """Execute ``qty`` of an open order at ``price``; ``reported_status`` is what IB's
+        orderStatus then claims (e.g. "Cancelled": a cancel that raced the fill)."""
+        self.market.fill(o, qty, price, reported_status)
 
 
-_Handler = Callable[[FakeTWS, _Session, Fields], None]
+_Handler = Callable[[FakeTWS, Session, Fields], None]
 
 _HANDLERS: dict[int, _Handler] = {
     1: FakeTWS._req_mkt_data,

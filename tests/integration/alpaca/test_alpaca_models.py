@@ -92,12 +92,15 @@ def test_stop_and_odd_time_in_force_parse_to_the_nearest_base_value() -> None:
     stop_limit = parse_orders(
         [
             {
-                **order_json("s-1", "x", order_type="stop_limit", limit_price="10.5"),
+                **order_json(
+                    "s-1", "x", order_type="stop_limit", limit_price="10.5", stop_price="10.6"
+                ),
                 "time_in_force": "fok",
             }
         ]
     )[0]
-    assert stop_limit.order_type is OrderType.LIMIT and stop_limit.limit_price == Decimal("10.5")
+    assert stop_limit.order_type is OrderType.STOP_LIMIT
+    assert (stop_limit.limit_price, stop_limit.stop_price) == (Decimal("10.5"), Decimal("10.6"))
     assert stop_limit.time_in_force is TimeInForce.IOC
     with pytest.raises(UnparsableAnswer):
         parse_orders([order_json("l-1", "y", order_type="limit", limit_price=None)])

@@ -54,3 +54,25 @@ def is_order(client_order_id: str, status: str) -> Callable[[BrokerEvent], bool]
 
 def is_quote(symbol: str) -> Callable[[BrokerEvent], bool]:
     return lambda e: isinstance(e, QuoteEvent) and e.quote.symbol == symbol
+
+
+_markers = iter(range(1, 1_000_000))
+
+
+async def events_until_marker(tws: Any, broker: IBBroker, stream: Any) -> list[BrokerEvent]:
+    """Every event of ``stream`` up to a marker quote pushed now (on a symbol of its own, with
+    a bid it never had before): what the fake TWS sent before it has then reached the
+    stream."""
+    if "MARK" not in tws.state.quotes:
+        tws.set_quote("MARK", 50.0, 50.5)
+        await broker.quote("MARK")
+    bid = 50.0 + next(_markers) / 1000
+    tws.set_quote("MARK", bid, 50.5)
+    seen: list[BrokerEvent] = []
+
+    def marker(event: BrokerEvent) -> bool:
+        seen.append(event)
+        return isinstance(event, QuoteEvent) and float(event.quote.bid) == bid
+
+    await next_event(stream, marker)
+    return seen

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from ib_async.decoder import Decoder
 
-from tests.fakes import fake_tws as f
+from tests.fakes import tws_wire as f
 
 
 class Recorder:

@@ -160,7 +160,9 @@ async def test_cancel_confirms_with_a_canceled_event(tws: FakeTWS, broker: IBBro
     assert isinstance(canceled, OrderEvent)
     assert canceled.order.broker_order_id == order.broker_order_id
     assert await broker.open_orders() == []
-    await broker.cancel("c-1")  # already done: nothing to send, no error
+    with pytest.raises(OrderRejected) as again:  # already final: nothing is sent
+        await broker.cancel("c-1")
+    assert again.value.code == "order_not_open"
     assert len(tws.requests_of(4)) == 1
 
 
