@@ -89,6 +89,7 @@ from brokers.errors import (
     BrokerUnavailable,
     DuplicateOrder,
     NotSent,
+    OrderRejected,
     RateLimited,
 )
 
@@ -320,6 +321,40 @@ class RetryingBroker:
     async def cancel_all(self) -> CancelReport:
         return await self._retry("cancel_all", self.inner.cancel_all)
 
+    async def submit_bracket(
+        self,
+        entry: OrderRequest,
+        stop_loss: OrderRequest | None,
+        take_profit: OrderRequest | None,
+    ) -> list[BrokerOrder]:
+        """The adapter's ``submit_bracket`` ([entry, legs...]), tried again only when it
+        certainly did not land; after a failure that may have landed it raises AnswerUnknown
+        (the entry is settled by a look-up like any order of unknown fate)."""
+        method = getattr(self.inner, "submit_bracket", None)
+        if method is None:
+            raise OrderRejected(f"{self.name} holds no brackets", code="brackets_unsupported")
+
+        async def attempt() -> list[BrokerOrder]:
+            placed: list[BrokerOrder] = await self.timed(
+                "submit_bracket", lambda: method(entry, stop_loss, take_profit)
+            )
+            return placed
+
+        retrying = self._retrying("submit_bracket")
+        retrying.retry = retry_if_exception(
+            lambda exc: not may_have_landed(exc) and self.policy.retryable(exc)
+        )
+        try:
+            result: list[BrokerOrder] = await retrying(attempt)
+        except BrokerUnavailable as exc:
+            if not may_have_landed(exc):
+                raise
+            raise AnswerUnknown(
+                f"submit_bracket {entry.client_order_id}: it may have reached {self.name} and "
+                f"its answer was lost ({exc.message})"
+            ) from exc
+        return result
+
     async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
         """Tried again only after a failure that certainly did not land (``NotSent``, 429): a
         replace is not idempotent at every broker (Alpaca refuses to replace an order it
@@ -350,3 +385,18 @@ class RetryingBroker:
                 ) from exc
             raise
         return result
+
+
+async def submit_bracket(
+    broker: Broker,
+    entry: OrderRequest,
+    stop_loss: OrderRequest | None,
+    take_profit: OrderRequest | None,
+) -> list[BrokerOrder]:
+    """``broker.submit_bracket`` where the broker has one (every adapter, and the retry layer
+    over it); a broker without one refuses (nothing was sent)."""
+    method = getattr(broker, "submit_bracket", None)
+    if method is None:
+        raise OrderRejected(f"{broker.name} holds no brackets", code="brackets_unsupported")
+    placed: list[BrokerOrder] = await method(entry, stop_loss, take_profit)
+    return placed

@@ -49,6 +49,8 @@ class ReasonCode(StrEnum):
     BROKER_UNAVAILABLE = "broker_unavailable"
     BROKER_ANSWER_UNKNOWN = "broker_answer_unknown"
     SHORT_NOT_ALLOWED = "short_not_allowed"
+    PROTECTIVE_PRICE_INVALID = "protective_price_invalid"
+    STOP_LOSS_REQUIRED = "stop_loss_required"
     SHUTTING_DOWN = "shutting_down"
 
 
@@ -230,6 +232,9 @@ class Signal(BaseModel):
     limit_price: ExactPositiveNum | None = None
     time_in_force: TimeInForce = TimeInForce.DAY
     stop_price: ExactPositiveNum | None = None
+    # A bracket: exits held by the broker once the entry fills (one cancels the other).
+    stop_loss_price: ExactPositiveNum | None = None
+    take_profit_price: ExactPositiveNum | None = None
 
     @model_validator(mode="after")
     def _prices_match_type(self) -> Signal:

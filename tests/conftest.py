@@ -30,6 +30,9 @@ BOUND_TOKENS = {
 RESUME_CODE = "resume-code-for-tests"
 
 BASE_RISK: dict[str, Any] = yaml.safe_load((ROOT / "config" / "risk_management.yaml").read_text())
+# The shipped file protects every new position with a stop (protective_stop: auto); the tests
+# of everything else send plain orders, and the protection tests ask for it by name.
+BASE_RISK["risk_management"]["protective_stop"] = "none"
 
 BASE_GATEWAY: dict[str, Any] = {
     "gateway": {

@@ -12,6 +12,9 @@ Equity = cash + positions marked at mid. Buying power = equity x ``margin_multip
 position value - open buy orders (at their limit; a market order at the ask, a stop at
 max(stop, ask)).
 
+Brackets (``submit_bracket``, ``adopt_bracket``, as the Alpaca and IB adapters have them): an
+entry with a stop loss and/or a take profit held until it fills, see ``brackets.py``.
+
 Beyond the broker protocol, one simulator-only call: ``await link_oco(client_order_ids)`` puts
 open orders of one symbol in a one-cancels-other group (returns its id, ``oco-<broker id>``):
 when one member fills, even partly, the others are reduced to what it has left to fill, and
@@ -39,7 +42,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from brokers.base import (
     Account,
@@ -57,6 +60,7 @@ from brokers.base import (
     utcnow,
 )
 from brokers.errors import BrokerError, BrokerUnavailable, NotSent, OrderRejected
+from brokers.simulated import brackets
 from brokers.simulated.desk import OrderDesk
 from brokers.simulated.faults import Faults, FaultState
 from brokers.simulated.ledger import ZERO, Ledger
@@ -64,6 +68,7 @@ from brokers.simulated.market import SimQuote
 from brokers.simulated.state import StateFile
 
 log = logging.getLogger("brokers.simulated")
+_Placed = TypeVar("_Placed")
 
 
 class SimulatedBroker:
@@ -296,14 +301,33 @@ class SimulatedBroker:
 
     async def submit(self, order: OrderRequest) -> BrokerOrder:
         await self._reach()
+        return self._drilled([order.client_order_id], lambda: self._desk.place(order))
+
+    async def submit_bracket(
+        self,
+        entry: OrderRequest,
+        stop_loss: OrderRequest | None,
+        take_profit: OrderRequest | None,
+    ) -> list[BrokerOrder]:
+        """The entry and its exits as one unit (see ``brackets.py``): [entry, stop_loss?,
+        take_profit?], each under its request's client_order_id. Idempotent on the ids; the
+        drills treat it as one submit."""
+        await self._reach()
+        ids = [o.client_order_id for o in (entry, stop_loss, take_profit) if o is not None]
+        return self._drilled(ids, lambda: brackets.place(self._desk, entry, stop_loss, take_profit))
+
+    def _drilled(self, ids: list[str], place: Callable[[], _Placed]) -> _Placed:
+        """One submit (of one order or a bracket) as the drills have it: counted, maybe
+        refused, maybe placed with its answer lost."""
         lost = False
         with self._changing():
-            self._ledger.count_submit(order.client_order_id)
+            for coid in ids:
+                self._ledger.count_submit(coid)
             if self._faults.take_reject():
                 raise OrderRejected("order rejected by the broker", code="drill_reject")
             lost = self._faults.take_lost_answer()
             try:
-                placed = self._desk.place(order)
+                placed = place()
             except OrderRejected:
                 if not lost:
                     raise
@@ -311,6 +335,14 @@ class SimulatedBroker:
             # It reached the market; only the answer is lost, as with a dropped connection.
             raise BrokerUnavailable("simulated broker: connection lost before the answer arrived")
         return placed
+
+    async def adopt_bracket(
+        self, entry_id: str, stop_loss_id: str | None, take_profit_id: str | None
+    ) -> list[BrokerOrder]:
+        """After a restart: the bracket read back by its ids, as ``submit_bracket`` answered."""
+        await self._reach()
+        self._check_lookups()
+        return brackets.adopt(self._desk, entry_id, stop_loss_id, take_profit_id)
 
     async def cancel(self, client_order_id: str) -> None:
         """Cancel an open order now (what filled stays filled); OrderNotFound for an unknown
@@ -344,7 +376,11 @@ class SimulatedBroker:
         cancelled: list[str] = []
         failed: dict[str, str] = {}
         with self._changing():
-            for order in list(self._ledger.open.values()):
+            for coid in list(self._ledger.open):
+                order = self._ledger.orders[coid]
+                if not order.is_open:  # a held leg its entry's cancel ended: cancelled too
+                    cancelled.append(order.broker_order_id)
+                    continue
                 reason = self.fail_cancels.get(order.broker_order_id)
                 if reason is not None:
                     failed[order.broker_order_id] = reason

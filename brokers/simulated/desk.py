@@ -12,6 +12,8 @@ publishes what the desk emits. Every rule is deterministic.
   that makes the order marketable fills it at once, as a new order would.
 - One-cancels-other: when a member of a group fills (even partly), every other open member is
   reduced to the filling member's remaining quantity, and cancelled when nothing remains.
+- Brackets (see ``brackets.py``): a leg is held until its entry fills; ``_fill`` and
+  ``set_status`` tell ``brackets`` what happened to an entry or a leg.
 
 Refusals (``OrderRejected.code``): ``unknown_symbol``, ``buying_power``, ``order_not_open`` (a
 final order), ``not_replaceable`` (a market order), ``field_not_applicable`` (a price the order
@@ -41,9 +43,10 @@ from brokers.base import (
     assemble,
 )
 from brokers.errors import OrderNotFound, OrderRejected
+from brokers.simulated import brackets
 from brokers.simulated.ledger import ZERO, Ledger
 from brokers.simulated.market import SimQuote, crossing_price, reserve_price, stop_reached
-from brokers.simulated.state import OrderMeta
+from brokers.simulated.state import NO_META, OrderMeta
 
 Publish = Callable[[OrderEvent], None]
 
@@ -79,6 +82,9 @@ class OrderDesk:
 
     # --- valuation ---------------------------------------------------------------------------
 
+    def quote_of(self, symbol: str) -> SimQuote | None:
+        return self._quotes.get(symbol)
+
     def mark(self, symbol: str, fallback: Decimal) -> Decimal:
         q = self._quotes.get(symbol)
         return q.mid if q is not None else fallback
@@ -105,6 +111,17 @@ class OrderDesk:
         existing = self.ledger.orders.get(request.client_order_id)
         if existing is not None:
             return existing  # idempotent: the same client_order_id never makes a second order
+        return self.work(self.accept(request), request.time_in_force)
+
+    def accept(
+        self,
+        request: OrderRequest,
+        *,
+        status: OrderStatus = OrderStatus.ACCEPTED,
+        meta: OrderMeta = NO_META,
+    ) -> BrokerOrder:
+        """Take ``request`` on the book (an id, stored; buying power checked for a new buy),
+        without working it yet: ``work`` does."""
         if request.symbol not in self._quotes:
             raise OrderRejected(f"no market for {request.symbol}", code="unknown_symbol")
         # Every value comes from the validated request: no second validation.
@@ -117,7 +134,7 @@ class OrderDesk:
                 "side": request.side,
                 "quantity": request.quantity,
                 "filled_quantity": ZERO,
-                "status": OrderStatus.ACCEPTED,
+                "status": status,
                 "limit_price": request.limit_price,
                 "avg_fill_price": None,
                 "order_type": request.order_type,
@@ -125,16 +142,36 @@ class OrderDesk:
                 "stop_price": request.stop_price,
             },
         )
-        self._check_buying_power(placed)
+        if meta.parent is None:  # a bracket's leg is an exit: it needs no buying power
+            self._check_buying_power(placed)
         placed = with_fields(placed, broker_order_id=self.ledger.new_broker_order_id())
-        self.ledger.store(placed, OrderMeta())
+        self.ledger.store(placed, meta)
+        return placed
+
+    def work(
+        self, placed: BrokerOrder, time_in_force: TimeInForce, *, announced: bool = False
+    ) -> BrokerOrder:
+        """Fill what the market crosses now (an IOC's rest is cancelled); the order's event
+        is published unless ``announced`` already."""
         result = self._try_fill(placed)
-        if request.time_in_force is TimeInForce.IOC and result.is_open:
+        if time_in_force is TimeInForce.IOC and result.is_open:
             reason = "ioc remainder" if result.filled_quantity else "ioc not marketable"
             return self.set_status(result, OrderStatus.CANCELED, reason)
-        if result is placed:
+        if result is placed and not announced:
             self._publish(order_event(placed))
         return result
+
+    def publish(self, order: BrokerOrder, reason: str | None = None) -> None:
+        self._publish(order_event(order, reason=reason))
+
+    def resize(
+        self, order: BrokerOrder, quantity: Decimal, reason: str, status: OrderStatus | None = None
+    ) -> BrokerOrder:
+        """``order`` with a new quantity (and status), stored and published with ``reason``."""
+        changed = with_fields(order, quantity=quantity, status=status or order.status)
+        self.ledger.store(changed)
+        self._publish(order_event(changed, reason=reason))
+        return changed
 
     # --- fills -------------------------------------------------------------------------------
 
@@ -154,6 +191,8 @@ class OrderDesk:
         if quote is None:
             return order
         meta = self.ledger.meta_of(order.client_order_id)
+        if brackets.held(order, meta):
+            return order  # a bracket's leg works only once its entry filled
         if order.order_type.has_stop and not meta.triggered and stop_reached(order, quote):
             meta = with_meta(meta, triggered=True)
             self.ledger.store(order, meta)
@@ -190,7 +229,8 @@ class OrderDesk:
         fill = assemble(Fill, fill_fields) if price > ZERO and qty > ZERO else Fill(**fill_fields)
         self._publish(order_event(filled, fill))
         self._oco_after_fill(filled)
-        return filled
+        brackets.after_fill(self, filled, qty)
+        return self.ledger.orders[order.client_order_id]
 
     # --- cancel and replace ------------------------------------------------------------------
 
@@ -209,13 +249,17 @@ class OrderDesk:
         updated = with_fields(order, status=status)
         self.ledger.store(updated)
         self._publish(order_event(updated, reason=reason))
+        if not updated.is_open:
+            brackets.after_close(self, updated)
         return updated
 
     def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
         """Change a resting order in place; a refusal leaves it exactly as it was."""
         order = self.find_open(client_order_id)
         changed = with_fields(order, **_checked_change(order, change))
-        self._check_buying_power(changed, before=order.remaining_quantity * self._reserve(order))
+        if self.ledger.meta_of(client_order_id).parent is None:  # a leg is an exit
+            before = order.remaining_quantity * self._reserve(order)
+            self._check_buying_power(changed, before=before)
         self.ledger.store(changed)
         self._publish(order_event(changed, reason="replaced"))
         return self._try_fill(changed)

@@ -4,13 +4,17 @@ Set from ``brokers.simulated.faults`` in gateway.yaml or ``POST /v1/sim/faults``
 optional and off by default. A fault changes only what the broker does: the gateway cannot tell
 a drill from a real outage.
 
-- ``latency_ms``: every broker call (submit, cancel, replace, get_order, open_orders,
-  cancel_all, link_oco) waits this long before it takes effect and answers.
+- ``latency_ms``: every broker call (submit, submit_bracket, cancel, replace, get_order,
+  open_orders, adopt_bracket, cancel_all, link_oco) waits this long before it takes effect and
+  answers.
 - ``lose_submit_answers``: the next N submits reach the market (the order rests or fills) but
   their answer is lost: the call fails as a transient error, as a dropped connection would.
-- ``fail_lookups_s``: for this many seconds from now, get_order and open_orders fail as
-  transient errors.
+- ``fail_lookups_s``: for this many seconds from now, get_order, open_orders and adopt_bracket
+  fail as transient errors.
 - ``reject_submits``: the next N submits are refused by the broker (a definite rejection).
+
+A submit_bracket is one submit for these counters: the whole bracket is refused, or placed
+with its answer lost.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The simulated paper account in memory: cash, positions, every order (with the simulator's
-own ``OrderMeta`` beside it), the one-cancels-other groups, the id counter and how often each
-client_order_id reached submit().
+own ``OrderMeta`` beside it), the one-cancels-other groups, the legs of each bracket, the id
+counter and how often each client_order_id reached submit().
 
 Synchronous and free of I/O. Every change is noted, so that the broker can write what one call
 changed as one transaction (``pending``) before the call returns, and then ``settle`` it.
@@ -34,6 +34,8 @@ class Ledger:
         self.by_broker_id: dict[str, str] = {}
         self.meta: dict[str, OrderMeta] = {}  # by client_order_id; NO_META when absent
         self.oco_groups: dict[str, list[str]] = {}  # group id -> members, in the order taken
+        self.legs: dict[str, list[str]] = {}  # a bracket's entry -> its legs, as placed
+        self.exits: set[str] = set()  # every bracket's legs
         self.rank: dict[str, int] = {}  # client_order_id -> when the broker took it (0, 1, ...)
         self.submit_counts: dict[str, int] = {}
         self._account_changed = False
@@ -80,6 +82,9 @@ class Ledger:
                     members = self.oco_groups.setdefault(meta.oco_group, [])
                     members.append(coid)
                     members.sort(key=self.rank.__getitem__)  # as after a restore: rowid order
+            if meta.parent is not None and coid not in self.legs.get(meta.parent, []):
+                self.legs.setdefault(meta.parent, []).append(coid)  # a leg stays its entry's
+                self.exits.add(coid)
             self.meta[coid] = meta
         self.orders[order.client_order_id] = order
         self.by_broker_id[order.broker_order_id] = order.client_order_id
@@ -113,14 +118,15 @@ class Ledger:
         reserve: Callable[[BrokerOrder], Decimal],
     ) -> Decimal:
         """Equity x margin, less gross position value and what open buy orders reserve
-        (``reserve(order)``: the price each remaining unit is valued at)."""
+        (``reserve(order)``: the price each remaining unit is valued at). A bracket's leg
+        reserves nothing: it closes the position its entry opened, counted already."""
         gross = sum((abs(p.qty) * mark(s, p.avg_price) for s, p in self.positions.items()), ZERO)
         open_buys = sum(
             (
                 # A limit is its own reserve: the common case skips the call (a hot path).
                 o.remaining_quantity * (o.limit_price if o.limit_price is not None else reserve(o))
-                for o in self.open.values()
-                if o.side is Side.BUY
+                for c, o in self.open.items()
+                if o.side is Side.BUY and c not in self.exits
             ),
             ZERO,
         )
@@ -137,9 +143,13 @@ class Ledger:
         return Changes(
             account=(self.cash, self.next_id) if self._account_changed else None,
             positions=positions,
-            orders={c: (self.orders[c], self.meta_of(c)) for c in self._changed_orders},
+            # In the order the broker took them: the file keeps that order (rowid) for a restore.
+            orders={c: (self.orders[c], self.meta_of(c)) for c in self._changed_in_rank()},
             submit_counts={c: self.submit_counts[c] for c in self._changed_counts},
         )
+
+    def _changed_in_rank(self) -> list[str]:
+        return sorted(self._changed_orders, key=self.rank.__getitem__)
 
     def settle(self) -> None:
         """The pending changes are written (or nothing needs them): forget them."""

@@ -12,15 +12,17 @@ Tables (the schema version is ``PRAGMA user_version``):
 - ``positions(symbol, qty, avg_price)``: signed quantity (short < 0); a flat symbol has no row.
 - ``orders(client_order_id, broker_order_id, symbol, side, quantity, filled_quantity, status,
   limit_price, avg_fill_price, order_type, time_in_force, stop_price, triggered, fills,
-  oco_group)``: every order the broker took, resting or final, in the order it took them
-  (rowid). The last three are the simulator's own bookkeeping (``OrderMeta``): whether a stop
-  has triggered, how many fills the order had (the next fill's id), its one-cancels-other group.
+  oco_group, parent_id, leg_role)``: every order the broker took, resting or final, in the
+  order it took them (rowid). The last five are the simulator's own bookkeeping
+  (``OrderMeta``): whether a stop has triggered, how many fills the order had (the next fill's
+  id), its one-cancels-other group, and for a bracket's leg its entry's client_order_id and its
+  role (``stop_loss`` or ``take_profit``).
 - ``submit_counts(client_order_id, count)``: how often each client_order_id reached submit(),
   so a drill can prove that nothing was sent twice.
 
-Version 1 files (before stops, partial fills and OCO groups) are migrated in place on open:
-the new columns are added with their neutral values (no stop, not triggered, one fill for an
-order that filled anything, no group).
+Older files are migrated in place on open, the new columns added with their neutral values:
+version 1 (before stops, partial fills and OCO groups: no stop, not triggered, one fill for an
+order that filled anything, no group) and version 2 (before brackets: no parent, no role).
 
 A file that cannot be read (not SQLite, corrupt, another program's database, a newer schema)
 raises ``BrokerError(code="bad_state")`` naming it: never a silent fresh account.
@@ -44,7 +46,7 @@ from brokers.errors import BrokerError, BrokerUnavailable
 
 log = logging.getLogger("brokers.simulated.state")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_FILE_NAME = "sim_broker.sqlite3"
 
 _SCHEMA = """
@@ -73,7 +75,9 @@ CREATE TABLE orders (
     stop_price TEXT,
     triggered INTEGER NOT NULL DEFAULT 0,
     fills INTEGER NOT NULL DEFAULT 0,
-    oco_group TEXT
+    oco_group TEXT,
+    parent_id TEXT,
+    leg_role TEXT
 );
 CREATE TABLE submit_counts (
     client_order_id TEXT PRIMARY KEY,
@@ -90,6 +94,12 @@ _MIGRATE_1_TO_2 = (
     # The id of a fill is f"{broker_order_id}-{n}": version 1 filled orders whole, as fill 1.
     "UPDATE orders SET fills = 1 WHERE filled_quantity != '0'",
 )
+# Version 2 had no brackets: a leg's entry and role, added on open.
+_MIGRATE_2_TO_3 = (
+    "ALTER TABLE orders ADD COLUMN parent_id TEXT",
+    "ALTER TABLE orders ADD COLUMN leg_role TEXT",
+)
+LEG_ROLES = ("stop_loss", "take_profit")
 
 _BROKER_ORDER_COLUMNS = (
     "client_order_id",
@@ -105,7 +115,14 @@ _BROKER_ORDER_COLUMNS = (
     "time_in_force",
     "stop_price",
 )
-_ORDER_COLUMNS = (*_BROKER_ORDER_COLUMNS, "triggered", "fills", "oco_group")
+_ORDER_COLUMNS = (
+    *_BROKER_ORDER_COLUMNS,
+    "triggered",
+    "fills",
+    "oco_group",
+    "parent_id",
+    "leg_role",
+)
 # An upsert keeps the row (and its rowid, hence the order's place in the list) on an update.
 _UPSERT_ORDER = (
     f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) "
@@ -122,6 +139,8 @@ class OrderMeta:
     triggered: bool = False  # a stop or stop_limit whose stop the market reached
     fills: int = 0  # fills so far; the next fill's id is f"{broker_order_id}-{fills + 1}"
     oco_group: str | None = None  # one-cancels-other: the group it belongs to
+    parent: str | None = None  # a bracket's leg: its entry's client_order_id
+    role: str | None = None  # a bracket's leg: one of LEG_ROLES
 
 
 NO_META = OrderMeta()
@@ -188,8 +207,8 @@ class StateFile:
             db.execute("PRAGMA wal_autocheckpoint=0")
             if version == 0:
                 self._create(db)
-            elif version == 1:
-                _migrate(db)
+            elif version < SCHEMA_VERSION:
+                _migrate(db, version)
         except sqlite3.Error as exc:
             db.close()
             raise self._unreadable(exc) from exc
@@ -334,11 +353,13 @@ def _rollback(db: sqlite3.Connection) -> None:
             db.execute("ROLLBACK")
 
 
-def _migrate(db: sqlite3.Connection) -> None:
+def _migrate(db: sqlite3.Connection, version: int) -> None:
+    steps = {1: _MIGRATE_1_TO_2, 2: _MIGRATE_2_TO_3}
     db.execute("BEGIN IMMEDIATE")
     try:
-        for statement in _MIGRATE_1_TO_2:
-            db.execute(statement)
+        for step in range(version, SCHEMA_VERSION):
+            for statement in steps[step]:
+                db.execute(statement)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:
@@ -349,12 +370,21 @@ def _migrate(db: sqlite3.Connection) -> None:
 def _order_from_row(row: tuple[object, ...]) -> tuple[BrokerOrder, OrderMeta]:
     n = len(_BROKER_ORDER_COLUMNS)
     order = BrokerOrder.model_validate(dict(zip(_BROKER_ORDER_COLUMNS, row[:n], strict=True)))
-    triggered, fills, oco_group = row[n:]
+    triggered, fills, oco_group, parent, role = row[n:]
     if not isinstance(fills, int) or fills < 0 or triggered not in (0, 1):
         raise ValueError(f"order {order.client_order_id}: triggered or fills unreadable")
     if oco_group is not None and not isinstance(oco_group, str):
         raise ValueError(f"order {order.client_order_id}: oco_group unreadable")
-    return order, OrderMeta(bool(triggered), fills, oco_group)
+    leg = (parent, role)
+    if leg != (None, None) and not (isinstance(parent, str) and role in LEG_ROLES):
+        raise ValueError(f"order {order.client_order_id}: parent_id or leg_role unreadable")
+    return order, OrderMeta(
+        bool(triggered),
+        fills,
+        oco_group,
+        parent if isinstance(parent, str) else None,
+        role if isinstance(role, str) else None,
+    )
 
 
 def _order_row(order: BrokerOrder, meta: OrderMeta) -> tuple[str | int | None, ...]:
@@ -374,4 +404,6 @@ def _order_row(order: BrokerOrder, meta: OrderMeta) -> tuple[str | int | None, .
         int(meta.triggered),
         meta.fills,
         meta.oco_group,
+        meta.parent,
+        meta.role,
     )

@@ -40,6 +40,10 @@ class RiskLimits(Section):
     stop_loss_percent: Fraction = Decimal("0.03")
     enable_drawdown_protection: bool = True
     require_positive_expectancy: bool = False
+    # none: stops only where a signal asks; auto: a signal that opens or grows a position
+    # without stop_loss_price gets one at stop_loss_percent from its entry; required: such a
+    # signal is rejected (stop_loss_required).
+    protective_stop: Literal["none", "auto", "required"] = "none"
 
     @field_validator("stop_loss_percent")
     @classmethod

@@ -4,7 +4,7 @@ concurrent signals see each other's reservations."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from brokers.base import assemble
@@ -12,6 +12,8 @@ from gateway.config import RiskConfig
 from gateway.models import DecisionKind, DecisionRisk, Reason, ReasonCode, Signal
 from gateway.risk.book import Book
 from gateway.risk.checks import OrderContext, run_checks
+from gateway.risk.protective import NONE as NO_PROTECTION
+from gateway.risk.protective import Protection, plan_protection
 from gateway.risk.quotes import Price, QuoteBook
 
 
@@ -20,6 +22,7 @@ class Admission:
     price: Price
     risk: DecisionRisk
     refusal: tuple[DecisionKind, list[Reason]] | None = None
+    protection: Protection = NO_PROTECTION
 
 
 def admit(
@@ -45,7 +48,15 @@ def admit(
         gross_exposure=book.gross_exposure(marks),
         buying_power=buying_power,
         risk=risk,
+        at_risk=book.at_risk(marks, risk.risk_management.stop_loss_percent),
     )
+    planned = plan_protection(
+        signal, priced.value, priced.quote, grows=not ctx.reduces_only, risk=risk
+    )
+    protection = planned if isinstance(planned, Protection) else NO_PROTECTION
+    if protection.stop_loss is not None:
+        # Risk to the stop: the order's position risk and heat count its real distance.
+        ctx = replace(ctx, protective_stop=protection.stop_loss)
     # Exact Decimals computed from validated values: no second validation.
     figures = assemble(
         DecisionRisk,
@@ -63,6 +74,8 @@ def admit(
         )
         return Admission(priced, figures, (DecisionKind.BLOCKED, [reason]))
     refusals = run_checks(ctx)
+    if isinstance(planned, Reason):
+        refusals.append(planned)
     if refusals:
         return Admission(priced, figures, (DecisionKind.REJECTED, refusals))
-    return Admission(priced, figures)
+    return Admission(priced, figures, protection=protection)

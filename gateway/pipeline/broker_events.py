@@ -51,6 +51,8 @@ class BrokerEvents:
         self._pending: list[OrderUpdate] = []
         # Told of every order update before it is applied (orders of unknown fate settle).
         self.on_order: Callable[[BrokerOrder], object] = lambda order: None
+        # Told of every order update that filled something (legs follow their position).
+        self.on_fill: Callable[[BrokerOrder], object] = lambda order: None
         # Called when the broker link comes back: the service reconciles before trusting the book.
         self.on_reconnect: Callable[[], None] | None = None
         self.ready = False
@@ -105,6 +107,7 @@ class BrokerEvents:
             self._metrics.observe_order_status(order.status.value)
         if delta > 0:
             self._evaluate_risk()
+            self.on_fill(order)
 
     def flush(self) -> None:
         updates, self._pending = self._pending, []

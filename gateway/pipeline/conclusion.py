@@ -15,6 +15,7 @@ from brokers.base import BrokerOrder, OrderRequest
 from gateway.config import GatewayConfig
 from gateway.models import Reason, ReasonCode, Signal
 from gateway.pipeline.admission import Admission
+from gateway.pipeline.brackets import Legs, leg_views
 from gateway.pipeline.decisions import accepted, intent_summary, order_summary
 from gateway.pipeline.idempotency import Decided, decision_after_intent
 from gateway.pipeline.sender import SendResult
@@ -37,7 +38,12 @@ class Conclusion:
         self._apply_order = apply_order
 
     def accepted(
-        self, signal: Signal, request: OrderRequest, admission: Admission, result: SendResult
+        self,
+        signal: Signal,
+        request: OrderRequest,
+        admission: Admission,
+        result: SendResult,
+        legs: Legs | None = None,
     ) -> Decided:
         """The decision, written (or kept to write, if it cannot be)."""
         price = admission.price
@@ -55,7 +61,11 @@ class Conclusion:
         if order is None:  # its fate is unknown: journaled as the intent, settled later
             quote_ts = price.quote.ts if price.quote else None
             summary = intent_summary(
-                request, price.value, quote_ts, conservative=price.conservative
+                request,
+                price.value,
+                quote_ts,
+                conservative=price.conservative,
+                legs=leg_views(legs or [], []),
             )
             decision = accepted(signal.signal_id, summary, admission.risk, notes)
             decision_json = decision.model_dump_json()
@@ -71,7 +81,11 @@ class Conclusion:
             self._journal.put("failures", self._failures.snapshot())
         quote = price.quote
         summary = order_summary(
-            order, price.value, quote.ts if quote else None, conservative=price.conservative
+            order,
+            price.value,
+            quote.ts if quote else None,
+            conservative=price.conservative,
+            legs=leg_views(legs or [], list(result.legs)),
         )
         decision_json = accepted(signal.signal_id, summary, admission.risk, notes).model_dump_json()
         return decision_after_intent(

@@ -10,11 +10,16 @@ from datetime import datetime
 from decimal import Decimal
 
 from brokers.base import BrokerOrder, OrderRequest, assemble
-from gateway.models import Decision, DecisionKind, DecisionOrder, DecisionRisk, Reason
+from gateway.models import Decision, DecisionKind, DecisionOrder, DecisionRisk, OrderLeg, Reason
 
 
 def order_summary(
-    order: BrokerOrder, price: Decimal, quote_time: datetime | None, *, conservative: bool = False
+    order: BrokerOrder,
+    price: Decimal,
+    quote_time: datetime | None,
+    *,
+    conservative: bool = False,
+    legs: list[OrderLeg] | None = None,
 ) -> DecisionOrder:
     return assemble(
         DecisionOrder,
@@ -31,7 +36,7 @@ def order_summary(
             "order_type": order.order_type,
             "priced_conservatively": conservative,
             "avg_fill_price": order.avg_fill_price,
-            "legs": [],
+            "legs": legs or [],
         },
     )
 
@@ -60,6 +65,7 @@ def intent_summary(
     quote_time: datetime | None = None,
     *,
     conservative: bool = False,
+    legs: list[OrderLeg] | None = None,
 ) -> DecisionOrder:
     """The decision's order for an intent the broker never confirmed (its fate is unknown)."""
     return DecisionOrder(
@@ -74,4 +80,5 @@ def intent_summary(
         quote_time=quote_time,
         order_type=request.order_type,
         priced_conservatively=conservative,
+        legs=legs or [],
     )

@@ -25,12 +25,14 @@ from gateway.config import GatewayConfig
 from gateway.models import DecisionKind, Reason, ReasonCode, Signal
 from gateway.ops.metrics import GatewayMetrics
 from gateway.pipeline.admission import Admission, admit
+from gateway.pipeline.brackets import Legs, leg_requests, roles
 from gateway.pipeline.broker_events import BrokerEvents
 from gateway.pipeline.conclusion import Conclusion
 from gateway.pipeline.flatten import send_flatten
 from gateway.pipeline.gates import Gates
 from gateway.pipeline.idempotency import Answer, Decided, SignalRecord
 from gateway.pipeline.ids import body_hash, client_order_id, exact_body
+from gateway.pipeline.legs import LegKeeper
 from gateway.pipeline.ratelimit import TokenBucket
 from gateway.pipeline.recording import DecisionRecorder
 from gateway.pipeline.recovery import resolve_undecided
@@ -108,6 +110,8 @@ class Gateway:
             evaluate_risk=self.evaluate_risk,
         )
         self.unknown = UnknownOrders(lookups, apply_order=self.events.apply, absent=self._absent)
+        self.legs = LegKeeper(broker=broker, book=self.book, apply_order=self.events.apply)
+        self.events.on_fill = self.legs.after_fill
         self.events.on_order = self.unknown.settle
         self.sender = OrderSender(
             broker=broker,
@@ -289,6 +293,8 @@ class Gateway:
                     signal, digest, body, admission.refusal, started, admission.risk
                 )
             request = self._request(signal)
+            legs = leg_requests(request, admission.protection)
+            self.book.add_legs(roles(legs))
             self.book.reserve(
                 Reservation(
                     request.client_order_id,
@@ -296,9 +302,10 @@ class Gateway:
                     signal.side,
                     signal.quantity,
                     priced.value,
+                    admission.protection.stop_loss,
                 )
             )
-        return await self._send(signal, digest, body, request, admission, started)
+        return await self._send(signal, digest, body, request, admission, started, legs)
 
     def _admit(self, signal: Signal, priced: object) -> Admission:
         return admit(
@@ -337,6 +344,7 @@ class Gateway:
         request: OrderRequest,
         admission: Admission,
         started: float,
+        legs: Legs,
     ) -> Decided:
         sender = self.sender
         await sender.make_durable(
@@ -350,23 +358,26 @@ class Gateway:
                 order=request,
                 valued_at=str(admission.price.value),
                 defer=True,
+                legs=legs,
             ),
         )
         why_not = sender.may_send()
         if why_not is not None:
             sender.not_sent(request, why_not.message)
+            for leg, _ in legs:
+                self.journal.record_order_status(leg.client_order_id, "canceled", why_not.message)
             reasons = [why_not]
             return self.recorder.refused_after_intent(
                 signal, (DecisionKind.BLOCKED, reasons), started, admission.risk
             )
-        result = await sender.send(request, signal.strategy)
+        result = await sender.send(request, signal.strategy, legs)
         if result.order is None and not result.unknown:
             assert result.code is not None
             reasons = [Reason(code=result.code, message=result.message)]
             return self.recorder.refused_after_intent(
                 signal, (DecisionKind.REJECTED, reasons), started, admission.risk
             )
-        decided = self.conclusion.accepted(signal, request, admission, result)
+        decided = self.conclusion.accepted(signal, request, admission, result, legs)
         self.recorder.observe(signal, DecisionKind.ACCEPTED, [], started)
         return decided
 

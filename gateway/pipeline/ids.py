@@ -31,7 +31,7 @@ def body_hash(signal: Signal) -> str:
 
 # Fields added to Signal after signals were first journaled: left out while unset, so a body
 # journaled before they existed keeps its hash (its replay is still a replay, not a conflict).
-_LATER_FIELDS = ("stop_price",)
+_LATER_FIELDS = ("stop_price", "stop_loss_price", "take_profit_price")
 
 
 def _unset_later_fields(signal: Signal) -> set[str]:

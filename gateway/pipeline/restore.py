@@ -30,8 +30,15 @@ def _valued_at(stored: StoredOrder) -> Decimal:
 
 
 def track_journal_orders(journal: Journal, book: Book) -> None:
-    """The journal's open orders, at the journal's state (``rebase_on_broker`` corrects it)."""
-    for stored in journal.orders(open_only=True):
+    """The journal's open orders, at the journal's state (``rebase_on_broker`` corrects it).
+    Bracket legs are named first, so they are held as exits and their entries at their stop."""
+    stored_open = journal.orders(open_only=True)
+    for stored in stored_open:
+        if stored.role is not None:
+            book.add_legs({stored.client_order_id: stored.role})
+            if stored.role == "stop_loss" and stored.parent_id and stored.stop_price:
+                book.set_entry_stop(stored.parent_id, Decimal(stored.stop_price))
+    for stored in stored_open:
         if stored.status == "pending_submit":
             continue  # an intent: resolve_undecided asks the broker, or it is unknown
         order = stored.to_broker_order()

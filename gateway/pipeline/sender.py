@@ -21,8 +21,10 @@ from dataclasses import dataclass
 
 from brokers.base import Broker, BrokerOrder, OrderRequest, OrderStatus
 from brokers.errors import AnswerUnknown, BrokerError
+from brokers.retrying import submit_bracket
 from gateway.models import Reason, ReasonCode
 from gateway.ops.metrics import GatewayMetrics
+from gateway.pipeline.brackets import STOP_LOSS, TAKE_PROFIT, Legs, leg_of
 from gateway.safety.failures import FailureTracker, FailureType
 from gateway.safety.halt import HaltManager
 from gateway.safety.killswitch import InFlightOutcome
@@ -39,6 +41,7 @@ class SendResult:
     code: ReasonCode | None = None  # why there is no order, or a note on an accepted one
     message: str = ""
     unknown: bool = False  # the order's fate is unknown (pending_submit)
+    legs: tuple[BrokerOrder, ...] = ()  # a bracket's legs as the broker placed them
 
 
 def _may_have_landed(exc: BrokerError) -> bool:
@@ -105,7 +108,9 @@ class OrderSender:
         self._release(request.client_order_id)
         self._journal.record_order_status(request.client_order_id, "canceled", why)
 
-    async def send(self, request: OrderRequest, strategy: str) -> SendResult:
+    async def send(
+        self, request: OrderRequest, strategy: str, legs: Legs | None = None
+    ) -> SendResult:
         coid = request.client_order_id
         flight: asyncio.Future[InFlightOutcome] = asyncio.get_running_loop().create_future()
         self._in_flight[coid] = flight
@@ -113,7 +118,7 @@ class OrderSender:
         outcome = InFlightOutcome(coid, None)
         try:
             started = time.perf_counter()
-            result = await self._submit(request, strategy)
+            result = await self._submit(request, strategy, legs or [])
             self._metrics.observe_submit_latency(time.perf_counter() - started)
             if result.order is not None and result.order.is_open and self._halt.is_halted:
                 result, outcome = await self._cancel_at_once(result.order)
@@ -124,12 +129,23 @@ class OrderSender:
             del self._in_flight[coid]
             flight.set_result(outcome)
 
-    async def _submit(self, request: OrderRequest, strategy: str) -> SendResult:
+    async def _submit(self, request: OrderRequest, strategy: str, legs: Legs) -> SendResult:
         coid = request.client_order_id
         try:
-            return SendResult(await self._broker.submit(request))
+            if not legs:
+                return SendResult(await self._broker.submit(request))
+            placed = await submit_bracket(
+                self._broker, request, leg_of(legs, STOP_LOSS), leg_of(legs, TAKE_PROFIT)
+            )
+            for placed_leg in placed[1:]:
+                self._apply_order(placed_leg)
+            return SendResult(placed[0], legs=tuple(placed[1:]))
         except BrokerError as exc:
             if not _may_have_landed(exc):
+                for leg, _ in legs:
+                    self._journal.record_order_status(
+                        leg.client_order_id, "rejected", f"entry not placed: {exc}"
+                    )
                 return self._refused(request, strategy, exc)
             log.warning("submit answer unknown: %s", exc, extra={"client_order_id": coid})
         except Exception:

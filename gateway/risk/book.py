@@ -4,6 +4,11 @@ Order updates are applied idempotently by their cumulative filled quantity, so t
 twice (in the submit answer and again on the event stream) moves the position once. Reservations
 hold the exposure of orders that passed the checks but have no broker answer yet, so concurrent
 signals see each other's exposure before any of them reaches the broker.
+
+Risk to the stop: an order whose bracket carries a stop counts |qty| x |price - stop| at risk,
+a position protected by live stop legs counts their real distance, and everything else counts
+its value x stop_loss_percent (``at_risk``). A bracket's legs are exits, not new risk: they add
+no exposure, no open buy and no pending sell (``legs`` names them).
 """
 
 from __future__ import annotations
@@ -30,12 +35,35 @@ class Reservation:
     side: Side
     quantity: Decimal
     price: Decimal
+    stop: Decimal | None = None  # the protective stop its bracket carries
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """A position's cover by live stop legs (``/v1/status``'s ``protection``)."""
+
+    symbol: str
+    qty: Decimal
+    protected_qty: Decimal
+    stop_prices: list[Decimal]
+    at_risk: Decimal
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "symbol": self.symbol,
+            "qty": float(self.qty),
+            "protected": self.protected_qty == abs(self.qty),
+            "protected_qty": float(self.protected_qty),
+            "stop_prices": [float(p) for p in self.stop_prices],
+            "at_risk": float(self.at_risk),
+        }
 
 
 @dataclass(slots=True)
 class TrackedOrder:
     order: BrokerOrder
     price: Decimal  # the price the order was valued at when it passed the checks
+    stop: Decimal | None = None  # the protective stop its bracket carries
 
 
 class Book:
@@ -58,6 +86,16 @@ class Book:
         self._open_buy = ZERO
         self._pending: dict[str, Decimal] = {}
         self._pending_sell: dict[str, Decimal] = {}
+        # Bracket legs by client_order_id: their role (stop_loss, take_profit).
+        self.legs: dict[str, str] = {}
+        # Live stop legs per symbol: client_order_id -> (quantity left, stop price).
+        self._stop_legs: dict[str, dict[str, tuple[Decimal, Decimal]]] = {}
+        # Open orders and reservations with a protective stop: their exposure, and the sum
+        # of |qty| x |price - stop| over them.
+        self._protected_exposure = ZERO
+        self._stop_risk = ZERO
+        # Entries' protective stops, kept from the reservation to the order.
+        self._entry_stops: dict[str, Decimal] = {}
 
     # --- broker truth ------------------------------------------------------------------------
 
@@ -81,10 +119,19 @@ class Book:
     # --- running totals ----------------------------------------------------------------------
 
     def _account_for(
-        self, symbol: str, side: Side, qty: Decimal, price: Decimal, sign: int
+        self,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        price: Decimal,
+        sign: int,
+        stop: Decimal | None = None,
     ) -> None:
         exposure = qty * price * sign
         self._open_exposure += exposure
+        if stop is not None:
+            self._protected_exposure += exposure
+            self._stop_risk += qty * abs(price - stop) * sign
         if side is Side.BUY:
             self._open_buy += exposure
         else:
@@ -97,19 +144,50 @@ class Book:
     def reserve(self, res: Reservation) -> None:
         self.release(res.client_order_id)
         self.reservations[res.client_order_id] = res
-        self._account_for(res.symbol, res.side, res.quantity, res.price, +1)
+        if res.stop is not None:
+            self._entry_stops[res.client_order_id] = res.stop
+        self._account_for(res.symbol, res.side, res.quantity, res.price, +1, res.stop)
+
+    def add_legs(self, roles: dict[str, str]) -> None:
+        """Name a bracket's legs (client_order_id -> role) before the broker can report them."""
+        self.legs.update(roles)
+
+    def set_entry_stop(self, client_order_id: str, stop: Decimal) -> None:
+        """The protective stop of an entry held from the journal (a restart)."""
+        self._entry_stops[client_order_id] = stop
 
     def release(self, client_order_id: str) -> None:
         res = self.reservations.pop(client_order_id, None)
         if res is not None:
-            self._account_for(res.symbol, res.side, res.quantity, res.price, -1)
+            self._account_for(res.symbol, res.side, res.quantity, res.price, -1, res.stop)
 
     def _untrack(self, client_order_id: str) -> TrackedOrder | None:
         tracked = self.orders.pop(client_order_id, None)
         if tracked is not None:
             order = tracked.order
-            self._account_for(order.symbol, order.side, order.remaining_quantity, tracked.price, -1)
+            if client_order_id in self.legs:
+                self._stop_legs.get(order.symbol, {}).pop(client_order_id, None)
+            else:
+                self._account_for(
+                    order.symbol,
+                    order.side,
+                    order.remaining_quantity,
+                    tracked.price,
+                    -1,
+                    tracked.stop,
+                )
         return tracked
+
+    def _hold(self, order: BrokerOrder, price: Decimal) -> None:
+        """Hold an open order: a leg as a live exit, any other order as exposure."""
+        coid = order.client_order_id
+        stop = None if coid in self.legs else self._entry_stops.get(coid)
+        self.orders[coid] = TrackedOrder(order, price, stop)
+        if coid not in self.legs:
+            self._account_for(order.symbol, order.side, order.remaining_quantity, price, +1, stop)
+        elif self.legs[coid] == "stop_loss" and order.stop_price is not None:
+            legs = self._stop_legs.setdefault(order.symbol, {})
+            legs[coid] = (order.remaining_quantity, order.stop_price)
 
     def apply_order(self, order: BrokerOrder, *, valued_at: Decimal | None = None) -> Decimal:
         """Record a broker order state; returns the newly filled quantity (0 if none)."""
@@ -139,10 +217,10 @@ class Book:
                 # A stale update arrived after a newer one: keep the larger fill.
                 order = order.model_copy(update={"filled_quantity": before})
         if order.is_open:
-            self.orders[coid] = TrackedOrder(order, price)
-            self._account_for(order.symbol, order.side, order.remaining_quantity, price, +1)
+            self._hold(order, price)
         else:
             self.final_fills[coid] = order.filled_quantity
+            self._entry_stops.pop(coid, None)
         return delta
 
     def track(self, order: BrokerOrder, price: Decimal) -> None:
@@ -154,10 +232,10 @@ class Book:
         self._untrack(coid)
         self.filled_before_start.discard(coid)
         if order.is_open:
-            self.orders[coid] = TrackedOrder(order, price)
-            self._account_for(order.symbol, order.side, order.remaining_quantity, price, +1)
+            self._hold(order, price)
         else:
             self.final_fills[coid] = order.filled_quantity
+            self._entry_stops.pop(coid, None)
 
     def _fill(self, symbol: str, side: Side, qty: Decimal, price: Decimal) -> None:
         self.fill_seq += 1
@@ -194,6 +272,41 @@ class Book:
     def gross_exposure(self, marks: dict[str, Decimal]) -> Decimal:
         """Sum of |value| of positions, open orders and reservations (what heat is made of)."""
         return self.positions_exposure(marks) + self._open_exposure
+
+    def at_risk(self, marks: dict[str, Decimal], stop_loss_percent: Decimal) -> Decimal:
+        """What heat is made of: money at risk over positions, open orders and reservations,
+        each to its stop (a live stop leg, a bracket's stop) or at ``stop_loss_percent``."""
+        unprotected = self._open_exposure - self._protected_exposure
+        total = unprotected * stop_loss_percent + self._stop_risk
+        for symbol in self.holdings:
+            total += self._position_risk(symbol, marks, stop_loss_percent)[0]
+        return total
+
+    def _position_risk(
+        self, symbol: str, marks: dict[str, Decimal], stop_loss_percent: Decimal
+    ) -> tuple[Decimal, Decimal, list[Decimal]]:
+        """A position's money at risk, the quantity its live stop legs leave uncovered, and
+        their stop prices."""
+        holding = self.holdings[symbol]
+        mark = marks.get(symbol, holding.avg_price)
+        left = abs(holding.qty)
+        at_risk = ZERO
+        stops = []
+        for qty, stop in self._stop_legs.get(symbol, {}).values():
+            covered = min(qty, left)
+            at_risk += covered * abs(mark - stop)
+            left -= covered
+            stops.append(stop)
+        return at_risk + left * mark * stop_loss_percent, left, sorted(stops)
+
+    def protection(self, marks: dict[str, Decimal], stop_loss_percent: Decimal) -> list[Protection]:
+        """Per position: whether live stop legs cover it, at what prices, and the money at
+        risk counted for it (to the stops, the rest at ``stop_loss_percent``)."""
+        rows = []
+        for symbol, holding in sorted(self.holdings.items()):
+            at_risk, left, stops = self._position_risk(symbol, marks, stop_loss_percent)
+            rows.append(Protection(symbol, holding.qty, abs(holding.qty) - left, stops, at_risk))
+        return rows
 
     def market_value(self, marks: dict[str, Decimal]) -> Decimal:
         return sum((h.qty * marks.get(s, h.avg_price) for s, h in self.holdings.items()), ZERO)

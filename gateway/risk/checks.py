@@ -4,9 +4,10 @@ The pipeline is the list ``PRE_TRADE_CHECKS``, read top to bottom; a rejected de
 rule that failed, not only the first. Risk math is exact (Decimal): with a 5% heat limit, an order
 that brings heat to exactly 5.00% passes and one that brings it to 5.0001% does not.
 
-    position risk of an order = exposure x stop_loss_percent / equity
-    portfolio heat            = sum(|value| of positions, open and in-flight orders)
-                                x stop_loss_percent / equity
+    position risk of an order = |qty| x |price - stop| / equity with a protective stop,
+                                exposure x stop_loss_percent / equity without one
+    portfolio heat            = money at risk over positions, open and in-flight orders, each
+                                to its stop or at stop_loss_percent (Book.at_risk) / equity
     short rule                = held - open and in-flight sells - this sell >= 0,
                                 unless pre_trade.allow_short
 """
@@ -39,6 +40,8 @@ class OrderContext:
     gross_exposure: Decimal  # positions + open orders + reservations, before this order
     buying_power: Decimal
     risk: RiskConfig
+    at_risk: Decimal  # money at risk before this order (Book.at_risk)
+    protective_stop: Decimal | None = None  # the stop loss the order's bracket carries
     exposure: Decimal = field(init=False)
     signed_qty: Decimal = field(init=False)
     reduces_only: bool = field(init=False)  # the order shrinks a position and does not flip it
@@ -56,8 +59,10 @@ class OrderContext:
         reduces = not (pos == ZERO or (pos > 0) == (signed > 0)) and qty <= abs(pos)
         stop = self.risk.risk_management.stop_loss_percent
         equity = self.equity
-        position_risk = exposure * stop / equity if equity > 0 else Decimal(1)
-        heat_before = self.gross_exposure * stop / equity if equity > 0 else Decimal(1)
+        protective = self.protective_stop
+        at_risk = exposure * stop if protective is None else qty * abs(self.price - protective)
+        position_risk = at_risk / equity if equity > 0 else Decimal(1)
+        heat_before = self.at_risk / equity if equity > 0 else Decimal(1)
         for name, value in (
             ("exposure", exposure),
             ("signed_qty", signed),

@@ -82,8 +82,7 @@ class RiskMonitor:
         return measure(
             equity=self._book.cash + self._book.market_value(marks),
             marks=self.marks,
-            gross_exposure=self._book.gross_exposure(marks),
-            stop_loss=self._risk.risk_management.stop_loss_percent,
+            at_risk=self._book.at_risk(marks, self._risk.risk_management.stop_loss_percent),
         )
 
     # --- the trading day ---------------------------------------------------------------------

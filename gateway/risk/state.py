@@ -74,14 +74,13 @@ def trading_day(now: datetime, schedule: ScheduleSettings) -> date:
     return day
 
 
-def measure(
-    *, equity: Decimal, marks: EquityMarks, gross_exposure: Decimal, stop_loss: Decimal
-) -> RiskMeasures:
+def measure(*, equity: Decimal, marks: EquityMarks, at_risk: Decimal) -> RiskMeasures:
+    """The risk measures; heat is the money at risk (``Book.at_risk``) over equity."""
     day_start = marks.day_start_equity
     peak = max(marks.peak_equity, equity)
     daily_loss = max((day_start - equity) / day_start, ZERO) if day_start > 0 else ZERO
     drawdown = max((peak - equity) / peak, ZERO) if peak > 0 else ZERO
-    heat = gross_exposure * stop_loss / equity if equity > 0 else Decimal(1)
+    heat = at_risk / equity if equity > 0 else Decimal(1)
     return RiskMeasures(equity, day_start, peak, daily_loss, drawdown, heat)
 
 

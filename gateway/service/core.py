@@ -406,6 +406,12 @@ class GatewayService:
             },
             "broker": {"name": self.broker.name, "connected": self.broker.connected},
             "quotes": {"stale": self.stale_quotes()},
+            "protection": [
+                row.as_json()
+                for row in self.engine.book.protection(
+                    self.quotes.marks(), self.config.risk.risk_management.stop_loss_percent
+                )
+            ],
             "journal": {
                 "writable": failure is None,
                 "error": failure.error if failure else None,

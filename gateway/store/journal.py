@@ -160,13 +160,19 @@ class Journal(JournalReads):
         order: OrderRequest | None,
         valued_at: str | None,
         defer: bool = False,
+        legs: list[tuple[OrderRequest, str]] | None = None,
     ) -> int:
-        """The signal, and the order about to be sent: committed before the broker is called.
-        Returns the ticket of the group it joined (see ``commit``)."""
+        """The signal, and the order about to be sent (with its bracket's ``legs`` and their
+        roles): committed before the broker is called. Returns the ticket of the group it
+        joined (see ``commit``)."""
         tx = self._tx
         if order is not None:
             self._orders.forget(order.client_order_id)
         now = _now()
+        if legs and order is not None:
+            return self._record_bracket_intent(
+                signal_id, body_hash, body, strategy, symbol, order, valued_at, legs, defer
+            )
         # Two inserts, and no savepoint when joining the open group: if the second fails, the
         # first is undone by deleting the row it created (the first failing undoes itself). If
         # even the delete fails (a full disk may refuse it), the whole group goes: a signal row
@@ -200,6 +206,45 @@ class Journal(JournalReads):
                     raise tx.abandon(inner) from exc
             raise tx.undo(how, exc) from exc
         return tx.end(how, defer)
+
+    def _record_bracket_intent(
+        self,
+        signal_id: str,
+        body_hash: str,
+        body: str,
+        strategy: str,
+        symbol: str,
+        order: OrderRequest,
+        valued_at: str | None,
+        legs: list[tuple[OrderRequest, str]],
+        defer: bool,
+    ) -> int:
+        """An entry and its legs: several rows, all or none (under a savepoint)."""
+        now = _now()
+        rows, db = self._orders, self._db
+        how = self._tx.begin(2 + len(legs))
+        try:
+            db.execute(
+                "INSERT INTO signals (signal_id, body_hash, body, strategy, symbol, "
+                "client_order_id, received_at) VALUES (?,?,?,?,?,?,?)",
+                (signal_id, body_hash, body, strategy, symbol, order.client_order_id, now),
+            )
+            rows.write_intent(db, signal_id, order, valued_at, now, strategy=strategy)
+            for leg, role in legs:
+                rows.forget(leg.client_order_id)
+                rows.write_intent(
+                    db,
+                    signal_id,
+                    leg,
+                    None,
+                    now,
+                    strategy=strategy,
+                    parent_id=order.client_order_id,
+                    role=role,
+                )
+        except BaseException as exc:
+            raise self._tx.undo(how, exc) from exc
+        return self._tx.end(how, defer)
 
     def record_refusal(
         self,

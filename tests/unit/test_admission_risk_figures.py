@@ -21,7 +21,13 @@ from gateway.risk.quotes import Price, QuoteBook
 
 D = Decimal
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
-RISK = load_risk_config(Path(__file__).resolve().parents[2] / "config" / "risk_management.yaml")
+_SHIPPED = load_risk_config(Path(__file__).resolve().parents[2] / "config" / "risk_management.yaml")
+# An order's own risk at stop_loss_percent: no protective stop (the shipped file adds them).
+RISK = _SHIPPED.model_copy(
+    update={
+        "risk_management": _SHIPPED.risk_management.model_copy(update={"protective_stop": "none"})
+    }
+)
 
 
 def signal(qty: str, *, side: str = "buy", limit: str | None = None) -> Signal:

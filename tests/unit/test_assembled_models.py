@@ -89,5 +89,6 @@ def test_the_engine_hashes_the_body_as_ids_does() -> None:
     import hashlib
 
     signal = Signal(signal_id="s-1", strategy="m", symbol="AAPL", side="buy", quantity=1)
-    body = signal.model_dump_json(exclude={"stop_price"})  # unset: left out, as before stops
+    # Unset later fields are left out, as before they existed.
+    body = signal.model_dump_json(exclude={"stop_price", "stop_loss_price", "take_profit_price"})
     assert hashlib.blake2b(body.encode(), digest_size=16).hexdigest() == body_hash(signal)

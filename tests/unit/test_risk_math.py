@@ -111,6 +111,7 @@ def order(
         gross_exposure=book.gross_exposure({}),
         buying_power=D(str(bp)),
         risk=risk,
+        at_risk=book.at_risk({}, risk.risk_management.stop_loss_percent),
     )
 
 

@@ -21,24 +21,24 @@ def marks(day_start: str, peak: str) -> EquityMarks:
 
 
 def test_an_account_with_zero_marks_measures_no_loss_and_full_heat() -> None:
-    m = measure(equity=D(0), marks=marks("0", "0"), gross_exposure=D(0), stop_loss=STOP)
+    m = measure(equity=D(0), marks=marks("0", "0"), at_risk=D(0) * STOP)
     assert (m.daily_loss, m.drawdown, m.portfolio_heat) == (D(0), D(0), D(1))
 
 
 def test_negative_marks_measure_no_loss_when_equity_recovers_to_zero() -> None:
     # Day start and peak -100 (a margin deficit), equity back to 0: no loss, no drawdown.
-    m = measure(equity=D(0), marks=marks("-100", "-100"), gross_exposure=D(0), stop_loss=STOP)
+    m = measure(equity=D(0), marks=marks("-100", "-100"), at_risk=D(0) * STOP)
     assert (m.daily_loss, m.drawdown) == (D(0), D(0))
     assert m.peak_equity == D(0)
 
 
 def test_marks_of_exactly_one_are_divided_by() -> None:
-    m = measure(equity=D("0.5"), marks=marks("1", "1"), gross_exposure=D(0), stop_loss=STOP)
+    m = measure(equity=D("0.5"), marks=marks("1", "1"), at_risk=D(0) * STOP)
     assert (m.daily_loss, m.drawdown) == (D("0.5"), D("0.5"))
 
 
 def test_equity_of_exactly_one_is_divided_by_for_heat() -> None:
-    m = measure(equity=D(1), marks=marks("1", "1"), gross_exposure=D(10), stop_loss=STOP)
+    m = measure(equity=D(1), marks=marks("1", "1"), at_risk=D(10) * STOP)
     assert m.portfolio_heat == D("0.3")
 
 
@@ -51,9 +51,7 @@ def test_the_trading_day_turns_over_exactly_at_the_reset() -> None:
 
 
 def test_the_measures_report_the_marks_they_were_taken_from() -> None:
-    m = measure(
-        equity=D(96000), marks=marks("100000", "120000"), gross_exposure=D(50000), stop_loss=STOP
-    )
+    m = measure(equity=D(96000), marks=marks("100000", "120000"), at_risk=D(50000) * STOP)
     assert m.as_json() == {
         "equity": 96000.0,
         "day_start_equity": 100000.0,
