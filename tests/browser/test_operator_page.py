@@ -182,12 +182,20 @@ def test_a_resume_in_cooldown_shows_the_time_left_and_the_refusal(
         process.kill()
 
 
-def test_positions_show_after_a_fill(tab: Page, gateway: Gateway) -> None:
+def test_positions_show_after_a_fill_with_their_stop_and_risk(tab: Page, gateway: Gateway) -> None:
     signed_in(tab)
     gateway.signal("fill-1", qty=7)
-    positions = tab.by("positions")
-    expect(positions).to_contain_text("AAPL")
-    expect(positions.locator("tbody tr").first).to_contain_text("200.05")
+    gateway.signal("fill-2", symbol="MSFT", qty=10, stop_loss_price=400)
+    rows = tab.by("positions").locator("tbody tr")
+    expect(rows).to_have_count(2)
+    aapl, msft = rows.nth(0), rows.nth(1)
+    expect(aapl).to_contain_text("AAPL")
+    expect(aapl).to_contain_text("200.05")
+    expect(aapl).to_contain_text("none")  # no stop: risk at stop_loss_percent (3%)
+    expect(aapl).to_contain_text("0.04%")  # 7 x 199.95 x 0.03 / ~100,000
+    expect(msft).to_contain_text("400.00")  # its stop-loss leg
+    expect(msft).to_contain_text("0.10%")  # 10 x (409.90 - 400) / ~100,000
+    expect(tab.by("open-orders")).to_contain_text("stop")
 
 
 def test_the_gateway_going_away_shows_disconnected_then_recovers(

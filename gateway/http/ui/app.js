@@ -561,11 +561,21 @@
           const q = Number(p.qty);
           const mark = p.market_price === null ? null : Number(p.market_price);
           const pnl = mark === null ? null : (mark - Number(p.avg_price)) * q;
-          const stop = stopFor(p);
+          // The gateway's own account of the cover (status.protection), else the open stops.
+          const cover = ((status && status.protection) || []).find((c) => c.symbol === p.symbol);
+          let stopText = "none";
           let r = null;
-          if (eq > 0 && mark !== null) {
-            if (stop !== null) r = (Math.abs(q) * Math.abs(mark - stop)) / eq;
-            else if (slp !== null) r = (Math.abs(q) * mark * slp) / eq;
+          if (cover) {
+            const prices = (cover.stop_prices || []).map((x) => num(x)).join(", ");
+            if (prices) stopText = cover.protected ? prices : `${prices} (${qty(cover.protected_qty)} of ${qty(Math.abs(q))})`;
+            if (eq > 0) r = Number(cover.at_risk) / eq;
+          } else {
+            const stop = stopFor(p);
+            if (stop !== null) stopText = num(stop);
+            if (eq > 0 && mark !== null) {
+              if (stop !== null) r = (Math.abs(q) * Math.abs(mark - stop)) / eq;
+              else if (slp !== null) r = (Math.abs(q) * mark * slp) / eq;
+            }
           }
           return row([
             p.symbol,
@@ -573,7 +583,7 @@
             [num(p.avg_price), "n"],
             [num(mark), "n"],
             [num(pnl), `n ${pnl > 0 ? "pos" : pnl < 0 ? "neg" : ""}`],
-            [stop === null ? "none" : num(stop), "n"],
+            [stopText, stopText === "none" ? "n warn" : "n"],
             [r === null ? "–" : pct(r), "n"],
           ]);
         }),
