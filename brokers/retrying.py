@@ -355,6 +355,19 @@ class RetryingBroker:
             ) from exc
         return result
 
+    async def adopt_bracket(
+        self, entry_id: str, stop_loss_id: str | None, take_profit_id: str | None
+    ) -> list[BrokerOrder]:
+        """The adapter's ``adopt_bracket`` (a read: retried like one); [] when it has none
+        (its legs carry the gateway's ids by themselves)."""
+        method = getattr(self.inner, "adopt_bracket", None)
+        if method is None:
+            return []
+        adopted: list[BrokerOrder] = await self._retry(
+            "adopt_bracket", lambda: method(entry_id, stop_loss_id, take_profit_id)
+        )
+        return adopted
+
     async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
         """Tried again only after a failure that certainly did not land (``NotSent``, 429): a
         replace is not idempotent at every broker (Alpaca refuses to replace an order it

@@ -36,6 +36,7 @@ from gateway.config import (
     effective_config_text,
     load_config,
 )
+from gateway.firm.parser import add_firm_parser
 from gateway.http.auth import Tokens, load_tokens
 from gateway.http.deps import CLI_CLIENT, CLIENT_HEADER
 
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CODE",
         help="the resume code the gateway was given as GATEWAY_RESUME_AUTH_CODE",
     )
+    add_firm_parser(add("firm", "the firm: every gateway on one PostgreSQL (firm: section)"))
     add("check-config", "validate the config and print it with secrets masked")
     demo = add("demo", "a guided run on the simulated broker, in a temporary state dir")
     demo.add_argument("--fast", action="store_true", help="no pauses between steps")
@@ -208,6 +210,8 @@ def _serve(args: argparse.Namespace, config: GatewayConfig) -> int:
     from gateway.store.statedir import StateDirLock
 
     redactor = configure_logging(level=args.log_level)
+    if config.firm is not None:
+        redactor.add(config.firm.secrets(os.environ))  # the firm's DSN holds a password
     config = config.with_overrides(host=args.host, port=args.port, state_dir=args.state_dir)
     try:
         # One gateway per state dir, checked before anything in it is touched.
@@ -226,6 +230,12 @@ def _start_failure(exc: Exception) -> int:
 
     if isinstance(exc, ConfigError):
         return _fail("; ".join(exc.problems), EXIT_USAGE)
+    from gateway.firm.errors import FirmError
+
+    if isinstance(exc, FirmError):
+        # The firm's PostgreSQL unreachable at a first start, the gateway_id taken, a schema
+        # too new: never trade outside the firm's view.
+        return _fail(f"firm: {exc}", EXIT_USAGE)
     if isinstance(exc, JournalError | StateDirError):
         # Never trade on a journal we cannot read, or beside lost state, or in a state dir
         # another gateway holds: refuse to start, and say why.
@@ -348,7 +358,19 @@ def _run(args: argparse.Namespace) -> int:
         return _check_config(config)
     if args.command == "serve":
         return _serve(args, config)
+    if args.command == "firm":
+        return _firm(args, config)
     return _remote_command(args, config)
+
+
+def _firm(args: argparse.Namespace, config: GatewayConfig) -> int:
+    try:
+        from gateway.firm import cli as firm_cli
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "psycopg":
+            raise
+        return _fail("firm: needs psycopg: pip install 'execution-gateway[firm]'", EXIT_USAGE)
+    return firm_cli.run(config, args, os.environ)
 
 
 if __name__ == "__main__":  # pragma: no cover

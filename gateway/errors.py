@@ -22,9 +22,10 @@ Refusals are not exceptions: they are Decisions with reasons (``gateway.models.R
 halted, reduce_only, strategy_suspended, rate_limited, quote_missing, quote_stale,
 quote_invalid, max_order_quantity, max_order_notional, price_collar, buying_power,
 position_risk, portfolio_heat, short_not_allowed, broker_rejected, broker_unavailable,
-shutting_down. Notes on an accepted decision: quote_conservative (priced without a usable
-quote), broker_answer_unknown (the order's fate is unknown: pending_submit), halted (it landed
-after a halt began and was cancelled at once).
+shutting_down, firm_exposure (the firm's limit, or PostgreSQL out of reach to check it; the
+firm's own errors are ``gateway.firm.errors``). Notes on an accepted decision:
+quote_conservative (priced without a usable quote), broker_answer_unknown (the order's fate is
+unknown: pending_submit), halted (it landed after a halt began and was cancelled at once).
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ class ReasonCode(StrEnum):
     PROTECTIVE_PRICE_INVALID = "protective_price_invalid"
     STOP_LOSS_REQUIRED = "stop_loss_required"
     SHUTTING_DOWN = "shutting_down"
+    FIRM_EXPOSURE = "firm_exposure"  # the firm's gross exposure limit (gateway.firm)
 
 
 class DecisionKind(StrEnum):
@@ -371,6 +372,8 @@ class HaltRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     reason: NonBlankText = Field(max_length=500)
+    # "firm": halt (or kill) every gateway of the firm, through PostgreSQL (v2).
+    scope: Literal["gateway", "firm"] = "gateway"
 
 
 class ResumeRequest(BaseModel):

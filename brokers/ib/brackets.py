@@ -17,9 +17,10 @@ from decimal import Decimal
 from brokers.base import OrderRequest, OrderType, Side
 from brokers.errors import OrderRejected
 
-# One Cancels All, type 1: a fill of one exit cancels the other ("with block": IB routes one
-# exit at a time, so both can never fill).
-OCA_TYPE = 1
+# One Cancels All, type 2: a fill of one exit reduces the other by as much ("with block": IB
+# routes one exit at a time, so both can never fill). Type 1 would cancel the stop on a partial
+# fill of the take profit and leave the rest of the position unprotected.
+OCA_TYPE = 2
 
 
 def oca_group(entry_client_order_id: str) -> str:

@@ -16,7 +16,7 @@
   that status while the modify is in flight, and ib_async's status is put back. No answer
   within ``ack_timeout`` is ``BrokerUnavailable`` (it may have landed: look the order up).
 - **Brackets** (``submit_bracket``): the entry, then its exits as IB child orders
-  (``parentId``) in one OCA group (``ocaType`` 1: a fill of one exit cancels the other),
+  (``parentId``) in one OCA group (``ocaType`` 2: a fill of one exit reduces the other by as much),
   ``transmit`` off on all but the last, so IB works none of them before it has them all. IB
   holds the children until the entry fills.
 

@@ -9,9 +9,11 @@ the defaults documented on each field.
 
     risk.py      risk_management.yaml: limits, emergency thresholds, pre-trade limits
     settings.py  gateway.yaml: the service and broker settings, and the effective GatewayConfig
+    firm.py      the optional firm: section (several gateways on one PostgreSQL)
     loading.py   reading both files, every problem listed by key; the effective config as text
 """
 
+from gateway.config.firm import FirmDsnMissing, FirmSettings
 from gateway.config.loading import (
     DEFAULT_CONFIG_PATH,
     SECRET_ENV_VARS,
@@ -44,6 +46,8 @@ __all__ = [
     "BrokerSettings",
     "ConfigError",
     "EmergencySettings",
+    "FirmDsnMissing",
+    "FirmSettings",
     "GatewayConfig",
     "GatewaySettings",
     "PreTradeLimits",

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from gateway.config.firm import FirmSettings
 from gateway.config.risk import RiskConfig, coherence_problems
 from gateway.config.settings import BrokerSettings, GatewayConfig, GatewaySettings
 
@@ -69,7 +70,7 @@ def load_config(path: Path | None = None) -> GatewayConfig:
     """Load gateway.yaml and the risk file it names; raise ConfigError listing every problem."""
     path = (path or default_config_path()).resolve()
     data = dict(_read_yaml(path))
-    unknown = sorted(set(data) - {"gateway", "brokers"})
+    unknown = sorted(set(data) - {"gateway", "brokers", "firm"})
     problems = [f"{key}: unknown key" for key in unknown]
     base = path.parent
     gateway_raw = data.get("gateway") or {}
@@ -89,6 +90,8 @@ def load_config(path: Path | None = None) -> GatewayConfig:
         brokers = brokers.model_copy(
             update={"simulated": brokers.simulated.model_copy(update={"state_file": sim_state})}
         )
+    firm, firm_problems = _load_firm(data)
+    problems.extend(firm_problems)
     risk: RiskConfig | None = None
     if settings is not None:
         risk_path = settings.risk_config
@@ -105,9 +108,22 @@ def load_config(path: Path | None = None) -> GatewayConfig:
     if problems or settings is None or brokers is None or risk is None:
         raise ConfigError(problems)
     try:
-        return GatewayConfig(gateway=settings, brokers=brokers, risk=risk, source=path)
+        return GatewayConfig(gateway=settings, brokers=brokers, risk=risk, firm=firm, source=path)
     except ValidationError as exc:
         raise ConfigError(_format_errors("", exc)) from exc
+
+
+def _load_firm(data: Mapping[str, Any]) -> tuple[FirmSettings | None, list[str]]:
+    """The optional firm section: absent is the single host; present, it must be whole."""
+    if "firm" not in data:
+        return None, []
+    raw = data["firm"]
+    if not isinstance(raw, Mapping):
+        return None, ["firm: must be a mapping (dsn_env, gateway_id, ...)"]
+    try:
+        return FirmSettings.model_validate(raw), []
+    except ValidationError as exc:
+        return None, _format_errors("firm", exc)
 
 
 SECRET_ENV_VARS = (
@@ -123,7 +139,10 @@ def effective_config_text(config: GatewayConfig, environ: Mapping[str, str] | No
     """The effective config as YAML, with the secrets the environment provides shown masked."""
     env = os.environ if environ is None else environ
     data = config.model_dump(mode="json", exclude={"source"})
-    data["secrets"] = {name: ("***" if env.get(name) else "(not set)") for name in SECRET_ENV_VARS}
+    names = list(SECRET_ENV_VARS)
+    if config.firm is not None:
+        names.append(config.firm.dsn_env)  # the firm's DSN carries its password
+    data["secrets"] = {name: ("***" if env.get(name) else "(not set)") for name in names}
     url = data["gateway"]["alerts"].get("webhook_url")
     if url:
         # Webhook URLs often carry a token in their path: show only the host.

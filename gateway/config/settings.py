@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from brokers.base import PositiveNum
 from brokers.simulated.faults import Faults
 from brokers.simulated.state import DEFAULT_FILE_NAME
+from gateway.config.firm import FirmSettings
 from gateway.config.risk import Fraction, RiskConfig, Section
 
 
@@ -132,6 +133,8 @@ class GatewayConfig(Section):
     gateway: GatewaySettings = GatewaySettings()
     brokers: BrokerSettings = BrokerSettings()
     risk: RiskConfig = RiskConfig()
+    # Several gateways on one PostgreSQL (gateway.firm); None: the embedded single host.
+    firm: FirmSettings | None = None
     source: Path | None = None
 
     @model_validator(mode="after")

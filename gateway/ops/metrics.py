@@ -40,6 +40,8 @@ HALT_TRIGGERS = (
     "job_failure",
     "state_unreadable",
     "journal_failure",
+    "firm_halt",
+    "firm_unreachable",
 )
 NO_REASON = "none"
 

@@ -28,6 +28,7 @@ from gateway.pipeline.admission import Admission, admit
 from gateway.pipeline.brackets import Legs, leg_requests, roles
 from gateway.pipeline.broker_events import BrokerEvents
 from gateway.pipeline.conclusion import Conclusion
+from gateway.pipeline.firm_gate import ExposureGate, release_both, reserve_outside
 from gateway.pipeline.flatten import send_flatten
 from gateway.pipeline.gates import Gates
 from gateway.pipeline.idempotency import Answer, Decided, SignalRecord
@@ -36,7 +37,12 @@ from gateway.pipeline.legs import LegKeeper
 from gateway.pipeline.ratelimit import TokenBucket
 from gateway.pipeline.recording import DecisionRecorder
 from gateway.pipeline.recovery import resolve_undecided
-from gateway.pipeline.restore import rebase_on_broker, restore_decisions, track_journal_orders
+from gateway.pipeline.restore import (
+    adopt_brackets,
+    rebase_on_broker,
+    restore_decisions,
+    track_journal_orders,
+)
 from gateway.pipeline.sender import OrderSender
 from gateway.pipeline.settle import UnknownOrders
 from gateway.risk.book import Book, Reservation
@@ -83,6 +89,7 @@ class Gateway:
         self.signals = SignalRecord(journal, durable=self._durable, order_of=self._order_of)
         self._bp_snapshot = (ZERO, ZERO, ZERO)  # buying power, cash, open buys at last sync
         self._tasks: list[asyncio.Task[None]] = []
+        self.exposure_gate: ExposureGate | None = None  # the firm's limit, set by the service
         self.monitor = RiskMonitor(
             config,
             book=self.book,
@@ -120,7 +127,7 @@ class Gateway:
             failures=self.failures,
             metrics=metrics,
             durable=self._durable,
-            release=self.book.release,
+            release=lambda coid: release_both(self.book, self.exposure_gate, coid),
             apply_order=self.events.apply,
             on_unknown=self._fate_unknown,
         )
@@ -217,6 +224,7 @@ class Gateway:
         holds the journal's orders at that moment's state: see ``restore``)."""
         account = await self.broker.account()
         positions = await self.broker.positions()
+        await adopt_brackets(self.journal, self.broker)
         open_at_broker = await self.broker.open_orders()
         self.book.load_account(account)
         self.book.load_positions(positions)
@@ -239,7 +247,7 @@ class Gateway:
         self.unknown.add(request)
 
     def _absent(self, client_order_id: str, why: str) -> None:
-        self.book.release(client_order_id)
+        release_both(self.book, self.exposure_gate, client_order_id)
         self.journal.record_order_status(client_order_id, "rejected", why)
 
     # --- the pipeline ------------------------------------------------------------------------
@@ -305,6 +313,9 @@ class Gateway:
                     admission.protection.stop_loss,
                 )
             )
+        outside = await reserve_outside(self.exposure_gate, self.book, request, priced.value)
+        if outside is not None:
+            return self.recorder.refused(signal, digest, body, outside, started, admission.risk)
         return await self._send(signal, digest, body, request, admission, started, legs)
 
     def _admit(self, signal: Signal, priced: object) -> Admission:

@@ -14,7 +14,8 @@ import logging
 from collections.abc import Callable
 from decimal import Decimal
 
-from brokers.base import BrokerOrder, OrderRequest
+from brokers.base import Broker, BrokerOrder, OrderRequest
+from brokers.errors import BrokerError
 from gateway.pipeline.settle import UnknownOrders
 from gateway.risk.book import Book, Reservation
 from gateway.store.journal import Journal, StoredOrder
@@ -27,6 +28,25 @@ ZERO = Decimal(0)
 
 def _valued_at(stored: StoredOrder) -> Decimal:
     return Decimal(stored.valued_at or stored.limit_price or 0)
+
+
+async def adopt_brackets(journal: Journal, broker: Broker) -> None:
+    """Name the journal's open brackets to the broker before its open orders are read: a broker
+    that names legs itself (Alpaca) then reports them under the gateway's ids, so they are
+    neither adopted as strangers nor taken for lost stops. A look-up that fails is logged; the
+    reconciliation that follows says what differs."""
+    legs: dict[str, dict[str, str]] = {}
+    for stored in journal.orders(open_only=True):
+        if stored.parent_id is not None and stored.role is not None:
+            legs.setdefault(stored.parent_id, {})[stored.role] = stored.client_order_id
+    adopt = getattr(broker, "adopt_bracket", None)
+    if adopt is None:
+        return
+    for entry, roles in legs.items():
+        try:
+            await adopt(entry, roles.get("stop_loss"), roles.get("take_profit"))
+        except BrokerError as exc:
+            log.warning("bracket %s could not be named to the broker: %s", entry, exc)
 
 
 def track_journal_orders(journal: Journal, book: Book) -> None:

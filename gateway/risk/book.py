@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from brokers.base import Account, BrokerOrder, Position, Side, position_after_fill
+from brokers.base import Account, BrokerOrder, OrderStatus, Position, Side, position_after_fill
 
 ZERO = Decimal(0)
 
@@ -96,6 +96,9 @@ class Book:
         self._stop_risk = ZERO
         # Entries' protective stops, kept from the reservation to the order.
         self._entry_stops: dict[str, Decimal] = {}
+        # Symbols whose position a stop leg protected (or was sent to protect) since it opened:
+        # one left without its stop is a lost protection, not a position never protected.
+        self.guarded: set[str] = set()
 
     # --- broker truth ------------------------------------------------------------------------
 
@@ -109,6 +112,7 @@ class Book:
         """Take the broker's figure for one symbol (reconciliation); None: flat there."""
         if position is None or position.qty == ZERO:
             self.holdings.pop(symbol, None)
+            self.guarded.discard(symbol)
         else:
             self.holdings[symbol] = Holding(position.qty, position.avg_price)
 
@@ -188,6 +192,7 @@ class Book:
         elif self.legs[coid] == "stop_loss" and order.stop_price is not None:
             legs = self._stop_legs.setdefault(order.symbol, {})
             legs[coid] = (order.remaining_quantity, order.stop_price)
+            self.guarded.add(order.symbol)
 
     def apply_order(self, order: BrokerOrder, *, valued_at: Decimal | None = None) -> Decimal:
         """Record a broker order state; returns the newly filled quantity (0 if none)."""
@@ -221,6 +226,8 @@ class Book:
         else:
             self.final_fills[coid] = order.filled_quantity
             self._entry_stops.pop(coid, None)
+            if self.legs.get(coid) == "stop_loss" and order.status is OrderStatus.REJECTED:
+                self.guarded.add(order.symbol)  # asked for, refused: the position lacks it
         return delta
 
     def track(self, order: BrokerOrder, price: Decimal) -> None:
@@ -247,6 +254,7 @@ class Book:
         )
         if holding.qty == ZERO:
             del self.holdings[symbol]
+            self.guarded.discard(symbol)
 
     # --- measures ----------------------------------------------------------------------------
 

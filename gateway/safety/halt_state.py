@@ -61,6 +61,9 @@ class HaltTrigger(StrEnum):
     JOB_FAILURE = "job_failure"
     STATE_UNREADABLE = "state_unreadable"
     JOURNAL_FAILURE = "journal_failure"
+    PROTECTION_LOST = "protection_lost"
+    FIRM_HALT = "firm_halt"  # the firm halted (or killed) every gateway (gateway.firm)
+    FIRM_UNREACHABLE = "firm_unreachable"  # the firm's PostgreSQL was out of reach for grace_s
 
 
 class HaltStateUnreadable(Exception):

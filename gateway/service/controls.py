@@ -45,6 +45,8 @@ class Controls:
         self._metrics = metrics
         self._auth_code = environ.get("GATEWAY_RESUME_AUTH_CODE") or None
         self._status = status
+        # A refusal from outside this gateway (the firm's halt): raises ResumeRefused.
+        self.resume_guard: Callable[[], None] | None = None
 
     def halt(self, reason: str, *, by: str) -> dict[str, Any]:
         self._halt.halt(reason, HaltTrigger.MANUAL, by=by)
@@ -85,6 +87,8 @@ class Controls:
         }
 
     def resume(self, *, by: str, force: bool, auth_code: str | None) -> dict[str, Any]:
+        if self._halt.is_halted and self.resume_guard is not None:
+            self.resume_guard()
         if self._halt.is_halted and self._journal.failure is not None and not self._journal.probe():
             # Not even a forced resume: nothing could be journaled, so every signal would fail.
             failure = self._journal.failure

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from brokers.base import Broker, BrokerOrder, utcnow
 from brokers.errors import BrokerError
@@ -32,9 +32,13 @@ from gateway.safety.halt_state import HaltStateStore, HaltTrigger
 from gateway.safety.killswitch import KillSwitch
 from gateway.service.brokers import build_broker
 from gateway.service.controls import Controls
+from gateway.service.protection import ProtectionWatch
 from gateway.service.reconciling import Reconciler
 from gateway.store.journal import Journal, WriteFailure
 from gateway.store.statedir import StateDir
+
+if TYPE_CHECKING:
+    from gateway.service.firm import FirmService
 
 log = logging.getLogger("gateway.service")
 
@@ -123,6 +127,14 @@ class GatewayService:
             environ=self.environ,
             status=self.status,
         )
+        self.protection = ProtectionWatch(
+            self.config,
+            book=self.engine.book,
+            marks=self.quotes.marks,
+            halt=self.halt,
+            alerts=self.alerts,
+            journal=self.journal,
+        )
         self.reconciler = Reconciler(
             self.config,
             engine=self.engine,
@@ -143,6 +155,11 @@ class GatewayService:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._equity_mark: float | None = None
         self.engine.events.on_reconnect = self._reconcile_after_reconnect
+        self.firm: FirmService | None = None
+        if self.config.firm is not None:
+            from gateway.service.firm_boot import build_firm  # psycopg only with a firm: section
+
+            self.firm = build_firm(self)
 
     def _restore_failures(self) -> FailureTracker:
         emergency = self.config.risk.emergency
@@ -164,11 +181,15 @@ class GatewayService:
 
     async def start(self) -> None:
         self._vouch_for_halt_state()
+        if self.firm is not None:
+            await self.firm.start()  # a firm halt in force holds before the broker connects
         await self.engine.start()
         if self._unreadable:
             self.halt.halt(self._unreadable, HaltTrigger.STATE_UNREADABLE, by="service")
         await self.reconcile()
         await self._complete_interrupted_kill()
+        if self.firm is not None:
+            await self.firm.started()
         self.publish_state()
         self.scheduler.start()
         log.info(
@@ -225,6 +246,8 @@ class GatewayService:
             except BrokerError as exc:
                 log.error("cancel on shutdown failed: %s", exc)
         await self.engine.stop()
+        if self.firm is not None:
+            await self.firm.stop()
         await self.alerts.drain(5.0)
         await self.alerts.aclose()
         self.journal.close()
@@ -322,6 +345,7 @@ class GatewayService:
             self._equity_mark = equity
             self.journal.record_event("equity", {"equity": equity})
         self.engine.monitor.persist()
+        self.protection.check()
         self.publish_state()
         for symbol in self.quotes.symbols():
             age = self.quotes.age_s(symbol)
@@ -334,6 +358,7 @@ class GatewayService:
 
     async def reconcile(self) -> None:
         await self.reconciler.run()
+        self.protection.check()
 
     def _reconcile_after_reconnect(self) -> None:
         if self._reconnect_task is not None and not self._reconnect_task.done():
@@ -421,4 +446,5 @@ class GatewayService:
             "mode": self.config.gateway.mode,
             "reconciliation": self.reconciler.status(),
             "jobs": self.scheduler.status(),
+            **({"firm": self.firm.status()} if self.firm is not None else {}),
         }

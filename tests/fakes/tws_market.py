@@ -13,7 +13,8 @@ What it understands of IB's order model:
 - **Brackets**: an order with ``transmit`` off is held, unreported, until an order of its
   bracket (same parent) arrives with ``transmit`` on; then all go. A child (``parentId``) rests
   as PreSubmitted until its parent has filled, and is cancelled with its parent. Orders of one
-  OCA group with ocaType 1: a fill of one cancels the others.
+  OCA group with ocaType 1 (a fill of one cancels the others) or 2 (a fill of one reduces the
+  others by as much; one left with nothing to fill is cancelled).
 - **A fill reported as a cancel** (``fill(..., reported_status="Cancelled")``): IB's way of
   telling a cancel that raced a fill; the execution is real, the orderStatus says Cancelled
   with nothing filled.
@@ -237,7 +238,7 @@ class Market:
             if s.account_subscribed:
                 cash = self.state.account_values["TotalCashValue"]
                 s.send(msg_account_value("TotalCashValue", cash, s.account_subscribed))
-        self._after_fill(o)
+        self._after_fill(o, qty)
 
     def _execute(self, o: FakeOrder, qty: float, price: float) -> FakeExecution:
         o.avg_price = (o.avg_price * o.filled + price * qty) / (o.filled + qty)
@@ -254,14 +255,18 @@ class Market:
         self.state.executions.append(ex)
         return ex
 
-    def _after_fill(self, o: FakeOrder) -> None:
-        """OCA type 1: any fill cancels the rest of the group; a filled parent frees its
-        children."""
-        if o.oca_group and o.oca_type == 1:
+    def _after_fill(self, o: FakeOrder, qty: float) -> None:
+        """OCA type 1: any fill cancels the rest of the group; type 2: reduces the rest by
+        ``qty`` (cancelled when nothing is left); a filled parent frees its children."""
+        if o.oca_group and o.oca_type in (1, 2):
             for other in list(self.state.orders.values()):
                 if (other is not o and other.is_open and other.oca_group == o.oca_group
                         and other.client_id == o.client_id):  # fmt: skip
-                    self.cancel(other)
+                    if o.oca_type == 2 and other.quantity - qty > other.filled:
+                        other.quantity -= qty
+                        self.notify(other, open_order=True)
+                    else:
+                        self.cancel(other)
         if o.status == "Filled":
             for child in self._children(o):
                 if child.is_open and child.transmitted and child.status == "PreSubmitted":

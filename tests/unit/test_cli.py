@@ -28,6 +28,7 @@ def test_every_option_of_every_subcommand_has_help() -> None:
         "resume",
         "check-config",
         "demo",
+        "firm",
     }
     missing = []
     for name, command in {"": parser, **commands}.items():

@@ -32,7 +32,7 @@ def manager(tmp_path: Path) -> HaltManager:
             {"trigger": "meteor"},
             "trigger must be one of manual, kill_switch, daily_loss, drawdown, portfolio_heat,"
             " technical_failure, reconciliation, job_failure, state_unreadable,"
-            " journal_failure, got 'meteor'",
+            " journal_failure, protection_lost, firm_halt, firm_unreachable, got 'meteor'",
         ),
     ],
 )

@@ -21,12 +21,36 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
     any_token = [Depends(auth.any_token)]
     admin_token = [Depends(auth.admin_token)]
 
-    @api.post("/v1/halt", dependencies=any_token)
-    async def post_halt(body: HaltRequest, request: Request) -> dict[str, Any]:
+    firm_answers: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody}, 503: {}}
+
+    async def firm_scope(body: HaltRequest, request: Request, *, kill: bool) -> Any:
+        """{"scope": "firm"}: every gateway of the firm, through PostgreSQL (this one first)."""
+        content: dict[str, Any]
+        if service.firm is None:
+            content = {
+                "code": "firm_not_configured",
+                "message": "scope: firm needs a firm: section in this gateway's gateway.yaml",
+            }
+            return JSONResponse(status_code=422, content=content)
+        answer, error = await service.firm.request(body.reason, by=actor(request), kill=kill)
+        if error is None:
+            return answer
+        # Halted here all the same; the other gateways were not told.
+        content = {"code": "firm_unreachable", "message": error, "answer": answer}
+        return JSONResponse(status_code=503, content=content)
+
+    @api.post("/v1/halt", dependencies=any_token, responses=firm_answers)
+    async def post_halt(body: HaltRequest, request: Request) -> Any:
+        if body.scope == "firm":
+            return await firm_scope(body, request, kill=False)
         return service.halt_trading(body.reason, by=actor(request))
 
-    @api.post("/v1/kill", response_model=KillResponse, dependencies=any_token)
-    async def post_kill(body: HaltRequest, request: Request) -> dict[str, Any]:
+    @api.post(
+        "/v1/kill", response_model=KillResponse, dependencies=any_token, responses=firm_answers
+    )
+    async def post_kill(body: HaltRequest, request: Request) -> Any:
+        if body.scope == "firm":
+            return await firm_scope(body, request, kill=True)
         return await service.kill(body.reason, by=actor(request))
 
     @api.post(

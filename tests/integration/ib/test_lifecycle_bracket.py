@@ -74,7 +74,7 @@ async def test_a_bracket_is_parent_then_children_in_one_oca_group(
     assert (parent[26], parent[27], parent[28]) == ("b1-in", "0", "0")
     assert (sl[26], sl[27], sl[28]) == ("b1-sl", "0", placed[0].broker_order_id)
     assert (tp[26], tp[27], tp[28]) == ("b1-tp", "1", placed[0].broker_order_id)
-    assert sl[22] == tp[22] == "oca-b1-in" and sl[47] == tp[47] == "1"
+    assert sl[22] == tp[22] == "oca-b1-in" and sl[47] == tp[47] == "2"
     assert parent[22] == "" and (sl[18], sl[20], tp[18], tp[19]) == ("STP", "190.0", "LMT", "210.0")
     held = tws.order_by_ref("b1-sl")
     assert held is not None and held.status == "PreSubmitted"  # until the entry fills
@@ -184,3 +184,21 @@ async def test_a_refused_entry_raises(tws: FakeTWS, broker: IBBroker) -> None:
     with pytest.raises(OrderRejected, match="NOT ACCEPTED"):
         await broker.submit_bracket(alone, leg, None)
     assert len(tws.requests_of(3)) == sent and await broker.get_order("g2-sl") is None
+
+
+async def test_a_partial_take_profit_shrinks_the_stop_and_leaves_none_unprotected(
+    tws: FakeTWS, broker: IBBroker
+) -> None:
+    # ocaType 2: a fill of one exit reduces the other by as much (type 1 would cancel the stop
+    # and leave what the take profit did not sell unprotected).
+    events = broker.events()
+    await broker.submit_bracket(*bracket("b9", entry_limit=200.05))  # fills at once
+    await next_event(events, is_order("b9-in", "filled"))
+    take_profit = tws.order_by_ref("b9-tp")
+    stop = tws.order_by_ref("b9-sl")
+    assert take_profit is not None and stop is not None
+    tws.fill(take_profit, 4, 210.0)
+    await next_event(events, is_order("b9-tp", "partially_filled"))
+    assert stop.is_open and stop.quantity == 6  # the 6 still held keep their stop
+    tws.fill(take_profit, 6, 210.0)
+    await next_event(events, is_order("b9-sl", "canceled"))
