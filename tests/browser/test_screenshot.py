@@ -32,7 +32,7 @@ def test_screenshot_of_a_halted_gateway(browser: Any, tmp_path: Path) -> None:
         tab.sign_in(ADMIN_TOKEN)
         expect(tab.by("state")).to_have_text("ACTIVE")
         gateway.signal("momentum-0931-aapl", qty=60)
-        gateway.signal("momentum-0932-msft", symbol="MSFT", qty=25)
+        gateway.signal("momentum-0932-msft", symbol="MSFT", qty=25, stop_loss_price=398)
         gateway.signal(
             "meanrev-0935-spy", symbol="SPY", qty=10, order_type="limit", limit_price=585
         )
