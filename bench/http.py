@@ -63,6 +63,7 @@ def free_port() -> int:
 def gateway_config(directory: Path, port: int) -> Path:
     risk = yaml.safe_load((ROOT / "config" / "risk_management.yaml").read_text())
     risk["pre_trade"]["max_orders_per_second"] = 1_000_000  # measure the stack, not the limit
+    risk["risk_management"]["protective_stop"] = "none"  # plain orders, as the bare app
     (directory / "risk_management.yaml").write_text(yaml.safe_dump(risk))
     config = {
         "gateway": {

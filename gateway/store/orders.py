@@ -7,15 +7,15 @@ order state. What a failed write remembered is forgotten (``forget``).
 
 from __future__ import annotations
 
-import sqlite3
-
 from brokers.base import BrokerOrder, Fill, OrderRequest
 from gateway.models import FillRecord
 from gateway.store import stream
+from gateway.store.db import Driver
 from gateway.store.schema import ORDER_COLUMNS, StoredOrder
 
-# An order's journaled state: broker_order_id, status, filled_quantity, avg_fill_price.
-OrderState = tuple[str, str, str, str | None]
+# An order's journaled state: broker_order_id, status, filled_quantity, avg_fill_price, and
+# what a replace changes: quantity, limit_price, stop_price (the broker's values, always).
+OrderState = tuple[str, str, str, str | None, str, str | None, str | None]
 OrderUpdate = tuple[BrokerOrder, Fill | None, str | None]
 
 # How many orders' last journaled state is remembered (newest kept).
@@ -42,6 +42,9 @@ class OrderRows:
             order.status.value,
             str(order.filled_quantity),
             str(order.avg_fill_price) if order.avg_fill_price is not None else None,
+            str(order.quantity),
+            _text(order.limit_price),
+            _text(order.stop_price),
         )
         if detail is None and self._states.get(order.client_order_id) == state:
             return None
@@ -49,7 +52,7 @@ class OrderRows:
 
     def write_intent(
         self,
-        db: sqlite3.Connection,
+        db: Driver,
         signal_id: str,
         order: OrderRequest,
         valued_at: str | None,
@@ -93,7 +96,7 @@ class OrderRows:
         if len(owners) > STATES_KEPT:
             del owners[next(iter(owners))]
 
-    def _owner(self, db: sqlite3.Connection, coid: str) -> tuple[str | None, str | None]:
+    def _owner(self, db: Driver, coid: str) -> tuple[str | None, str | None]:
         owner = self._owners.get(coid)
         if owner is None:
             row = db.execute(
@@ -105,7 +108,7 @@ class OrderRows:
 
     def write_state(
         self,
-        db: sqlite3.Connection,
+        db: Driver,
         order: BrokerOrder,
         state: OrderState,
         now: str,
@@ -114,6 +117,7 @@ class OrderRows:
         coid = order.client_order_id
         row = db.execute(
             "UPDATE orders SET broker_order_id=?, status=?, filled_quantity=?, avg_fill_price=?, "
+            "quantity=?, limit_price=?, stop_price=?, "
             f"updated_at=? WHERE client_order_id=? RETURNING {ORDER_COLUMNS}",
             (*state, now, coid),
         ).fetchone()
@@ -155,7 +159,7 @@ class OrderRows:
         if len(states) > STATES_KEPT:
             del states[next(iter(states))]  # the oldest: forgetting one only costs a rewrite
 
-    def write_update(self, db: sqlite3.Connection, update: OrderUpdate, now: str) -> None:
+    def write_update(self, db: Driver, update: OrderUpdate, now: str) -> None:
         order, fill, detail = update
         state = self.new_state(order, detail)
         if state is not None:
@@ -163,7 +167,7 @@ class OrderRows:
         if fill is not None:
             self.write_fill(db, fill, now)
 
-    def write_fill(self, db: sqlite3.Connection, fill: Fill, now: str) -> None:
+    def write_fill(self, db: Driver, fill: Fill, now: str) -> None:
         """A fill, once: the broker's fill_id recognises one reported again (a reconnect's
         catch-up, a repeated event), which adds no row and no event."""
         ts = fill.ts.isoformat()
