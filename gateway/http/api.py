@@ -20,7 +20,7 @@ from gateway.http.auth import Tokens
 from gateway.http.deps import StrategyNotAllowed, make_auth
 from gateway.http.limits import BodyLimit, BodyTooLarge, body_too_large
 from gateway.http.routes import events as event_routes
-from gateway.http.routes import orders, probes, safety, signals, sim, views
+from gateway.http.routes import orders, probes, safety, signals, sim, ui, views
 from gateway.http.schemas import COMMON_RESPONSES
 from gateway.service import GatewayService
 
@@ -85,4 +85,5 @@ def create_app(
         app.include_router(area.router(service, auth), responses=COMMON_RESPONSES)
     app.include_router(probes.router(service))
     app.include_router(event_routes.router(service, auth), responses=COMMON_RESPONSES)
+    app.include_router(ui.router(service, auth), responses=COMMON_RESPONSES)
     return app

@@ -170,6 +170,7 @@ class GatewayService:
             on_failure=lambda name: self.journal.record_event("job_failure", {"job": name}),
         )
         self._reconnect_task: asyncio.Task[None] | None = None
+        self._equity_mark: float | None = None
         self.engine.events.on_reconnect = self._reconcile_after_reconnect
         self.firm: FirmService | None = None
         if self.config.firm is not None:
@@ -360,7 +361,10 @@ class GatewayService:
             self.journal.probe()
         if not self.halt.persisted:
             self.halt.retry_persist()
-        self.engine.evaluate_risk()
+        equity = float(self.engine.evaluate_risk().equity)
+        if equity != self._equity_mark:  # the operator page's chart: a point at each change
+            self._equity_mark = equity
+            self.journal.record_event("equity", {"equity": equity})
         self.engine.monitor.persist()
         self.protection.check()
         self.engine.legs.sweep()
@@ -416,6 +420,21 @@ class GatewayService:
             return self.quotes.symbols()
         return [s for s in self.quotes.symbols() if (self.quotes.age_s(s) or 0) > max_age]
 
+    def limits(self) -> dict[str, Any]:
+        """Each risk measure's limit and emergency threshold (fractions), and the cooldown."""
+        rm, em = self.config.risk.risk_management, self.config.risk.emergency
+        limit = {
+            "daily_loss": rm.max_daily_loss,
+            "drawdown": rm.max_total_drawdown,
+            "portfolio_heat": rm.max_portfolio_heat,
+        }
+        out: dict[str, Any] = {
+            k: {"limit": float(v), "emergency": float(em.threshold(k))} for k, v in limit.items()
+        }
+        out["stop_loss_percent"] = float(rm.stop_loss_percent)
+        out["resume_cooldown_s"] = em.resume_cooldown_s
+        return out
+
     def status(self) -> dict[str, Any]:
         engine = self.engine
         measures = engine.measures() if engine.started else None
@@ -425,6 +444,7 @@ class GatewayService:
             "halt": self.halt.summary(),
             "reduce_only": engine.reduce_only_reason,
             "risk": measures.as_json() if measures else None,
+            "limits": self.limits(),
             "failures": self.failures.status(),
             "orders": {
                 "open": len(engine.book.orders),
