@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from tests.journal_backends import outage
+
 INTENT = "INSERT INTO orders"
 DECISION = "UPDATE signals SET decision"
 
@@ -37,7 +39,7 @@ class CommitFails:
             if failing:
                 self.times -= 1
                 self._db.execute("ROLLBACK")
-                raise sqlite3.OperationalError("disk I/O error")
+                raise outage(self._db, "disk I/O error")
         else:
             self._statements.append(sql)
         return self._db.execute(sql, *args)
@@ -68,7 +70,7 @@ class StatementFails:
         for prefix, left in self._left.items():
             if left > 0 and sql.startswith(prefix):
                 self._left[prefix] = left - 1
-                raise sqlite3.OperationalError("database or disk is full")
+                raise outage(self._db, "database or disk is full")
         return self._db.execute(sql, *args)
 
     def __getattr__(self, name: str) -> object:

@@ -28,6 +28,7 @@ import httpx
 from gateway.client import AsyncGatewayClient
 from gateway.config import load_config
 from gateway.demo.steps import (
+    EXPECTED_FILLS,
     EXPECTED_ORDERS,
     EXPECTED_SIGNALS,
     STEPS,
@@ -117,7 +118,10 @@ def show_summary(console: Console, state_dir: Path) -> None:
     console.say(f"events:  {counts(summary['events'])}")
     expect(summary["signals"] == EXPECTED_SIGNALS, f"unexpected signals {summary['signals']}")
     expect(summary["orders"] == EXPECTED_ORDERS, f"unexpected orders {summary['orders']}")
-    expect(summary["fills"] == 1, f"expected 1 fill, got {summary['fills']}")
+    expect(
+        summary["fills"] == EXPECTED_FILLS,
+        f"expected {EXPECTED_FILLS} fills, got {summary['fills']}",
+    )
 
 
 async def _wait_started(server: Any, task: asyncio.Task[None], timeout_s: float = 30.0) -> None:
@@ -161,7 +165,8 @@ async def _demo(console: Console, workdir: Path) -> None:
             httpx.AsyncClient(base_url=url, headers=admin_headers, timeout=10.0) as admin,
         ):
             await console.pause()
-            await Demo(console, gw, admin, auth_code=auth_code).run()
+            demo = Demo(console, gw, admin, auth_code=auth_code, strategy_token=tokens["strategy"])
+            await demo.run()
     except Exception as exc:
         if server.should_exit:  # set before our finally: uvicorn took a signal and stopped
             raise DemoInterrupted() from exc

@@ -21,12 +21,14 @@ from gateway.demo.strategies import (
 )
 from gateway.models import Decision
 
-STEPS = 9
+STEPS = 10
 PAUSE_S = 0.6
 STALE_BY = timedelta(minutes=10)
 DRILL_LATENCY_MS = 1000
-EXPECTED_SIGNALS = {"accepted": 4, "rejected": 2, "blocked": 1}
-EXPECTED_ORDERS = {"filled": 1, "canceled": 3}
+EXPECTED_SIGNALS = {"accepted": 5, "rejected": 2, "blocked": 1}
+# The protected entry adds its entry and take profit (filled) and its stop (canceled).
+EXPECTED_ORDERS = {"filled": 3, "canceled": 4}
+EXPECTED_FILLS = 3
 
 
 class DemoFailure(Exception):
@@ -77,9 +79,21 @@ class Demo:
     """The steps, against a started gateway: strategy client, admin HTTP client, the strategies."""
 
     def __init__(
-        self, console: Console, gw: AsyncGatewayClient, admin: httpx.AsyncClient, *, auth_code: str
+        self,
+        console: Console,
+        gw: AsyncGatewayClient,
+        admin: httpx.AsyncClient,
+        *,
+        auth_code: str,
+        strategy_token: str,
     ):
         self.console, self.gw, self.admin, self.auth_code = console, gw, admin, auth_code
+        # The strategy's own HTTP session, for what the demo's client calls do not spell out.
+        self.gw_http = httpx.AsyncClient(
+            base_url=str(admin.base_url),
+            headers={"Authorization": f"Bearer {strategy_token}"},
+            timeout=10.0,
+        )
         self.feed = BarFeed(DEMO_CLOSES)
         self.momentum = Momentum(gw, self.feed, budget=20_000)
         self.mean_reversion = MeanReversion(gw, self.feed, budget=40_000)
@@ -99,6 +113,54 @@ class Demo:
         decision = show(self.console, await self.momentum.run("AAPL"))
         filled = decision.order is not None and decision.order.status == "filled"
         expect(filled, f"expected an accepted, filled order, got {describe(decision)}")
+
+    async def protected_entry(self) -> None:
+        self.console.step("a protected entry: its stop and take profit held by the broker")
+        body = {
+            "signal_id": "demo-protected-spy",
+            "strategy": self.momentum.name,
+            "symbol": "SPY",
+            "side": "buy",
+            "quantity": 5,
+            "stop_loss_price": 580,
+            "take_profit_price": 600,
+        }
+        response = await self.gw_http.post("/v1/signals", json=body)
+        decision = Decision.model_validate(response.json())
+        self.console.say("momentum buys 5 SPY with a stop at 580 and a take profit at 600")
+        self.console.say(describe(decision))
+        order = decision.order
+        expect(order is not None and order.status == "filled", f"got {describe(decision)}")
+        assert order is not None
+        legs = [(leg.role, leg.stop_price or leg.limit_price) for leg in order.legs]
+        expect(len(legs) == 2, f"expected a stop loss and a take profit, got {legs}")
+        for role, price in legs:
+            self.console.say(f"   leg {role} at {price}")
+        risk = decision.risk.position_risk
+        self.console.say(
+            f"   position risk {float(risk or 0):.4%}: 5 x (590.05 - 580), to the stop, "
+            "not 3% of the position"
+        )
+        status = await self.gw.status()
+        spy = [row for row in status.get("protection", []) if row["symbol"] == "SPY"]
+        expect(bool(spy) and spy[0]["protected"], f"SPY should be protected: {spy}")
+        self.console.say(f"   /v1/status protection: SPY protected at {spy[0]['stop_prices']}")
+        await self.push_quote("SPY", 600.00, 600.10)
+        self.console.say("SPY trades up to 600: the take profit fills, the stop is cancelled")
+        await self.wait_flat("SPY")
+        self.console.say("   SPY position closed; no stop left behind")
+        await self.push_quote("SPY", 589.95, 590.05)
+
+    async def wait_flat(self, symbol: str, timeout_s: float = 10.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            positions = (await self.admin.get("/v1/positions")).json()
+            resting = [o for o in await self.open_orders() if o["symbol"] == symbol]
+            if not resting and all(p["symbol"] != symbol for p in positions):
+                return
+            expect(loop.time() < deadline, f"{symbol} did not close by its take profit")
+            await asyncio.sleep(0.02)
 
     async def stale_quote(self) -> None:
         self.console.step("a stale quote refused")
@@ -225,8 +287,15 @@ class Demo:
             await asyncio.sleep(0.02)
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            await self.gw_http.aclose()
+
+    async def _run(self) -> None:
         for step in (
             self.accepted_order,
+            self.protected_entry,
             self.stale_quote,
             self.heat_refusal,
             self.failures_halt,

@@ -20,7 +20,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from gateway.config import GatewayConfig
+from gateway.config import ConfigError, GatewayConfig
 from gateway.http.api import create_app
 from gateway.http.auth import ensure_tokens
 from gateway.ops.logs import Redactor
@@ -141,6 +141,17 @@ def serve(
     unreachable or refusing, the journal unreadable, recovery failing). The caller decides
     what each means (see ``gateway.cli``).
     """
+    if config.firm is not None and config.firm.account is not None:
+        # A member of an active/standby pair: the journal in PostgreSQL, the lock decides.
+        try:
+            from gateway.http.pair import serve_pair
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").partition(".")[0] != "psycopg":
+                raise
+            missing = "firm: needs psycopg, which is not installed"
+            raise ConfigError([f"{missing}: pip install 'execution-gateway[firm]'"]) from None
+
+        return asyncio.run(serve_pair(config, redactor=redactor, new_journal=new_journal))
     server, _ = build_server(config, redactor=redactor, new_journal=new_journal)
     server.run()
     return 0

@@ -32,8 +32,10 @@ from gateway.safety.halt_state import HaltStateStore, HaltTrigger
 from gateway.safety.killswitch import KillSwitch
 from gateway.service.brokers import build_broker
 from gateway.service.controls import Controls
+from gateway.service.pair import carry_halt_over, check_pair_journal
 from gateway.service.protection import ProtectionWatch
 from gateway.service.reconciling import Reconciler
+from gateway.store.db import Driver
 from gateway.store.journal import Journal, WriteFailure
 from gateway.store.statedir import StateDir
 
@@ -53,15 +55,20 @@ class GatewayService:
         clock: Callable[[], datetime] = utcnow,
         metrics: GatewayMetrics | None = None,
         new_journal: bool = False,
+        journal_db: Driver | None = None,
     ):
+        """``journal_db``: an active/standby pair's journal (PostgreSQL, in the session that
+        holds the account's lock) instead of the SQLite file in the state dir."""
         self.config = config
+        self.paired = journal_db is not None
         self.environ = dict(os.environ if environ is None else environ)
         self._clock = clock
         self.state_dir = StateDir(Path(config.gateway.state_dir))
         self.state_dir.path.mkdir(parents=True, exist_ok=True)
         self.state_dir.path.chmod(0o700)  # the journal and tokens are for the service's user only
         self._halt_file_was_missing = not self.state_dir.halt_file.exists()
-        self.state_dir.check_journal(new_journal=new_journal)
+        if journal_db is None:  # the pair's journal is not a file beside the halt state
+            self.state_dir.check_journal(new_journal=new_journal)
         self.metrics = metrics or GatewayMetrics()
         self.alerts = AlertSender(config.gateway.alerts.webhook_url)
         self.journal = Journal(
@@ -70,7 +77,10 @@ class GatewayService:
             on_write=self.metrics.observe_journal_write,
             on_failure=self._on_journal_failure,
             on_recovered=self._on_journal_recovered,
+            db=journal_db,
         )
+        if journal_db is not None:
+            check_pair_journal(self.state_dir, self.journal, new_journal=new_journal)
         self.halt = HaltManager(
             HaltStateStore(self.state_dir.halt_file),
             resume_cooldown_s=config.risk.emergency.resume_cooldown_s,
@@ -203,6 +213,8 @@ class GatewayService:
         HALTED. Gone with no halt open (or on a first start): written now, so that from here on
         the two files vouch for each other."""
         self.halt.restore()
+        if self.paired:
+            carry_halt_over(self.journal, self.halt)
         if not self._halt_file_was_missing:
             return
         open_halt = self.journal.open_halt()

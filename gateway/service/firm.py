@@ -126,6 +126,26 @@ class FirmService:
                 )
         await self.link.close()
 
+    async def step_down(self) -> None:
+        """Deposed (an active/standby pair's lock lost with its session): this gateway's row
+        stops counting the account, which the member that took over counts from now on."""
+        if self._publisher is not None:
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+            self._publisher = None
+        with contextlib.suppress(FirmError):
+            async with self.link.work() as conn:
+                await conn.execute(
+                    "UPDATE firm_gateways SET role = 'standby', state = 'deposed', "
+                    "gross_exposure = 0, heartbeat = now() WHERE gateway_id = %s",
+                    (self.settings.gateway_id,),
+                )
+                await conn.execute(
+                    "DELETE FROM firm_reservations WHERE gateway_id = %s",
+                    (self.settings.gateway_id,),
+                )
+
     # --- what the link tells -----------------------------------------------------------------
 
     def _apply(self, control: FirmControl) -> None:

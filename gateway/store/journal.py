@@ -1,4 +1,5 @@
-"""The write-ahead journal: SQLite in WAL mode under ``state_dir``.
+"""The write-ahead journal: SQLite in WAL mode under ``state_dir`` (or, for an active/standby
+pair, PostgreSQL in the session holding the account's lock: ``gateway.store.pg``).
 
 Every signal with its decision, every order intent (written and committed *before* the broker is
 called), every broker answer and event, every fill, and the gateway's own events (halts, state
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from brokers.base import BrokerOrder, OrderRequest, utcnow
 from gateway.store import stream
+from gateway.store.db import Driver, SqliteDriver
 from gateway.store.orders import OrderRows, OrderUpdate
 from gateway.store.reads import JournalReads
 from gateway.store.schema import (
@@ -86,17 +87,23 @@ class Journal(JournalReads):
         on_failure: Callable[[WriteFailure], None] | None = None,
         on_recovered: Callable[[], None] | None = None,
         checkpoint_interval_s: float = 1.0,
+        db: Driver | None = None,
     ):
+        """The SQLite journal at ``path``; or, given ``db``, the journal that driver holds
+        (an active/standby pair's, in PostgreSQL: see ``gateway.store.pg``)."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = open_journal(path, durability)
+        self._checkpointer: Checkpointer | None = None
+        if db is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = SqliteDriver(open_journal(path, durability), path)
+            self._checkpointer = Checkpointer(path, interval_s=checkpoint_interval_s)
+        self._db: Driver = db
         super().__init__(self._db)
         self._orders = OrderRows()
         self._tx = Transactions(
             self._db, on_write=on_write, on_failure=on_failure, on_recovered=on_recovered
         )
         self._tx.forget = self._orders.forget
-        self._checkpointer = Checkpointer(path, interval_s=checkpoint_interval_s)
 
     def on_commit(self, listener: Callable[[], None] | None) -> None:
         """Call ``listener`` after every commit (it must be quick and never raise)."""
@@ -140,11 +147,13 @@ class Journal(JournalReads):
             self._tx.commit_now()
         except JournalUnavailable as exc:
             log.error("journal closed with writes lost: %s", exc)
-        self._checkpointer.stop()
-        try:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:
-            log.warning("final journal checkpoint failed: %s", exc)
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+        if self._db.closing_sql is not None:
+            try:
+                self._db.execute(self._db.closing_sql)
+            except self._db.errors as exc:
+                log.warning("final journal checkpoint failed: %s", exc)
         self._db.close()
 
     # --- hard writes: the caller learns whether they reached the disk ------------------------
@@ -202,7 +211,7 @@ class Journal(JournalReads):
             if how == JOINED and db.in_transaction:
                 try:
                     db.execute("DELETE FROM signals WHERE signal_id=?", (signal_id,))
-                except sqlite3.Error as inner:
+                except db.errors as inner:
                     raise tx.abandon(inner) from exc
             raise tx.undo(how, exc) from exc
         return tx.end(how, defer)

@@ -7,11 +7,10 @@ order state. What a failed write remembered is forgotten (``forget``).
 
 from __future__ import annotations
 
-import sqlite3
-
 from brokers.base import BrokerOrder, Fill, OrderRequest
 from gateway.models import FillRecord
 from gateway.store import stream
+from gateway.store.db import Driver
 from gateway.store.schema import ORDER_COLUMNS, StoredOrder
 
 # An order's journaled state: broker_order_id, status, filled_quantity, avg_fill_price.
@@ -49,7 +48,7 @@ class OrderRows:
 
     def write_intent(
         self,
-        db: sqlite3.Connection,
+        db: Driver,
         signal_id: str,
         order: OrderRequest,
         valued_at: str | None,
@@ -93,7 +92,7 @@ class OrderRows:
         if len(owners) > STATES_KEPT:
             del owners[next(iter(owners))]
 
-    def _owner(self, db: sqlite3.Connection, coid: str) -> tuple[str | None, str | None]:
+    def _owner(self, db: Driver, coid: str) -> tuple[str | None, str | None]:
         owner = self._owners.get(coid)
         if owner is None:
             row = db.execute(
@@ -105,7 +104,7 @@ class OrderRows:
 
     def write_state(
         self,
-        db: sqlite3.Connection,
+        db: Driver,
         order: BrokerOrder,
         state: OrderState,
         now: str,
@@ -155,7 +154,7 @@ class OrderRows:
         if len(states) > STATES_KEPT:
             del states[next(iter(states))]  # the oldest: forgetting one only costs a rewrite
 
-    def write_update(self, db: sqlite3.Connection, update: OrderUpdate, now: str) -> None:
+    def write_update(self, db: Driver, update: OrderUpdate, now: str) -> None:
         order, fill, detail = update
         state = self.new_state(order, detail)
         if state is not None:
@@ -163,7 +162,7 @@ class OrderRows:
         if fill is not None:
             self.write_fill(db, fill, now)
 
-    def write_fill(self, db: sqlite3.Connection, fill: Fill, now: str) -> None:
+    def write_fill(self, db: Driver, fill: Fill, now: str) -> None:
         """A fill, once: the broker's fill_id recognises one reported again (a reconnect's
         catch-up, a repeated event), which adds no row and no event."""
         ts = fill.ts.isoformat()

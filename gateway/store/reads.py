@@ -1,17 +1,17 @@
 """Reading the journal back: at start (recovery), and for the API's views.
 
 A read that meets a damaged page raises JournalUnavailable (the API answers 503), never a bare
-sqlite3 error.
+driver error.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Iterator
 from typing import Any
 
 from gateway.models import FillRecord
+from gateway.store.db import Driver
 from gateway.store.schema import (
     OPEN_STATUSES,
     ORDER_COLUMNS,
@@ -42,13 +42,13 @@ _HALT_KINDS = ("halt.halt", "halt.resume", "halt.forced_resume")
 
 
 class JournalReads:
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: Driver):
         self._db = db
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         try:
             return self._db.execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as exc:
+        except self._db.errors as exc:
             raise JournalUnavailable(f"journal read failed: {exc}") from exc
 
     def get(self, key: str) -> Any:

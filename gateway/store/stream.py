@@ -8,25 +8,24 @@ the last id it saw misses nothing and sees nothing twice, across a restart too.
 
 from __future__ import annotations
 
-import sqlite3
-
 from gateway.models import FillRecord
+from gateway.store.db import Driver
 from gateway.store.schema import StoredOrder
 
 DECISION, ORDER, FILL, STATE = "decision", "order", "fill", "state"
 EVENT_TYPES = (DECISION, ORDER, FILL, STATE)
 
 
-def append(db: sqlite3.Connection, kind: str, strategy: str | None, payload: str, at: str) -> None:
+def append(db: Driver, kind: str, strategy: str | None, payload: str, at: str) -> None:
     db.execute(
         "INSERT INTO stream (type, strategy, payload, at) VALUES (?,?,?,?)",
         (kind, strategy, payload, at),
     )
 
 
-def append_order(db: sqlite3.Connection, order: StoredOrder, at: str) -> None:
+def append_order(db: Driver, order: StoredOrder, at: str) -> None:
     append(db, ORDER, order.strategy, order.view().model_dump_json(), at)
 
 
-def append_fill(db: sqlite3.Connection, fill: FillRecord, at: str) -> None:
+def append_fill(db: Driver, fill: FillRecord, at: str) -> None:
     append(db, FILL, fill.strategy, fill.model_dump_json(), at)

@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from gateway.store.db import Driver
 from gateway.store.schema import JournalUnavailable
 
 log = logging.getLogger("gateway.store.journal")
@@ -52,17 +52,10 @@ class WriteFailure:
     since: datetime
 
 
-def is_outage(exc: BaseException) -> bool:
-    """A failure of the storage (full, I/O, damaged), as opposed to a bug in a statement."""
-    return isinstance(exc, sqlite3.Error) and not isinstance(
-        exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError
-    )
-
-
 class Transactions:
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Driver,
         *,
         on_write: Callable[[float], None] | None = None,
         on_failure: Callable[[WriteFailure], None] | None = None,
@@ -101,8 +94,8 @@ class Transactions:
         """Start one write of ``statements`` statements; returns how to end or undo it."""
         if not self._open:
             try:
-                self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
+                self.db.execute(self.db.begin_sql)
+            except self.db.errors as exc:
                 raise self._failed(exc) from exc
             self._open = True
             self._group += 1
@@ -112,7 +105,7 @@ class Transactions:
             return JOINED
         try:
             self.db.execute("SAVEPOINT w")
-        except sqlite3.Error as exc:
+        except self.db.errors as exc:
             raise self._failed(exc) from exc
         return SAVEPOINT
 
@@ -121,18 +114,21 @@ class Transactions:
         other writes stay unless SQLite dropped the whole transaction."""
         self.forget()
         if self._open and not self.db.in_transaction:
-            return self._lose_group(exc)
+            # The backend dropped the whole group: SQLite on a full disk or an I/O error,
+            # PostgreSQL on any failed statement (a statement's own error is not an outage).
+            lost = self._lose_group(exc, report=self.db.is_outage(exc))
+            return lost if self.db.is_outage(exc) else exc
         if how == OPENED:
             self._rollback()
-            self._lose_group(exc, report=is_outage(exc))
+            self._lose_group(exc, report=self.db.is_outage(exc))
         elif how == SAVEPOINT:
             try:
                 self.db.execute("ROLLBACK TO w")
                 self.db.execute("RELEASE w")
-            except sqlite3.Error as inner:
+            except self.db.errors as inner:
                 self._rollback()
                 return self._lose_group(inner)
-        if is_outage(exc):
+        if self.db.is_outage(exc):
             return self._failed(exc)
         return exc
 
@@ -148,7 +144,7 @@ class Transactions:
         if how == SAVEPOINT:
             try:
                 self.db.execute("RELEASE w")
-            except sqlite3.Error as exc:
+            except self.db.errors as exc:
                 raise self.undo(SAVEPOINT, exc) from exc
         ticket = self._group
         if not defer:
@@ -183,7 +179,7 @@ class Transactions:
         if self._open:
             try:
                 self.db.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except self.db.errors as exc:
                 self.forget()
                 self._rollback()
                 raise self._lose_group(exc) from exc
@@ -231,7 +227,7 @@ class Transactions:
 
     def _rollback(self) -> None:
         if self.db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(*self.db.errors):
                 self.db.execute("ROLLBACK")
 
     def _lose_group(self, exc: BaseException, *, report: bool = True) -> JournalUnavailable:

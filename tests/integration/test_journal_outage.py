@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,16 +19,16 @@ from brokers.simulated import Faults, SimulatedBroker
 from gateway.config import GatewayConfig
 from gateway.service import GatewayService
 from tests.conftest import ADMIN_TOKEN, api_client, signal
+from tests.journal_backends import Backend, fill_up, free
 from tests.journal_faults import DECISION, INTENT, install, install_statement_fails
 
 
 def _cap(service: GatewayService) -> None:
-    db = service.journal._db
-    db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0]}")
+    fill_up(service.journal)
 
 
 def _uncap(service: GatewayService) -> None:
-    service.journal._db.execute("PRAGMA max_page_count=1073741823")
+    free(service.journal)
 
 
 async def _until_journal_refuses(client: httpx.AsyncClient) -> list[httpx.Response]:
@@ -42,7 +43,10 @@ async def _until_journal_refuses(client: httpx.AsyncClient) -> list[httpx.Respon
 
 
 async def test_a_full_journal_halts_cleanly_and_resumes_when_writes_succeed(
-    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+    make_config: Callable[..., GatewayConfig],
+    make_service: Callable[..., Any],
+    backend: Backend,
+    tmp_path: Path,
 ) -> None:
     config = make_config(
         risk={
@@ -50,7 +54,9 @@ async def test_a_full_journal_halts_cleanly_and_resumes_when_writes_succeed(
             "pre_trade": {"max_orders_per_second": 100000},
         }
     )
-    service: GatewayService = await make_service(config)
+    service: GatewayService = await make_service(
+        config, journal_db=backend.driver(tmp_path / "pair")
+    )
     broker = service.broker
     assert isinstance(broker, SimulatedBroker)
     async with api_client(service) as client, api_client(service, ADMIN_TOKEN) as admin:
@@ -108,9 +114,14 @@ async def test_a_full_journal_halts_cleanly_and_resumes_when_writes_succeed(
 
 
 async def test_an_intent_that_cannot_be_committed_is_never_sent(
-    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+    make_config: Callable[..., GatewayConfig],
+    make_service: Callable[..., Any],
+    backend: Backend,
+    tmp_path: Path,
 ) -> None:
-    service: GatewayService = await make_service(make_config())
+    service: GatewayService = await make_service(
+        make_config(), journal_db=backend.driver(tmp_path / "pair")
+    )
     broker = service.broker
     assert isinstance(broker, SimulatedBroker)
     install(service.journal, carrying=(INTENT,))
@@ -126,9 +137,14 @@ async def test_an_intent_that_cannot_be_committed_is_never_sent(
 
 
 async def test_a_decision_that_cannot_be_committed_is_answered_once_it_is(
-    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+    make_config: Callable[..., GatewayConfig],
+    make_service: Callable[..., Any],
+    backend: Backend,
+    tmp_path: Path,
 ) -> None:
-    service: GatewayService = await make_service(make_config())
+    service: GatewayService = await make_service(
+        make_config(), journal_db=backend.driver(tmp_path / "pair")
+    )
     broker = service.broker
     assert isinstance(broker, SimulatedBroker)
     # The intent's commit succeeds, the decision's fails: the order is at the broker.
@@ -149,9 +165,14 @@ async def test_a_decision_that_cannot_be_committed_is_answered_once_it_is(
 
 
 async def test_a_refusal_after_the_intent_that_cannot_be_committed_is_answered_once_it_is(
-    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+    make_config: Callable[..., GatewayConfig],
+    make_service: Callable[..., Any],
+    backend: Backend,
+    tmp_path: Path,
 ) -> None:
-    service: GatewayService = await make_service(make_config())
+    service: GatewayService = await make_service(
+        make_config(), journal_db=backend.driver(tmp_path / "pair")
+    )
     broker = service.broker
     assert isinstance(broker, SimulatedBroker)
     broker.set_faults(Faults(reject_submits=1))
@@ -172,9 +193,14 @@ async def test_a_refusal_after_the_intent_that_cannot_be_committed_is_answered_o
 
 
 async def test_a_decision_journaled_late_never_rolls_its_order_back(
-    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+    make_config: Callable[..., GatewayConfig],
+    make_service: Callable[..., Any],
+    backend: Backend,
+    tmp_path: Path,
 ) -> None:
-    service: GatewayService = await make_service(make_config())
+    service: GatewayService = await make_service(
+        make_config(), journal_db=backend.driver(tmp_path / "pair")
+    )
     install(service.journal, carrying=(DECISION,))
     resting = signal("late", order_type="limit", limit_price=199, time_in_force="gtc")
     async with api_client(service) as client, api_client(service, ADMIN_TOKEN) as admin:
@@ -195,11 +221,17 @@ async def test_a_decision_journaled_late_never_rolls_its_order_back(
 
 @pytest.mark.parametrize("reject", [False, True])
 async def test_a_decision_that_cannot_be_written_is_answered_once_it_is(
-    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any], reject: bool
+    make_config: Callable[..., GatewayConfig],
+    make_service: Callable[..., Any],
+    reject: bool,
+    backend: Backend,
+    tmp_path: Path,
 ) -> None:
     # Not the commit this time: the decision's own statement fails (a full disk refuses the
     # page it needs), after the intent was committed and the broker answered.
-    service: GatewayService = await make_service(make_config())
+    service: GatewayService = await make_service(
+        make_config(), journal_db=backend.driver(tmp_path / "pair")
+    )
     broker = service.broker
     assert isinstance(broker, SimulatedBroker)
     broker.set_faults(Faults(reject_submits=int(reject)))

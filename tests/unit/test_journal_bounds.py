@@ -4,16 +4,22 @@ groups it remembers as lost (a ticket is checked right after its write, never 10
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
+from gateway.store.db import SqliteDriver
 from gateway.store.schema import JournalUnavailable
 from gateway.store.transactions import BACKLOG_LIMIT, Transactions
 from tests.journal_faults import CommitFails
 
 
+def _memory() -> SqliteDriver:
+    return SqliteDriver(sqlite3.connect(":memory:", isolation_level=None), Path(":memory:"))
+
+
 def test_the_backlog_keeps_the_newest_soft_writes_up_to_its_limit() -> None:
-    tx = Transactions(sqlite3.connect(":memory:"))
+    tx = Transactions(_memory())
     written: list[int] = []
 
     def replay(n: int) -> bool:
@@ -31,7 +37,7 @@ def test_the_backlog_keeps_the_newest_soft_writes_up_to_its_limit() -> None:
 
 
 def test_a_full_backlog_says_so_once_per_outage(caplog: pytest.LogCaptureFixture) -> None:
-    tx = Transactions(sqlite3.connect(":memory:"))
+    tx = Transactions(_memory())
     for _ in range(BACKLOG_LIMIT):
         tx.keep(lambda: True)
     assert not [r for r in caplog.records if r.levelname == "ERROR"]  # at the limit: no drop
@@ -44,7 +50,7 @@ def test_a_full_backlog_says_so_once_per_outage(caplog: pytest.LogCaptureFixture
 def test_after_the_journal_recovers_a_new_outage_says_so_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    tx = Transactions(CommitFails(sqlite3.connect(":memory:"), times=1))  # type: ignore[arg-type]
+    tx = Transactions(CommitFails(_memory(), times=1))  # type: ignore[arg-type]
     tx.end(tx.begin(1), defer=True)
     with pytest.raises(JournalUnavailable):
         tx.commit_now()  # the journal fails: an outage begins
@@ -77,13 +83,13 @@ def _lost(tx: Transactions, ticket: int) -> bool:
 
 
 def test_up_to_ten_thousand_lost_groups_are_all_remembered() -> None:
-    tx = Transactions(CommitFails(sqlite3.connect(":memory:"), times=10**6))  # type: ignore[arg-type]
+    tx = Transactions(CommitFails(_memory(), times=10**6))  # type: ignore[arg-type]
     tickets = _lose_groups(tx, 10_000)
     assert all(_lost(tx, t) for t in tickets)
 
 
 def test_beyond_ten_thousand_lost_groups_the_last_thousand_are_remembered() -> None:
-    tx = Transactions(CommitFails(sqlite3.connect(":memory:"), times=10**6))  # type: ignore[arg-type]
+    tx = Transactions(CommitFails(_memory(), times=10**6))  # type: ignore[arg-type]
     tickets = _lose_groups(tx, 10_001)
     last = tickets[-1]
     assert _lost(tx, last) and _lost(tx, last - 999)

@@ -12,6 +12,7 @@ import pytest
 
 from brokers.base import OrderRequest
 from gateway.store.journal import Journal, JournalUnavailable, WriteFailure
+from tests.journal_backends import Backend, fill_up, free
 from tests.journal_faults import CommitFails, install_statement_fails
 
 
@@ -28,21 +29,21 @@ def _intent(journal: Journal, n: int, *, defer: bool = True) -> int:
     )
 
 
-def _fill_up(journal: Journal) -> int:
-    """Cap the file at its current size: the next page it needs is refused."""
-    pages = journal._db.execute("PRAGMA page_count").fetchone()[0]
-    journal._db.execute(f"PRAGMA max_page_count={pages}")
-    return int(pages)
+def _fill_up(journal: Journal) -> None:
+    """Cap the storage at its current size: the next page it needs is refused."""
+    fill_up(journal)
 
 
 def _free(journal: Journal) -> None:
-    journal._db.execute("PRAGMA max_page_count=1073741823")
+    free(journal)
 
 
-def test_a_full_disk_fails_the_write_and_the_journal_recovers(tmp_path: Path) -> None:
+def test_a_full_disk_fails_the_write_and_the_journal_recovers(
+    tmp_path: Path, backend: Backend
+) -> None:
     failures: list[WriteFailure] = []
     recovered: list[bool] = []
-    journal = Journal(
+    journal = backend.open(
         tmp_path / "j.sqlite3",
         on_failure=failures.append,
         on_recovered=lambda: recovered.append(True),
@@ -66,8 +67,8 @@ def test_a_full_disk_fails_the_write_and_the_journal_recovers(tmp_path: Path) ->
     journal.close()
 
 
-def test_a_lost_group_fails_every_ticket_in_it(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite3")
+def test_a_lost_group_fails_every_ticket_in_it(tmp_path: Path, backend: Backend) -> None:
+    journal = backend.open(tmp_path / "j.sqlite3")
     journal.commit_now(_intent(journal, 0))
     first = _intent(journal, 1)  # joins the open group
     _fill_up(journal)
@@ -84,11 +85,11 @@ def test_a_lost_group_fails_every_ticket_in_it(tmp_path: Path) -> None:
 
 
 async def test_a_waiter_of_a_group_commit_hears_exactly_whether_its_write_landed(
-    tmp_path: Path,
+    tmp_path: Path, backend: Backend
 ) -> None:
     """The guarantee the engine sends orders on: commit(ticket) returns only if the write of
     that ticket is in the journal, and raises if it is not."""
-    journal = Journal(tmp_path / "j.sqlite3")
+    journal = backend.open(tmp_path / "j.sqlite3")
     journal.commit_now(_intent(journal, 0))
     _fill_up(journal)
     tickets: dict[int, int] = {}
@@ -109,8 +110,10 @@ async def test_a_waiter_of_a_group_commit_hears_exactly_whether_its_write_landed
     journal.close()
 
 
-def test_soft_writes_are_kept_and_written_once_the_disk_takes_writes(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite3")
+def test_soft_writes_are_kept_and_written_once_the_disk_takes_writes(
+    tmp_path: Path, backend: Backend
+) -> None:
+    journal = backend.open(tmp_path / "j.sqlite3")
     _fill_up(journal)
     for n in range(300):
         journal.record_event("note", {"n": n, "pad": "y" * 500})  # never raises
@@ -125,11 +128,14 @@ def test_soft_writes_are_kept_and_written_once_the_disk_takes_writes(tmp_path: P
     journal.close()
 
 
-def test_a_damaged_page_is_refused_at_open(tmp_path: Path) -> None:
+def test_a_damaged_page_is_refused_at_open(tmp_path: Path, backend: Backend) -> None:
     from gateway.store.schema import JournalError
 
+    if backend.postgres:
+        pytest.skip("SQLite's integrity check of its file: PostgreSQL checks its own pages")
+
     path = tmp_path / "j.sqlite3"
-    journal = Journal(path)
+    journal = backend.open(path)
     for n in range(300):
         journal.record_event("note", {"n": n})  # small rows: b-tree pages, no overflow
     journal.close()
@@ -139,13 +145,15 @@ def test_a_damaged_page_is_refused_at_open(tmp_path: Path) -> None:
     data[middle : middle + 800] = b"\xa5" * 800  # garbage over a middle page's header
     path.write_bytes(bytes(data))
     with pytest.raises(JournalError, match="integrity check"):
-        Journal(path)
+        backend.open(path)
 
 
-def test_the_soft_writes_of_a_group_lost_at_commit_are_written_later(tmp_path: Path) -> None:
+def test_the_soft_writes_of_a_group_lost_at_commit_are_written_later(
+    tmp_path: Path, backend: Backend
+) -> None:
     from brokers.base import BrokerOrder
 
-    journal = Journal(tmp_path / "j.sqlite3")
+    journal = backend.open(tmp_path / "j.sqlite3")
     journal.commit_now(_intent(journal, 1))
     journal._tx.db = CommitFails(journal._db)  # type: ignore[assignment]
     ticket = _intent(journal, 2)  # a hard write opens the group
@@ -172,12 +180,12 @@ def test_the_soft_writes_of_a_group_lost_at_commit_are_written_later(tmp_path: P
 
 
 def test_an_intent_that_cannot_be_undone_in_its_group_takes_the_group_with_it(
-    tmp_path: Path,
+    tmp_path: Path, backend: Backend
 ) -> None:
     # The intent joins an open group; its order row fails, and so does deleting its signal
     # row (a full disk may refuse that too). The signal row must not reach the disk without
     # its order: a replay would trip over it, and a restart would read an intent with no order.
-    journal = Journal(tmp_path / "j.sqlite3")
+    journal = backend.open(tmp_path / "j.sqlite3")
     journal.commit_now(_intent(journal, 0))
     first = _intent(journal, 1)  # opens a group
     install_statement_fails(journal, failing=("INSERT INTO orders", "DELETE FROM signals"))

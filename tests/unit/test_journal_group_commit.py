@@ -13,6 +13,7 @@ import pytest
 
 from brokers.base import BrokerOrder, OrderRequest
 from gateway.store.journal import Journal, JournalUnavailable
+from tests.journal_backends import Backend, outage
 from tests.journal_faults import CommitFails
 
 
@@ -27,7 +28,7 @@ class Faults:
     def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
         for prefix, message in self.failing.items():
             if sql.startswith(prefix):
-                raise sqlite3.OperationalError(message)
+                raise outage(self.db, message)
         return self.db.execute(sql, *args)
 
     def __getattr__(self, name: str) -> object:
@@ -60,18 +61,22 @@ async def _turns(n: int = 3) -> None:
         await asyncio.sleep(0)  # one turn of the loop each: no wall-clock wait
 
 
-async def test_a_lone_waiter_is_committed_on_the_loops_next_turn(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite3")
+async def test_a_lone_waiter_is_committed_on_the_loops_next_turn(
+    tmp_path: Path, backend: Backend
+) -> None:
+    journal = backend.open(tmp_path / "j.sqlite3")
     ticket = _intent(journal, 1)
     waiting = asyncio.ensure_future(journal.commit(ticket))
     await _turns()
     assert waiting.done() and waiting.exception() is None
-    assert _committed(tmp_path / "j.sqlite3", "SELECT signal_id FROM signals") == [("s-1",)]
+    assert backend.rows(tmp_path / "j.sqlite3", "SELECT signal_id FROM signals") == [("s-1",)]
     journal.close()
 
 
-async def test_waiting_on_a_ticket_whose_group_was_already_lost_raises(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite3")
+async def test_waiting_on_a_ticket_whose_group_was_already_lost_raises(
+    tmp_path: Path, backend: Backend
+) -> None:
+    journal = backend.open(tmp_path / "j.sqlite3")
     ticket = _intent(journal, 1)
     journal._tx.db = CommitFails(journal._db)  # type: ignore[assignment]
     with pytest.raises(JournalUnavailable):
@@ -81,8 +86,10 @@ async def test_waiting_on_a_ticket_whose_group_was_already_lost_raises(tmp_path:
     journal.close()
 
 
-async def test_a_waiter_of_a_lost_group_hears_the_error_of_its_own_commit(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite3")
+async def test_a_waiter_of_a_lost_group_hears_the_error_of_its_own_commit(
+    tmp_path: Path, backend: Backend
+) -> None:
+    journal = backend.open(tmp_path / "j.sqlite3")
     faults = Faults(journal._db)
     journal._db = journal._tx.db = faults  # type: ignore[assignment]
     faults.failing = {"INSERT INTO events": "database or disk is full"}
@@ -97,9 +104,11 @@ async def test_a_waiter_of_a_lost_group_hears_the_error_of_its_own_commit(tmp_pa
     journal.close()
 
 
-async def test_a_scheduled_commit_writes_broker_events_on_the_next_turn(tmp_path: Path) -> None:
+async def test_a_scheduled_commit_writes_broker_events_on_the_next_turn(
+    tmp_path: Path, backend: Backend
+) -> None:
     path = tmp_path / "j.sqlite3"
-    journal = Journal(path)
+    journal = backend.open(path)
     journal.commit_now(_intent(journal, 1))
     filled = BrokerOrder(
         client_order_id="gw-1",
@@ -114,19 +123,19 @@ async def test_a_scheduled_commit_writes_broker_events_on_the_next_turn(tmp_path
     assert journal.record_order_updates([(filled, None, None)], defer=True)
     journal.schedule_commit()
     await _turns()
-    assert _committed(path, "SELECT status FROM orders") == [("filled",)]
+    assert backend.rows(path, "SELECT status FROM orders") == [("filled",)]
     journal.close()
 
 
 async def test_a_scheduled_commit_that_fails_stays_off_the_loops_error_handler(
-    tmp_path: Path,
+    tmp_path: Path, backend: Backend
 ) -> None:
     loop = asyncio.get_running_loop()
     errors: list[dict[str, Any]] = []
     previous = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     try:
-        journal = Journal(tmp_path / "j.sqlite3")
+        journal = backend.open(tmp_path / "j.sqlite3")
         _intent(journal, 1)
         journal._tx.db = CommitFails(journal._db)  # type: ignore[assignment]
         journal.schedule_commit()
@@ -146,8 +155,10 @@ def _keep_one_event(journal: Journal) -> None:
     assert journal.backlog == 1
 
 
-async def test_what_was_kept_is_written_on_the_turn_after_a_write_succeeds(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite3")
+async def test_what_was_kept_is_written_on_the_turn_after_a_write_succeeds(
+    tmp_path: Path, backend: Backend
+) -> None:
+    journal = backend.open(tmp_path / "j.sqlite3")
     _keep_one_event(journal)
     journal.commit_now(_intent(journal, 1))  # a write gets through: the disk takes writes
     assert journal.backlog == 1  # not from inside that write ...
@@ -157,8 +168,10 @@ async def test_what_was_kept_is_written_on_the_turn_after_a_write_succeeds(tmp_p
     journal.close()
 
 
-def test_without_an_event_loop_what_was_kept_waits_for_the_next_write(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite3")
+def test_without_an_event_loop_what_was_kept_waits_for_the_next_write(
+    tmp_path: Path, backend: Backend
+) -> None:
+    journal = backend.open(tmp_path / "j.sqlite3")
     _keep_one_event(journal)
     journal.commit_now(_intent(journal, 1))  # no loop to flush on: nothing raised
     assert journal.backlog == 1
@@ -168,8 +181,10 @@ def test_without_an_event_loop_what_was_kept_waits_for_the_next_write(tmp_path: 
     journal.close()
 
 
-async def test_a_waiter_that_gave_up_does_not_keep_the_others_waiting(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite3")
+async def test_a_waiter_that_gave_up_does_not_keep_the_others_waiting(
+    tmp_path: Path, backend: Backend
+) -> None:
+    journal = backend.open(tmp_path / "j.sqlite3")
     ticket = _intent(journal, 1)
     gave_up = asyncio.ensure_future(journal.commit(ticket))
     waiting = asyncio.ensure_future(journal.commit(ticket))

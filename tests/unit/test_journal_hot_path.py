@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from brokers.base import BrokerOrder, Fill, OrderRequest
 from gateway.store.journal import Journal, _Stamp
+from tests.journal_backends import Backend
 
 
 def _order(status: str = "filled", filled: int = 10, avg: str | None = "200.05") -> BrokerOrder:
@@ -40,8 +40,8 @@ def _fill() -> Fill:
     )
 
 
-def _journal(tmp_path: Path) -> Journal:
-    journal = Journal(tmp_path / "j.sqlite3")
+def _journal(tmp_path: Path, backend: Backend) -> Journal:
+    journal = backend.open(tmp_path / "j.sqlite3")
     journal.record_intent(
         signal_id="s-1",
         body_hash="h",
@@ -67,8 +67,10 @@ def test_stamp_is_isoformat_text() -> None:
     assert before <= datetime.fromisoformat(text) <= after
 
 
-def test_an_event_repeating_the_journaled_state_adds_only_its_fill(tmp_path: Path) -> None:
-    journal = _journal(tmp_path)
+def test_an_event_repeating_the_journaled_state_adds_only_its_fill(
+    tmp_path: Path, backend: Backend
+) -> None:
+    journal = _journal(tmp_path, backend)
     journal.record_decision("s-1", "{}", "accepted", _order())
     journal.record_order_updates([(_order(), _fill(), None)])
     assert _count(journal, "order_events") == 1
@@ -82,11 +84,11 @@ def test_an_event_repeating_the_journaled_state_adds_only_its_fill(tmp_path: Pat
     journal.close()
 
 
-def test_a_rolled_back_state_is_written_again(tmp_path: Path) -> None:
-    journal = _journal(tmp_path)
+def test_a_rolled_back_state_is_written_again(tmp_path: Path, backend: Backend) -> None:
+    journal = _journal(tmp_path, backend)
     journal.record_decision("s-1", "{}", "accepted", _order(), defer=True)
     # A later write in the same group fails: the group stays, the remembered state is dropped.
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(backend.integrity_error):
         journal.record_refusal(
             signal_id="s-1",
             body_hash="h",
@@ -99,13 +101,15 @@ def test_a_rolled_back_state_is_written_again(tmp_path: Path) -> None:
         )
     journal.commit_now()
     journal.record_order_updates([(_order(), None, None)])
-    assert _count(journal, "order_events") == 2
+    # SQLite undoes the failed statement alone; PostgreSQL drops the whole group (the decision
+    # with it): either way the state is written again, not taken as journaled.
+    assert _count(journal, "order_events") == (1 if backend.postgres else 2)
     journal.close()
 
 
-def test_a_failed_first_write_leaves_nothing_open(tmp_path: Path) -> None:
-    journal = _journal(tmp_path)
-    with pytest.raises(sqlite3.IntegrityError):
+def test_a_failed_first_write_leaves_nothing_open(tmp_path: Path, backend: Backend) -> None:
+    journal = _journal(tmp_path, backend)
+    with pytest.raises(backend.integrity_error):
         journal.record_intent(
             signal_id="s-1",
             body_hash="h",
@@ -122,8 +126,8 @@ def test_a_failed_first_write_leaves_nothing_open(tmp_path: Path) -> None:
     journal.close()
 
 
-def test_a_batch_compares_each_update_with_the_one_before(tmp_path: Path) -> None:
-    journal = _journal(tmp_path)
+def test_a_batch_compares_each_update_with_the_one_before(tmp_path: Path, backend: Backend) -> None:
+    journal = _journal(tmp_path, backend)
     journal.record_decision("s-1", "{}", "accepted", _order())
     # A stale update, then the current state again, in one batch: the row ends current.
     journal.record_order_updates(
@@ -135,8 +139,10 @@ def test_a_batch_compares_each_update_with_the_one_before(tmp_path: Path) -> Non
     journal.close()
 
 
-def test_single_statement_writes_join_the_group_and_commit_with_it(tmp_path: Path) -> None:
-    journal = _journal(tmp_path)
+def test_single_statement_writes_join_the_group_and_commit_with_it(
+    tmp_path: Path, backend: Backend
+) -> None:
+    journal = _journal(tmp_path, backend)
     journal.record_decision("s-1", "{}", "accepted", _order(), defer=True)
     journal.record_order_updates([(_order(), _fill(), None)], defer=True)
     assert journal._db.in_transaction
@@ -146,10 +152,10 @@ def test_single_statement_writes_join_the_group_and_commit_with_it(tmp_path: Pat
     journal.close()
 
 
-def test_an_intent_whose_order_fails_leaves_no_signal_row(tmp_path: Path) -> None:
-    journal = _journal(tmp_path)
+def test_an_intent_whose_order_fails_leaves_no_signal_row(tmp_path: Path, backend: Backend) -> None:
+    journal = _journal(tmp_path, backend)
     journal.record_decision("s-1", "{}", "accepted", _order(), defer=True)  # the group is open
-    with pytest.raises(sqlite3.IntegrityError):  # gw-1 exists: the order insert fails
+    with pytest.raises(backend.integrity_error):  # gw-1 exists: the order insert fails
         journal.record_intent(
             signal_id="s-2",
             body_hash="h",
@@ -162,5 +168,7 @@ def test_an_intent_whose_order_fails_leaves_no_signal_row(tmp_path: Path) -> Non
         )
     journal.commit_now()
     assert journal.signal("s-2") is None
-    assert journal.signal("s-1").decision == "{}"  # type: ignore[union-attr]
+    # PostgreSQL drops the whole group on a failed statement: the decision beside it too.
+    decided = None if backend.postgres else "{}"
+    assert journal.signal("s-1").decision == decided  # type: ignore[union-attr]
     journal.close()

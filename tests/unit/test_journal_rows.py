@@ -13,16 +13,13 @@ import pytest
 
 from brokers.base import BrokerOrder, OrderRequest
 from gateway.store.journal import Journal, JournalUnavailable
+from tests.journal_backends import Backend, committed
 from tests.journal_faults import CommitFails
 
 
 def _rows(journal: Journal, sql: str, *args: object) -> list[tuple[Any, ...]]:
     """What another connection reads: only what was committed."""
-    other = sqlite3.connect(journal.path)
-    try:
-        return list(other.execute(sql, args))
-    finally:
-        other.close()
+    return committed(journal, sql, *args)
 
 
 def _iso(text: str) -> datetime:
@@ -32,8 +29,8 @@ def _iso(text: str) -> datetime:
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "nested" / "state" / "journal.sqlite3")
+def journal(tmp_path: Path, backend: Backend) -> Journal:
+    return backend.open(tmp_path / "nested" / "state" / "journal.sqlite3")
 
 
 def _intent(journal: Journal, n: int = 1, *, order: bool = True) -> int:
@@ -239,9 +236,11 @@ def test_soft_writes_kept_during_an_outage_are_written_later_with_their_values_a
     journal.close()
 
 
-def test_closing_commits_what_is_open_and_leaves_the_file_checkpointed(tmp_path: Path) -> None:
+def test_closing_commits_what_is_open_and_leaves_the_file_checkpointed(
+    tmp_path: Path, backend: Backend
+) -> None:
     path = tmp_path / "journal.sqlite3"
-    journal = Journal(path)
+    journal = backend.open(path)
     journal.record_intent(
         signal_id="s-1",
         body_hash="h",
@@ -254,14 +253,12 @@ def test_closing_commits_what_is_open_and_leaves_the_file_checkpointed(tmp_path:
     )
     journal.close()
     assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
-    other = sqlite3.connect(path)
-    assert list(other.execute("SELECT signal_id FROM signals")) == [("s-1",)]
-    other.close()
+    assert backend.rows(path, "SELECT signal_id FROM signals") == [("s-1",)]
 
 
-def test_closing_with_a_commit_that_fails_still_closes(tmp_path: Path) -> None:
+def test_closing_with_a_commit_that_fails_still_closes(tmp_path: Path, backend: Backend) -> None:
     path = tmp_path / "journal.sqlite3"
-    journal = Journal(path)
+    journal = backend.open(path)
     journal.record_intent(
         signal_id="s-1",
         body_hash="h",
@@ -275,11 +272,9 @@ def test_closing_with_a_commit_that_fails_still_closes(tmp_path: Path) -> None:
     real = journal._db
     journal._tx.db = CommitFails(real)  # type: ignore[assignment]
     journal.close()  # no raise: the loss is logged
-    with pytest.raises(sqlite3.ProgrammingError):
+    with pytest.raises(backend.closed_error):
         real.execute("SELECT 1")  # closed
-    other = sqlite3.connect(path)
-    assert list(other.execute("SELECT signal_id FROM signals")) == []
-    other.close()
+    assert backend.rows(path, "SELECT signal_id FROM signals") == []
 
 
 def _broker_order(status: str = "partially_filled", filled: int = 2) -> BrokerOrder:
@@ -359,10 +354,16 @@ async def test_a_refusal_after_a_lost_group_has_a_ticket_of_its_own(journal: Jou
     journal.close()
 
 
-def test_a_refusal_that_fails_leaves_the_journal_unlocked(journal: Journal) -> None:
+def test_a_refusal_that_fails_leaves_the_journal_unlocked(
+    journal: Journal, backend: Backend
+) -> None:
     _refusal(journal, "s-1", defer=False)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(backend.integrity_error):
         _refusal(journal, "s-1", defer=False)  # the same signal twice: a bug, refused
+    assert not journal._db.in_transaction
+    if backend.postgres:
+        journal.close()
+        return
     other = sqlite3.connect(journal.path, timeout=0)
     try:
         other.execute("BEGIN IMMEDIATE")  # no write lock is left held
@@ -385,10 +386,10 @@ async def test_a_deferred_decision_lands_with_its_groups_commit(journal: Journal
 
 
 def test_an_intent_whose_order_fails_in_a_group_of_its_own_leaves_no_signal_row(
-    journal: Journal,
+    journal: Journal, backend: Backend
 ) -> None:
     journal.commit_now(_intent(journal, 1))
-    with pytest.raises(sqlite3.IntegrityError):  # gw-1 exists: the order insert fails
+    with pytest.raises(backend.integrity_error):  # gw-1 exists: the order insert fails
         journal.record_intent(
             signal_id="s-2",
             body_hash="h",
