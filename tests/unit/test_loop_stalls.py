@@ -26,6 +26,8 @@ async def test_the_probe_reports_a_blocked_loop_as_lag() -> None:
 
 def test_background_logging_writes_the_same_redacted_lines_and_flushes_on_exit() -> None:
     out = io.StringIO()
+    root = logging.getLogger()
+    level = root.level
     configure_logging(stream=out, json=True, secrets=["sekrit-token-value"])
     log = logging.getLogger("gateway.test")
     try:
@@ -42,6 +44,8 @@ def test_background_logging_writes_the_same_redacted_lines_and_flushes_on_exit()
         names = [h.get_name() for h in logging.getLogger().handlers]
         assert names.count("gateway") == 1  # the direct handler is back
     finally:
-        for handler in list(logging.getLogger().handlers):
+        for handler in list(root.handlers):
             if handler.get_name() == "gateway":
-                logging.getLogger().removeHandler(handler)
+                root.removeHandler(handler)
+        root.setLevel(level)
+        logging.captureWarnings(False)
