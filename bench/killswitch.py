@@ -29,6 +29,7 @@ from gateway.service import GatewayService
 def write_config(directory: Path) -> Path:
     risk = yaml.safe_load((ROOT / "config" / "risk_management.yaml").read_text())
     risk["pre_trade"]["max_orders_per_second"] = 1_000_000
+    risk["risk_management"]["protective_stop"] = "none"  # plain resting orders, as before
     (directory / "risk_management.yaml").write_text(yaml.safe_dump(risk))
     gateway = {
         "gateway": {"state_dir": "state", "schedule": {"risk_sweep_s": 3600, "reconcile_s": 3600}},

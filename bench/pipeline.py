@@ -33,6 +33,9 @@ from gateway.service import GatewayService
 def write_config(directory: Path, durability: str) -> Path:
     risk = yaml.safe_load((ROOT / "config" / "risk_management.yaml").read_text())
     risk["pre_trade"]["max_orders_per_second"] = 1_000_000  # measure the pipeline, not the limit
+    # Plain orders, comparable run to run: the shipped file's protective_stop: auto would make
+    # every buy a bracket (bench/lifecycle.py and the tests cover those).
+    risk["risk_management"]["protective_stop"] = "none"
     (directory / "risk_management.yaml").write_text(yaml.safe_dump(risk))
     gateway = {
         "gateway": {

@@ -243,6 +243,24 @@ class Signal(BaseModel):
         return self
 
 
+class OrderReplace(BaseModel):
+    """PATCH /v1/orders/{client_order_id}: what changes on a resting order, decided like a
+    signal and idempotent on its own ``signal_id``. A field left out keeps its value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    signal_id: SignalId
+    quantity: ExactPositiveNum | None = None
+    limit_price: ExactPositiveNum | None = None
+    stop_price: ExactPositiveNum | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> OrderReplace:
+        if self.quantity is None and self.limit_price is None and self.stop_price is None:
+            raise ValueError("quantity, limit_price or stop_price: nothing to change")
+        return self
+
+
 class Reason(BaseModel):
     model_config = ConfigDict(frozen=True)
 

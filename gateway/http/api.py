@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from gateway.http.auth import Tokens
 from gateway.http.deps import StrategyNotAllowed, make_auth
 from gateway.http.limits import BodyLimit, BodyTooLarge, body_too_large
-from gateway.http.routes import probes, safety, signals, sim, views
+from gateway.http.routes import orders, probes, safety, signals, sim, views
 from gateway.http.schemas import COMMON_RESPONSES
 from gateway.service import GatewayService
 
@@ -80,7 +80,7 @@ def create_app(
     app.add_exception_handler(StrategyNotAllowed, _strategy_not_allowed)
     app.add_middleware(BodyLimit)
     auth = make_auth(tokens)
-    for area in (signals, safety, views, sim):
+    for area in (signals, safety, views, orders, sim):
         app.include_router(area.router(service, auth), responses=COMMON_RESPONSES)
     app.include_router(probes.router(service))
     return app

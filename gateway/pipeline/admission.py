@@ -11,7 +11,7 @@ from brokers.base import assemble
 from gateway.config import RiskConfig
 from gateway.models import DecisionKind, DecisionRisk, Reason, ReasonCode, Signal
 from gateway.risk.book import Book
-from gateway.risk.checks import OrderContext, run_checks
+from gateway.risk.checks import PRE_TRADE_CHECKS, Check, OrderContext, run_checks
 from gateway.risk.protective import NONE as NO_PROTECTION
 from gateway.risk.protective import Protection, plan_protection
 from gateway.risk.quotes import Price, QuoteBook
@@ -34,7 +34,10 @@ def admit(
     buying_power: Decimal,
     risk: RiskConfig,
     reduce_only: str | None,
+    checks: tuple[Check, ...] = PRE_TRADE_CHECKS,
+    protect: bool = True,
 ) -> Admission:
+    """``protect``: plan the order's protective stop (a replace keeps the exits it has)."""
     marks = quotes.marks()
     equity = book.cash + book.market_value(marks)
     ctx = OrderContext(
@@ -50,8 +53,10 @@ def admit(
         risk=risk,
         at_risk=book.at_risk(marks, risk.risk_management.stop_loss_percent),
     )
-    planned = plan_protection(
-        signal, priced.value, priced.quote, grows=not ctx.reduces_only, risk=risk
+    planned = (
+        plan_protection(signal, priced.value, priced.quote, grows=not ctx.reduces_only, risk=risk)
+        if protect
+        else NO_PROTECTION
     )
     protection = planned if isinstance(planned, Protection) else NO_PROTECTION
     if protection.stop_loss is not None:
@@ -73,7 +78,7 @@ def admit(
             message=f"reduce-only ({reduce_only}): only orders that shrink a position pass",
         )
         return Admission(priced, figures, (DecisionKind.BLOCKED, [reason]))
-    refusals = run_checks(ctx)
+    refusals = run_checks(ctx, checks)
     if isinstance(planned, Reason):
         refusals.append(planned)
     if refusals:

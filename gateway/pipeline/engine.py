@@ -4,6 +4,7 @@
            -> [risk lock: reduce-only gate, pre-trade checks, reserve exposure]
            -> journal intent (committed) -> last gate -> broker.submit -> decision (committed)
 
+A strategy's cancels and replaces of its orders: ``amend`` and ``replace`` (wired here).
 The engine wires the parts; the parts do not import it. Every refusal is a Decision with reasons;
 nothing is invented: an order without a usable quote is refused. A decision is answered only
 once it is durable; a journal that cannot write answers JournalUnavailable (HTTP 503).
@@ -19,12 +20,13 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
-from brokers.base import Account, Broker, BrokerOrder, OrderRequest, assemble, utcnow
+from brokers.base import Account, Broker, BrokerOrder, OrderRequest, utcnow
 from brokers.errors import BrokerError
 from gateway.config import GatewayConfig
 from gateway.models import DecisionKind, Reason, ReasonCode, Signal
 from gateway.ops.metrics import GatewayMetrics
 from gateway.pipeline.admission import Admission, admit
+from gateway.pipeline.amend import Cancels, OrderLocks
 from gateway.pipeline.brackets import Legs, leg_requests, roles
 from gateway.pipeline.broker_events import BrokerEvents
 from gateway.pipeline.conclusion import Conclusion
@@ -32,11 +34,14 @@ from gateway.pipeline.firm_gate import ExposureGate, release_both, reserve_outsi
 from gateway.pipeline.flatten import send_flatten
 from gateway.pipeline.gates import Gates
 from gateway.pipeline.idempotency import Answer, Decided, SignalRecord
-from gateway.pipeline.ids import body_hash, client_order_id, exact_body
+from gateway.pipeline.ids import body_hash, client_order_id, exact_body, order_request
 from gateway.pipeline.legs import LegKeeper
+from gateway.pipeline.order_views import OrderViews
+from gateway.pipeline.quoting import snapshot_quote
 from gateway.pipeline.ratelimit import TokenBucket
 from gateway.pipeline.recording import DecisionRecorder
 from gateway.pipeline.recovery import resolve_undecided
+from gateway.pipeline.replace import Replaces
 from gateway.pipeline.restore import (
     adopt_brackets,
     rebase_on_broker,
@@ -101,7 +106,9 @@ class Gateway:
         )
         self._wire_order_flow(lookups or broker)
         self.recorder = DecisionRecorder(journal, metrics)
+        self.views = OrderViews(journal, self.book, self.flush_order_updates)
         self.gates = Gates(halt=halt, failures=failures, rate=self._rate)
+        self._wire_amendments()
         self.ready = False
         self.shutting_down = False
 
@@ -136,6 +143,44 @@ class Gateway:
             failures=self.failures,
             config=self.config,
             apply_order=lambda order, price: self.events.apply(
+                order, valued_at=price, record=False
+            ),
+        )
+
+    def _wire_amendments(self) -> None:
+        """Cancels and replaces of the orders strategies sent (one lock per order)."""
+        locks = OrderLocks()
+        broker, journal, book = self.broker, self.journal, self.book
+        self.cancels = Cancels(
+            broker=broker,
+            journal=journal,
+            book=book,
+            views=self.views,
+            locks=locks,
+            apply_order=self.apply_order_update,
+            unknown=self.unknown,
+            cancel_when_found=self.unknown.cancel_when_found,
+        )
+        self.replaces = Replaces(
+            broker=broker,
+            journal=journal,
+            book=book,
+            quotes=self.quotes,
+            risk=self.risk,
+            views=self.views,
+            locks=locks,
+            signals=self.signals,
+            gates=self.gates,
+            recorder=self.recorder,
+            risk_lock=self._lock,
+            durable=self._durable,
+            may_send=self.sender.may_send,
+            buying_power=self.buying_power,
+            reduce_only=lambda: self.monitor.reduce_only,
+            shutting_down=lambda: self.shutting_down,
+            snapshot_quote=self._snapshot_quote,
+            apply_order=self.apply_order_update,
+            hold_replaced=lambda order, price: self.events.apply(
                 order, valued_at=price, record=False
             ),
         )
@@ -300,7 +345,7 @@ class Gateway:
                 return self.recorder.refused(
                     signal, digest, body, admission.refusal, started, admission.risk
                 )
-            request = self._request(signal)
+            request = order_request(signal)
             legs = leg_requests(request, admission.protection)
             self.book.add_legs(roles(legs))
             self.book.reserve(
@@ -327,24 +372,6 @@ class Gateway:
             buying_power=self.buying_power(),
             risk=self.risk,
             reduce_only=self.monitor.reduce_only,
-        )
-
-    def _request(self, signal: Signal) -> OrderRequest:
-        # Every value comes from the validated Signal, whose rules are the request's (the
-        # symbol, a positive quantity, a limit price exactly on limit orders): no second
-        # validation. The client_order_id is ours.
-        return assemble(
-            OrderRequest,
-            {
-                "client_order_id": client_order_id(signal.signal_id),
-                "symbol": signal.symbol,
-                "side": signal.side,
-                "quantity": signal.quantity,
-                "order_type": signal.order_type,
-                "limit_price": signal.limit_price,
-                "time_in_force": signal.time_in_force,
-                "stop_price": signal.stop_price,
-            },
         )
 
     async def _send(
@@ -401,12 +428,4 @@ class Gateway:
             self.journal.commit_now(ticket)
 
     async def _snapshot_quote(self, symbol: str) -> None:
-        """Nothing streamed yet for this symbol: take the broker's REST snapshot and subscribe."""
-        self.broker.subscribe_quotes([symbol])
-        try:
-            quote = await asyncio.wait_for(self.broker.quote(symbol), timeout=2.0)
-        except (BrokerError, TimeoutError) as exc:
-            log.info("no quote snapshot for %s: %s", symbol, exc, extra={"symbol": symbol})
-            return
-        if self.quotes.get(symbol) is None:
-            self.quotes.update(quote)
+        await snapshot_quote(self.broker, self.quotes, symbol)

@@ -13,6 +13,7 @@ import json
 from decimal import Decimal
 from enum import Enum
 
+from brokers.base import OrderRequest, assemble
 from gateway.models import Signal
 
 
@@ -50,3 +51,22 @@ def exact_body(signal: Signal) -> str:
             text = json.dumps(value)
         parts.append(f"{json.dumps(key)}:{text}")
     return "{" + ",".join(parts) + "}"
+
+
+def order_request(signal: Signal) -> OrderRequest:
+    """The order a signal makes. Every value comes from the validated Signal, whose rules are
+    the request's (the symbol, a positive quantity, a limit price exactly on limit orders): no
+    second validation. The client_order_id is ours."""
+    return assemble(
+        OrderRequest,
+        {
+            "client_order_id": client_order_id(signal.signal_id),
+            "symbol": signal.symbol,
+            "side": signal.side,
+            "quantity": signal.quantity,
+            "order_type": signal.order_type,
+            "limit_price": signal.limit_price,
+            "time_in_force": signal.time_in_force,
+            "stop_price": signal.stop_price,
+        },
+    )

@@ -16,13 +16,15 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from brokers.base import Broker, BrokerOrder, OrderChange
-from brokers.errors import BrokerError
+from brokers.errors import BrokerError, OrderRejected
 from gateway.pipeline.brackets import SUFFIX
 from gateway.risk.book import Book
 
 log = logging.getLogger("gateway.pipeline.legs")
 
 ZERO = Decimal(0)
+# What the adapters call an order that is final already.
+NOT_OPEN = frozenset({"order_not_open", "not_open"})
 
 
 class LegKeeper:
@@ -76,6 +78,19 @@ class LegKeeper:
                     change = OrderChange(quantity=leg.filled_quantity + left)
                     self._apply_order(await self._broker.replace(coid, change))
                     log.info("position %s shrank to %s: leg %s follows", symbol, left, coid)
+            except OrderRejected as exc:
+                if exc.code in NOT_OPEN:
+                    # Closed by the broker meanwhile (its sibling filled, an earlier follow
+                    # cancelled it): its own event tells; nothing is wrong.
+                    log.debug("leg %s closed already: %s", coid, exc)
+                    continue
+                log.warning(
+                    "leg %s could not follow its position (%s): %s",
+                    coid,
+                    symbol,
+                    exc,
+                    extra={"client_order_id": coid},
+                )
             except BrokerError as exc:
                 log.warning(
                     "leg %s could not follow its position (%s): %s",

@@ -31,8 +31,11 @@ class DecisionRecorder:
         refusal: Refusal,
         started: float,
         risk: DecisionRisk | None = None,
+        *,
+        coid: str | None = None,
     ) -> Decided:
-        """A refusal before any intent: one journal row, the signal and its decision."""
+        """A refusal before any intent: one journal row, the signal and its decision
+        (``coid``: the order a replace was for; a signal's own order otherwise)."""
         kind, reasons = refusal
         decision = Decision(
             signal_id=signal.signal_id, decision=kind, reasons=reasons, risk=risk or DecisionRisk()
@@ -48,7 +51,7 @@ class DecisionRecorder:
             outcome=kind.value,
             defer=True,
         )
-        self.observe(signal, kind, reasons, started)
+        self.observe(signal, kind, reasons, started, coid=coid)
         return Decided(decision_json, ticket)
 
     def refused_after_intent(
@@ -68,7 +71,13 @@ class DecisionRecorder:
         return decided
 
     def observe(
-        self, signal: Signal, kind: DecisionKind, reasons: list[Reason], started: float
+        self,
+        signal: Signal,
+        kind: DecisionKind,
+        reasons: list[Reason],
+        started: float,
+        *,
+        coid: str | None = None,
     ) -> None:
         self._metrics.observe_decision(kind.value, [r.code.value for r in reasons])
         if not log.isEnabledFor(logging.INFO):
@@ -81,7 +90,7 @@ class DecisionRecorder:
                 "signal_id": signal.signal_id,
                 "strategy": signal.strategy,
                 "symbol": signal.symbol,
-                "client_order_id": client_order_id(signal.signal_id),
+                "client_order_id": coid or client_order_id(signal.signal_id),
                 "decision": kind.value,
                 "elapsed_us": round((time.perf_counter() - started) * 1e6),
             },

@@ -23,9 +23,11 @@ from brokers.base import Broker, OrderRequest
 from brokers.errors import BrokerError
 from gateway.models import Decision, DecisionKind, DecisionRisk, Reason, ReasonCode, Signal
 from gateway.pipeline.decisions import accepted, intent_summary, order_summary
+from gateway.pipeline.replace_recovery import decide_replace
 from gateway.risk.book import Book, Reservation
 from gateway.safety.halt import HaltManager
 from gateway.safety.halt_state import HaltTrigger
+from gateway.store.amends import is_replace_body
 from gateway.store.journal import Journal
 from gateway.store.schema import StoredOrder
 
@@ -46,6 +48,12 @@ async def resolve_undecided(
     decision JSON) for the idempotency record."""
     decided: dict[str, tuple[str, str]] = {}
     for signal_id, digest, body, coid in journal.undecided():
+        if is_replace_body(body):
+            decided[signal_id] = (
+                digest,
+                await decide_replace(signal_id, body, journal, broker),
+            )
+            continue
         _check_body(signal_id, body, halt)
         # Its order row, whatever its status: a decision lost with its group leaves the row to
         # the broker's updates (it may read filled), and only the broker can say it was not

@@ -13,7 +13,8 @@ no exposure, no open buy and no pending sell (``legs`` names them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -243,6 +244,17 @@ class Book:
         else:
             self.final_fills[coid] = order.filled_quantity
             self._entry_stops.pop(coid, None)
+
+    @contextmanager
+    def set_aside(self, client_order_id: str) -> Iterator[TrackedOrder | None]:
+        """Hold the open order out of every total for the block (a replace is checked as the
+        order it makes, without the one it replaces), then put it back as it was."""
+        tracked = self._untrack(client_order_id)
+        try:
+            yield tracked
+        finally:
+            if tracked is not None:
+                self._hold(tracked.order, tracked.price)
 
     def _fill(self, symbol: str, side: Side, qty: Decimal, price: Decimal) -> None:
         self.fill_seq += 1

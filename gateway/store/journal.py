@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from brokers.base import BrokerOrder, OrderRequest, utcnow
 from gateway.store import stream
+from gateway.store.amends import AmendWrites
 from gateway.store.db import Driver, SqliteDriver
 from gateway.store.orders import OrderRows, OrderUpdate
 from gateway.store.reads import JournalReads
@@ -77,7 +78,7 @@ class _Stamp:
 _now = _Stamp()
 
 
-class Journal(JournalReads):
+class Journal(AmendWrites, JournalReads):
     def __init__(
         self,
         path: Path,
@@ -104,6 +105,9 @@ class Journal(JournalReads):
             self._db, on_write=on_write, on_failure=on_failure, on_recovered=on_recovered
         )
         self._tx.forget = self._orders.forget
+
+    def _stamp(self) -> str:
+        return _now()
 
     def on_commit(self, listener: Callable[[], None] | None) -> None:
         """Call ``listener`` after every commit (it must be quick and never raise)."""

@@ -13,8 +13,9 @@ from gateway.store import stream
 from gateway.store.db import Driver
 from gateway.store.schema import ORDER_COLUMNS, StoredOrder
 
-# An order's journaled state: broker_order_id, status, filled_quantity, avg_fill_price.
-OrderState = tuple[str, str, str, str | None]
+# An order's journaled state: broker_order_id, status, filled_quantity, avg_fill_price, and
+# what a replace changes: quantity, limit_price, stop_price (the broker's values, always).
+OrderState = tuple[str, str, str, str | None, str, str | None, str | None]
 OrderUpdate = tuple[BrokerOrder, Fill | None, str | None]
 
 # How many orders' last journaled state is remembered (newest kept).
@@ -41,6 +42,9 @@ class OrderRows:
             order.status.value,
             str(order.filled_quantity),
             str(order.avg_fill_price) if order.avg_fill_price is not None else None,
+            str(order.quantity),
+            _text(order.limit_price),
+            _text(order.stop_price),
         )
         if detail is None and self._states.get(order.client_order_id) == state:
             return None
@@ -113,6 +117,7 @@ class OrderRows:
         coid = order.client_order_id
         row = db.execute(
             "UPDATE orders SET broker_order_id=?, status=?, filled_quantity=?, avg_fill_price=?, "
+            "quantity=?, limit_price=?, stop_price=?, "
             f"updated_at=? WHERE client_order_id=? RETURNING {ORDER_COLUMNS}",
             (*state, now, coid),
         ).fetchone()

@@ -251,7 +251,7 @@ async def test_the_snapshot_is_given_two_seconds(
         bounds.append(bound.get("timeout"))
         return await real_wait_for(awaitable, **bound)
 
-    monkeypatch.setattr("gateway.pipeline.engine.asyncio.wait_for", recording_wait_for)
+    monkeypatch.setattr("gateway.pipeline.quoting.asyncio.wait_for", recording_wait_for)
     await decide(service, buy("s-1", 1))
     assert bounds == [2.0]
 

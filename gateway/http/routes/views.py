@@ -1,12 +1,12 @@
-"""What a strategy or an operator reads: status, orders, positions."""
+"""What a strategy or an operator reads: status and positions (orders: ``routes.orders``)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from brokers.base import BrokerOrder, Position
+from brokers.base import Position
 from gateway.http.deps import Auth
 from gateway.http.exact_json import ExactJSONRoute
 from gateway.service import GatewayService
@@ -18,12 +18,6 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
     @api.get("/v1/status")
     async def get_status() -> dict[str, Any]:
         return service.status()
-
-    @api.get("/v1/orders", response_model=list[BrokerOrder])
-    async def get_orders(status: Literal["open", "all"] = "open") -> list[BrokerOrder]:
-        if status == "open":
-            return service.open_orders()
-        return [stored.to_broker_order() for stored in service.journal.orders()]
 
     @api.get("/v1/positions", response_model=list[Position])
     async def get_positions() -> list[Position]:
