@@ -59,6 +59,17 @@ class Backend:
         assert self.dsn is not None
         return open_pg_journal(psycopg.connect(self.dsn, autocommit=True), account_of(path))
 
+    def service_kwargs(self, path: Path) -> dict[str, Any]:
+        """GatewayService's journal arguments: nothing for SQLite; for PostgreSQL the journal
+        (``journal_db``) and its event log read back on a session of its own (``event_log``)."""
+        if not self.postgres:
+            return {}
+        from gateway.store.pg import PgEventLog
+
+        dsn, account = self.dsn, account_of(path)
+        assert dsn is not None
+        return {"journal_db": self.driver(path), "event_log": lambda: PgEventLog(dsn, account)}
+
     def open(self, path: Path, **kwargs: Any) -> Journal:
         journal = self._open(path, **kwargs)
         _OPENED[id(journal)] = self

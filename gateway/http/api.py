@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from gateway.http.auth import Tokens
 from gateway.http.deps import StrategyNotAllowed, make_auth
 from gateway.http.limits import BodyLimit, BodyTooLarge, body_too_large
+from gateway.http.routes import events as event_routes
 from gateway.http.routes import orders, probes, safety, signals, sim, views
 from gateway.http.schemas import COMMON_RESPONSES
 from gateway.service import GatewayService
@@ -83,4 +84,5 @@ def create_app(
     for area in (signals, safety, views, orders, sim):
         app.include_router(area.router(service, auth), responses=COMMON_RESPONSES)
     app.include_router(probes.router(service))
+    app.include_router(event_routes.router(service, auth), responses=COMMON_RESPONSES)
     return app

@@ -39,7 +39,7 @@ from gateway.http.server import GatewayServer, build_server
 from gateway.ops.logs import Redactor
 from gateway.ops.notify import SystemdNotifier
 from gateway.service import GatewayService
-from gateway.store.pg import PgDriver
+from gateway.store.pg import PgDriver, PgEventLog
 
 log = logging.getLogger("gateway.http.pair")
 
@@ -193,7 +193,13 @@ async def serve_pair(
     except psycopg.Error as exc:  # the firm link reports PostgreSQL's state; the journal decides
         log.error("the pair's other rows in the firm were not taken over: %s", exc)
     db = lock.journal()
-    service = GatewayService(config, new_journal=new_journal, journal_db=db)
+    account = settings.account_name
+    service = GatewayService(
+        config,
+        new_journal=new_journal,
+        journal_db=db,
+        event_log=lambda: PgEventLog(dsn, account),
+    )
     server, _ = build_server(config, service, redactor=redactor)
     watch = asyncio.create_task(watch_session(service, db, poll_interval(settings)))
     try:

@@ -41,9 +41,15 @@ LIVE_BANNER = """
 class GatewayServer(uvicorn.Server):
     """uvicorn with the service's start in front of its own, and a clean stop that exits 0."""
 
-    def __init__(self, config: uvicorn.Config, start: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        start: Callable[[], Awaitable[None]],
+        end_streams: Callable[[], None] = lambda: None,
+    ) -> None:
         super().__init__(config)
         self._start_service = start
+        self._end_streams = end_streams
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         # Started here rather than in the lifespan: uvicorn logs a failed lifespan's whole
@@ -51,6 +57,12 @@ class GatewayServer(uvicorn.Server):
         # server.run() like any other, for serve()'s caller to report.
         await self._start_service()
         await super().startup(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Event streams never finish on their own: ended first, or the graceful shutdown would
+        # wait for them until its timeout.
+        self._end_streams()
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # uvicorn re-raises SIGTERM after a graceful shutdown (the process then dies of it); a
@@ -111,7 +123,7 @@ def build_server(
         timeout_graceful_shutdown=int(config.gateway.shutdown_timeout_s),
         lifespan="on",
     )
-    return GatewayServer(uv_config, start), service
+    return GatewayServer(uv_config, start, service.feed.close), service
 
 
 def _status_line(service: GatewayService) -> str:

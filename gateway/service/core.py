@@ -32,10 +32,12 @@ from gateway.safety.halt_state import HaltStateStore, HaltTrigger
 from gateway.safety.killswitch import KillSwitch
 from gateway.service.brokers import build_broker
 from gateway.service.controls import Controls
+from gateway.service.feed import EventFeed
 from gateway.service.pair import carry_halt_over, check_pair_journal
 from gateway.service.protection import ProtectionWatch
 from gateway.service.reconciling import Reconciler
 from gateway.store.db import Driver
+from gateway.store.events import EventSource
 from gateway.store.journal import Journal, WriteFailure
 from gateway.store.statedir import StateDir
 
@@ -56,9 +58,11 @@ class GatewayService:
         metrics: GatewayMetrics | None = None,
         new_journal: bool = False,
         journal_db: Driver | None = None,
+        event_log: Callable[[], EventSource] | None = None,
     ):
         """``journal_db``: an active/standby pair's journal (PostgreSQL, in the session that
-        holds the account's lock) instead of the SQLite file in the state dir."""
+        holds the account's lock) instead of the SQLite file in the state dir; ``event_log``
+        opens that journal's event log for GET /v1/events."""
         self.config = config
         self.paired = journal_db is not None
         self.environ = dict(os.environ if environ is None else environ)
@@ -81,6 +85,9 @@ class GatewayService:
         )
         if journal_db is not None:
             check_pair_journal(self.state_dir, self.journal, new_journal=new_journal)
+        # GET /v1/events reads the journal back on a connection of its own.
+        self.feed = EventFeed(event_log or self.state_dir.journal)
+        self.journal.on_commit(self.feed.notify)
         self.halt = HaltManager(
             HaltStateStore(self.state_dir.halt_file),
             resume_cooldown_s=config.risk.emergency.resume_cooldown_s,
@@ -190,6 +197,7 @@ class GatewayService:
 
     async def start(self) -> None:
         self._vouch_for_halt_state()
+        self.feed.start()
         if self.firm is not None:
             await self.firm.start()  # a firm halt in force holds before the broker connects
         await self.engine.start()
@@ -261,6 +269,7 @@ class GatewayService:
             await self.firm.stop()
         await self.alerts.drain(5.0)
         await self.alerts.aclose()
+        await self.feed.stop()
         self.journal.close()
 
     # --- events of the parts -----------------------------------------------------------------

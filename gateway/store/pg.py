@@ -21,7 +21,7 @@ Differences from SQLite, kept here:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import psycopg
@@ -29,7 +29,9 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
-from gateway.store.schema import JournalError
+from gateway.store.events import StreamEvent
+from gateway.store.schema import JournalError, JournalUnavailable
+from gateway.store.stream import STATE
 
 PgConn = psycopg.Connection[TupleRow]
 
@@ -211,3 +213,44 @@ def migrate(conn: PgConn, account: str) -> None:
             for statement in MIGRATIONS[target]:
                 conn.execute(statement)  # type: ignore[call-overload]
             conn.execute("INSERT INTO journal_schema (version) VALUES (%s)", (target,))
+
+
+class PgEventLog:
+    """The pair's event log read back (GET /v1/events) on a session of its own: autocommit,
+    read-only, so each read sees what is committed and never the writer's open group. One
+    writer session commits the rows in seq order, so "after the last id" misses nothing."""
+
+    def __init__(self, dsn: str, account: str) -> None:
+        try:
+            self._conn: PgConn = psycopg.connect(dsn, autocommit=True)
+            self._conn.execute("SET default_transaction_read_only = on")
+            self._conn.execute(
+                sql.SQL("SET search_path TO {}").format(sql.Identifier(schema_name(account)))
+            )
+        except psycopg.Error as exc:
+            raise JournalUnavailable(f"event log unreadable: {exc}") from exc
+
+    def _rows(self, text: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            return self._conn.execute(text, params).fetchall()  # type: ignore[call-overload,no-any-return]
+        except psycopg.Error as exc:
+            raise JournalUnavailable(f"event log read failed: {exc}") from exc
+
+    def last_seq(self) -> int:
+        rows = self._rows("SELECT COALESCE(MAX(seq), 0) FROM stream", ())
+        return int(rows[0][0])
+
+    def events_after(
+        self, seq: int, limit: int, strategies: Collection[str] | None = None
+    ) -> list[StreamEvent]:
+        text = "SELECT seq, type, strategy, payload FROM stream WHERE seq > %s"
+        params: list[object] = [seq]
+        if strategies is not None:
+            text += " AND (type = %s OR strategy = ANY(%s))"
+            params.extend([STATE, list(strategies)])
+        rows = self._rows(text + " ORDER BY seq LIMIT %s", (*params, limit))
+        return [StreamEvent(*row) for row in rows]
+
+    def close(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self._conn.close()

@@ -55,7 +55,7 @@ async def test_a_full_journal_halts_cleanly_and_resumes_when_writes_succeed(
         }
     )
     service: GatewayService = await make_service(
-        config, journal_db=backend.driver(tmp_path / "pair")
+        config, **backend.service_kwargs(tmp_path / "pair")
     )
     broker = service.broker
     assert isinstance(broker, SimulatedBroker)
@@ -120,7 +120,7 @@ async def test_an_intent_that_cannot_be_committed_is_never_sent(
     tmp_path: Path,
 ) -> None:
     service: GatewayService = await make_service(
-        make_config(), journal_db=backend.driver(tmp_path / "pair")
+        make_config(), **backend.service_kwargs(tmp_path / "pair")
     )
     broker = service.broker
     assert isinstance(broker, SimulatedBroker)
@@ -143,7 +143,7 @@ async def test_a_decision_that_cannot_be_committed_is_answered_once_it_is(
     tmp_path: Path,
 ) -> None:
     service: GatewayService = await make_service(
-        make_config(), journal_db=backend.driver(tmp_path / "pair")
+        make_config(), **backend.service_kwargs(tmp_path / "pair")
     )
     broker = service.broker
     assert isinstance(broker, SimulatedBroker)
@@ -171,7 +171,7 @@ async def test_a_refusal_after_the_intent_that_cannot_be_committed_is_answered_o
     tmp_path: Path,
 ) -> None:
     service: GatewayService = await make_service(
-        make_config(), journal_db=backend.driver(tmp_path / "pair")
+        make_config(), **backend.service_kwargs(tmp_path / "pair")
     )
     broker = service.broker
     assert isinstance(broker, SimulatedBroker)
@@ -199,7 +199,7 @@ async def test_a_decision_journaled_late_never_rolls_its_order_back(
     tmp_path: Path,
 ) -> None:
     service: GatewayService = await make_service(
-        make_config(), journal_db=backend.driver(tmp_path / "pair")
+        make_config(), **backend.service_kwargs(tmp_path / "pair")
     )
     install(service.journal, carrying=(DECISION,))
     resting = signal("late", order_type="limit", limit_price=199, time_in_force="gtc")
@@ -230,7 +230,7 @@ async def test_a_decision_that_cannot_be_written_is_answered_once_it_is(
     # Not the commit this time: the decision's own statement fails (a full disk refuses the
     # page it needs), after the intent was committed and the broker answered.
     service: GatewayService = await make_service(
-        make_config(), journal_db=backend.driver(tmp_path / "pair")
+        make_config(), **backend.service_kwargs(tmp_path / "pair")
     )
     broker = service.broker
     assert isinstance(broker, SimulatedBroker)
