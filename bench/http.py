@@ -1,7 +1,8 @@
 """HTTP benchmark: `gateway serve` against a bare FastAPI endpoint on the same server stack, in
 one run. Prints one JSON line.
 
-    python bench/http.py [--requests 20000] [--clients 8]
+    python bench/http.py [--requests 20000] [--clients 8] [--baseline DIR]
+                         [--protective-stop none|auto]
 
 The bare app only validates the same Signal body and answers a small JSON object: it is the
 ceiling the stack (uvicorn, its loop and HTTP parser, FastAPI, pydantic) allows. The gateway
@@ -10,6 +11,12 @@ Both are separate processes started the same way; the load comes from `--clients
 connections of plain asyncio sockets (a light client: on a 2-core machine an HTTP client
 library would measure itself). Each connection sends its next request when the last answer is
 in, as a strategy does.
+
+Per server: rate, p50/p99/max latency, the server's CPU time per request (from /proc, so a
+busy shared host shows as wall time, not as CPU) and, for a gateway, the worst event-loop lag
+it reported (gateway_event_loop_lag_seconds). ``--baseline DIR`` measures a second checkout's
+``gateway serve`` in the same run (`git archive main | tar -x -C DIR`): an A/B on one machine
+at one load. The host's load average goes in the line too.
 """
 
 from __future__ import annotations
@@ -24,12 +31,14 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import tempfile
 import time
+from typing import Any
 
 import httpx
 import yaml
@@ -60,10 +69,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def gateway_config(directory: Path, port: int) -> Path:
+def gateway_config(directory: Path, port: int, protective_stop: str = "none") -> Path:
     risk = yaml.safe_load((ROOT / "config" / "risk_management.yaml").read_text())
     risk["pre_trade"]["max_orders_per_second"] = 1_000_000  # measure the stack, not the limit
-    risk["risk_management"]["protective_stop"] = "none"  # plain orders, as the bare app
+    # Half the clients only buy: with protective stops each buy rests two legs that the sells
+    # only shrink (each leg to the whole position), so live legs pile up and every signal pays
+    # for all of them (--protective-stop auto shows it). The stack is measured on plain orders.
+    risk["risk_management"]["protective_stop"] = protective_stop
     (directory / "risk_management.yaml").write_text(yaml.safe_dump(risk))
     config = {
         "gateway": {
@@ -78,12 +90,14 @@ def gateway_config(directory: Path, port: int) -> Path:
     return path
 
 
-def start(argv: list[str], port: int, log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+def start(
+    argv: list[str], port: int, log: Path, cwd: Path, root: Path = ROOT
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "GATEWAY_TOKEN": TOKEN,
         "GATEWAY_ADMIN_TOKEN": ADMIN,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(root),
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
@@ -137,81 +151,118 @@ async def connection(port: int, numbers: range, tag: str, latencies: list[float]
     return ok
 
 
-async def load(port: int, requests: int, clients: int, tag: str) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` so far (Linux; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def loop_lag(port: int, worst: list[float]) -> None:
+    """Poll the gateway's gateway_event_loop_lag_seconds (the worst of each second)."""
+    async with httpx.AsyncClient() as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                for line in (await client.get(f"http://127.0.0.1:{port}/metrics")).text.split("\n"):
+                    if line.startswith("gateway_event_loop_lag_seconds "):
+                        worst.append(float(line.split()[1]))
+            await asyncio.sleep(0.5)
+
+
+async def load(
+    port: int, requests: int, clients: int, tag: str, pid: int
+) -> dict[str, float | None]:
     warm: list[float] = []
     await asyncio.gather(
         *(connection(port, range(c, 2000, clients), f"w{tag}", warm) for c in range(clients))
     )
     latencies: list[float] = []
+    lags: list[float] = []
+    poller = asyncio.create_task(loop_lag(port, lags))
+    cpu_before = cpu_seconds(pid)
     started = time.perf_counter()
     oks = await asyncio.gather(
         *(connection(port, range(c, requests, clients), tag, latencies) for c in range(clients))
     )
     elapsed = time.perf_counter() - started
+    cpu_after = cpu_seconds(pid)
+    poller.cancel()
     latencies.sort()
+    cpu = None
+    if cpu_before is not None and cpu_after is not None:
+        cpu = round((cpu_after - cpu_before) / requests * 1000, 4)
     return {
         "requests_per_s": round(requests / elapsed),
         "ok": sum(oks),
         "p50_ms": round(latencies[len(latencies) // 2] * 1000, 3),
         "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
         "max_ms": round(latencies[-1] * 1000, 3),
+        "server_cpu_ms_per_request": cpu,
+        "loop_lag_max_ms": round(max(lags) * 1000, 1) if lags else None,
     }
+
+
+def figures(port: int, proc: subprocess.Popen[bytes], args: argparse.Namespace, tag: str) -> Any:
+    return asyncio.run(load(port, args.requests, args.clients, tag, proc.pid))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--protective-stop", choices=("none", "auto"), default="none")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of the gateway (e.g. `git worktree add /tmp/base main`): its "
+        "`gateway serve` is measured too, in the same run (A/B)",
+    )
     args = parser.parse_args()
+    load_before = os.getloadavg()
+    servers: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         (directory / "bare_app.py").write_text(BARE_APP)
-        bare_port, gateway_port = free_port(), free_port()
-        bare = start(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bare_app:app",
-                "--port",
-                str(bare_port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            bare_port,
-            directory / "bare.log",
-            directory,
-        )
-        config = gateway_config(directory, gateway_port)
-        gateway = start(
-            [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config)],
-            gateway_port,
-            directory / "gateway.log",
-            directory,
-        )
         try:
-            bare_figures = asyncio.run(load(bare_port, args.requests, args.clients, "bare"))
-            gateway_figures = asyncio.run(load(gateway_port, args.requests, args.clients, "gw"))
+            port = free_port()
+            bare = [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port)]
+            bare += ["--log-level", "warning", "--no-access-log"]
+            servers["bare"] = port, start(bare, port, directory / "bare.log", directory)
+            roots = {"gateway": ROOT, **({"baseline": args.baseline} if args.baseline else {})}
+            for name, root in roots.items():
+                port = free_port()
+                (directory / name).mkdir()
+                config = gateway_config(directory / name, port, args.protective_stop)
+                argv = [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config)]
+                proc = start(argv, port, directory / f"{name}.log", directory / name, root)
+                servers[name] = port, proc
+            results = {
+                name: figures(port, proc, args, name) for name, (port, proc) in servers.items()
+            }
         finally:
-            for proc in (bare, gateway):
+            for _, proc in servers.values():
                 proc.terminate()
                 proc.wait(timeout=30)
-    print(
-        json.dumps(
-            {
-                "benchmark": "http",
-                "requests": args.requests,
-                "clients": args.clients,
-                "bare": bare_figures,
-                "gateway": gateway_figures,
-                "rate_ratio": round(
-                    gateway_figures["requests_per_s"] / bare_figures["requests_per_s"], 3
-                ),
-                "p99_ratio": round(gateway_figures["p99_ms"] / bare_figures["p99_ms"], 3),
-            }
-        )
-    )
+    bare_figures = results["bare"]
+    line: dict[str, Any] = {
+        "benchmark": "http",
+        "requests": args.requests,
+        "clients": args.clients,
+        "protective_stop": args.protective_stop,
+        "load_average": [round(x, 2) for x in load_before],
+        "cpus": os.cpu_count(),
+        **results,
+    }
+    for name in ("gateway", "baseline"):
+        if name in results:
+            prefix = "" if name == "gateway" else "baseline_"
+            line[f"{prefix}rate_ratio"] = round(
+                results[name]["requests_per_s"] / bare_figures["requests_per_s"], 3
+            )
+            line[f"{prefix}p99_ratio"] = round(results[name]["p99_ms"] / bare_figures["p99_ms"], 3)
+    print(json.dumps(line))
 
 
 if __name__ == "__main__":

@@ -202,7 +202,7 @@ def _check_config(config: GatewayConfig) -> int:
 
 def _serve(args: argparse.Namespace, config: GatewayConfig) -> int:
     from gateway.http.server import serve
-    from gateway.ops.logs import configure_logging
+    from gateway.ops.logs import background_logging, configure_logging
 
     problem = missing_extra(config.gateway.broker)
     if problem is not None:
@@ -215,7 +215,7 @@ def _serve(args: argparse.Namespace, config: GatewayConfig) -> int:
     config = config.with_overrides(host=args.host, port=args.port, state_dir=args.state_dir)
     try:
         # One gateway per state dir, checked before anything in it is touched.
-        with StateDirLock(config.gateway.state_dir):
+        with StateDirLock(config.gateway.state_dir), background_logging():
             return serve(config, redactor=redactor, new_journal=args.new_journal)
     except Exception as exc:
         # Whatever stopped the start: serve() raises nothing once the gateway is up.

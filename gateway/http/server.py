@@ -24,6 +24,7 @@ from gateway.config import ConfigError, GatewayConfig
 from gateway.http.api import create_app
 from gateway.http.auth import ensure_tokens
 from gateway.ops.logs import Redactor
+from gateway.ops.looplag import LoopLagProbe, settle_heap
 from gateway.ops.notify import SystemdNotifier
 from gateway.service import GatewayService
 
@@ -88,6 +89,7 @@ def build_server(
         if config.gateway.mode == "live":
             log.critical(LIVE_BANNER.format(broker=config.gateway.broker))
         await service.start()
+        settle_heap()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -96,13 +98,15 @@ def build_server(
             notifier.watchdog_loop(health=lambda: service.engine.ready), name="systemd-watchdog"
         )
         status_task = asyncio.create_task(_status_loop(service, notifier), name="systemd-status")
+        lag = LoopLagProbe(service.metrics.set_event_loop_lag)
+        lag_task = asyncio.create_task(lag.run(), name="event-loop-lag")
         notifier.ready(_status_line(service))
         try:
             yield
         finally:
             notifier.stopping()
             service.engine.ready = False
-            for task in (watchdog, status_task):
+            for task in (watchdog, status_task, lag_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

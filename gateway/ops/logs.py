@@ -19,14 +19,18 @@ records go through the handler configured here and are redacted too.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import datetime as dt
 import enum
 import json
 import logging
+import logging.handlers
 import os
+import queue
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, TextIO
 
@@ -37,6 +41,7 @@ __all__ = [
     "JsonFormatter",
     "RedactingFilter",
     "Redactor",
+    "background_logging",
     "configure_logging",
 ]
 
@@ -259,3 +264,42 @@ def configure_logging(
     # warnings.warn(...) goes to the log (and through redaction) instead of raw stderr.
     logging.captureWarnings(True)
     return redactor
+
+
+class _RecordQueueHandler(logging.handlers.QueueHandler):
+    """Queues the record with its message rendered (its arguments may change once the caller
+    moves on) and everything else as it was (exception info included), so the line the
+    listener writes is the line the caller's thread would have written."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        queued = copy.copy(record)
+        queued.msg = queued.message = record.getMessage()
+        queued.args = None
+        return queued
+
+
+@contextlib.contextmanager
+def background_logging() -> Iterator[None]:
+    """While inside, the handler :func:`configure_logging` installed formats, redacts and writes
+    on a thread of its own: the caller only queues the record. On the event loop of ``gateway
+    serve`` a log line then never waits for a slow reader of stdout (journald, a pipe), and
+    its JSON and redaction are not paid between two requests. Leaving flushes every queued
+    line and puts the handler back."""
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if h.get_name() == "gateway"), None)
+    if handler is None:
+        yield
+        return
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    front = _RecordQueueHandler(records)
+    front.set_name("gateway")
+    listener = logging.handlers.QueueListener(records, handler, respect_handler_level=True)
+    root.removeHandler(handler)
+    root.addHandler(front)
+    listener.start()
+    try:
+        yield
+    finally:
+        root.removeHandler(front)
+        listener.stop()  # writes what is queued, then ends the thread
+        root.addHandler(handler)

@@ -200,6 +200,11 @@ class GatewayMetrics:
             "Events and order updates kept in memory until the journal writes again.",
             registry=r,
         )
+        self.event_loop_lag = Gauge(
+            "gateway_event_loop_lag_seconds",
+            "The event loop's worst lag over the last second: how late it woke a sleeping task.",
+            registry=r,
+        )
 
     def _start_known_series(self) -> None:
         # The labelled children the hot path uses, by label values: labels() checks and locks on
@@ -278,6 +283,9 @@ class GatewayMetrics:
     def set_journal_writable(self, writable: bool) -> None:
         """Whether the journal can write."""
         self.journal_writable.set(1 if writable else 0)
+
+    def set_event_loop_lag(self, seconds: float) -> None:
+        self.event_loop_lag.set(seconds)
 
     def set_journal_backlog(self, count: int) -> None:
         self.journal_backlog.set(count)

@@ -12,12 +12,15 @@ Three kinds of signal_id are known:
   never written a second time.
 
 A decision is remembered only once it is durable: nobody is ever told a decision that a crash
-could take back.
+could take back. Memory holds the last ``window`` decided signal_ids; an older one is answered
+from the journal (signals.signal_id is its primary key: one indexed read), with the same JSON
+and the same conflict rule, so neither start time nor memory grows with the journal's history.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -62,11 +65,14 @@ class SignalRecord:
         *,
         durable: Callable[[int], Awaitable[None]],
         order_of: Callable[[str], BrokerOrder | None],
+        window: int = 10_000,
     ):
         self._journal = journal
         self._durable = durable
         self._order_of = order_of
-        self._decided: dict[str, tuple[str, str]] = {}  # signal_id -> (body hash, decision JSON)
+        self._window = window
+        # The last ``window`` decided: signal_id -> (body hash, decision JSON), oldest first.
+        self._decided: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._undurable: dict[str, tuple[str, str]] = {}  # decided, not yet journaled
         self._deciding: dict[str, tuple[str, asyncio.Future[str]]] = {}
 
@@ -76,12 +82,37 @@ class SignalRecord:
         return len(self._deciding)
 
     def restore(self, decided: dict[str, tuple[str, str]]) -> None:
-        self._decided.update(decided)
+        for signal_id, known in decided.items():
+            self._remember(signal_id, known)
+
+    def _remember(self, signal_id: str, known: tuple[str, str]) -> None:
+        decided = self._decided
+        decided[signal_id] = known
+        if len(decided) > self._window:
+            decided.popitem(last=False)
+
+    def _journaled(self, signal_id: str) -> tuple[str, str] | None:
+        """A signal_id decided before the window: its hash and decision from the journal."""
+        stored = self._journal.signal(signal_id)
+        if stored is None:
+            return None
+        if stored.decision is None:
+            # An intent whose decision was never journaled and is not being decided here: only
+            # a restart's recovery settles it (it asks the broker). Never decided twice.
+            raise JournalUnavailable(
+                f"signal_id {signal_id} has an order intent without a decision: it is settled "
+                "at the next start"
+            )
+        known = (stored.body_hash, stored.decision)
+        self._remember(signal_id, known)
+        return known
 
     async def answer(
         self, signal_id: str, digest: str, decide: Callable[[], Awaitable[Decided]]
     ) -> Answer:
         known = self._decided.get(signal_id) or self._undurable.get(signal_id)
+        if known is None and signal_id not in self._deciding:
+            known = self._journaled(signal_id)
         if known is not None:
             if known[0] != digest:
                 raise SignalConflict(f"signal_id {signal_id} was used with another body")
@@ -120,7 +151,7 @@ class SignalRecord:
                 # to journal and answer later.
                 self._undurable[signal_id] = (digest, decided.decision_json)
             raise
-        self._decided[signal_id] = (digest, decided.decision_json)
+        self._remember(signal_id, (digest, decided.decision_json))
         return decided.decision_json
 
     def _journal_again(self, signal_id: str) -> None:
@@ -135,4 +166,4 @@ class SignalRecord:
         if order is not None:
             self._journal.record_order_updates([(order, None, "journaled after an outage")])
         del self._undurable[signal_id]
-        self._decided[signal_id] = (digest, decision_json)
+        self._remember(signal_id, (digest, decision_json))

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from brokers.base import Broker, BrokerOrder, OrderChange, Side
 from brokers.errors import BrokerError, OrderRejected
+from gateway.pipeline.brackets import SUFFIX
 from gateway.risk.book import Book
 
 log = logging.getLogger("gateway.pipeline.legs")
@@ -53,8 +54,10 @@ class LegKeeper:
         task.add_done_callback(self._tasks.discard)
 
     def entry_of(self, coid: str) -> bool:
-        """True when ``coid`` is an entry with legs (its legs are named after it)."""
-        return any(leg.startswith(coid + "-") for leg in self._book.legs)
+        """True when ``coid`` is an entry with legs (its legs are named after it): two look-ups,
+        not a scan of every leg ever named (that made each fill cost more as the day went on)."""
+        legs = self._book.legs
+        return any(coid + suffix in legs for suffix in SUFFIX.values())
 
     def _legs_of(self, symbol: str) -> list[str]:
         return [

@@ -57,11 +57,17 @@ class OrderViews:
         open_only: bool,
         strategies: Collection[str] | None,
         symbol: str | None,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[Order]:
         """Every order matching every filter given, oldest first (``strategies``: the order
-        belongs to one of them; None: any)."""
+        belongs to one of them; None: any); or a page of them: ``limit`` at most, after the
+        order ``after`` (an open page may hold fewer: orders closed since their row was read
+        are left out)."""
         self._flush()
-        rows = self._journal.orders(open_only=open_only, strategies=strategies, symbol=symbol)
+        rows = self._journal.orders(
+            open_only=open_only, strategies=strategies, symbol=symbol, limit=limit, after=after
+        )
         if open_only:
             rows = [r for r in rows if not self._closed_in_book(r)]
         return [self._held(r).view() for r in rows]

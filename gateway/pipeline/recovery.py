@@ -47,9 +47,6 @@ async def resolve_undecided(
     """Decide every undecided signal from the broker's answer; returns signal_id -> (body hash,
     decision JSON) for the idempotency record."""
     decided: dict[str, tuple[str, str]] = {}
-    # Every order row, whatever its status: a decision lost with its group leaves the row to
-    # the broker's updates (it may read filled), and only the broker can say it was not placed.
-    intents = {o.client_order_id: o for o in journal.orders()}
     for signal_id, digest, body, coid in journal.undecided():
         if is_replace_body(body):
             decided[signal_id] = (
@@ -58,7 +55,10 @@ async def resolve_undecided(
             )
             continue
         _check_body(signal_id, body, halt)
-        stored = intents.get(coid) if coid else None
+        # Its order row, whatever its status: a decision lost with its group leaves the row to
+        # the broker's updates (it may read filled), and only the broker can say it was not
+        # placed. Read by its key: the start never reads every order ever journaled.
+        stored = journal.order(coid) if coid else None
         decision = await _decide(signal_id, stored, journal, broker, book, on_unknown)
         outcome = decision.decision.value
         decision_json = decision.model_dump_json()

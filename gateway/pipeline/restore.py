@@ -68,24 +68,32 @@ def track_journal_orders(journal: Journal, book: Book) -> None:
 def restore_decisions(
     journal: Journal, book: Book, on_unknown: Callable[[OrderRequest], None]
 ) -> dict[str, tuple[str, str]]:
-    """Every decided signal_id (for replays); orders decided with an unknown fate keep their
-    exposure and are asked after again."""
-    decided = {s.signal_id: s for s in journal.signals() if s.decision is not None}
-    unknown = {s.client_order_id for s in decided.values()}
+    """Orders decided with an unknown fate keep their exposure and are asked after again; their
+    signal_ids are returned (signal_id -> (body hash, decision JSON)) for the idempotency
+    record. Other decided signal_ids stay in the journal, where a replay finds them: the start
+    reads the open orders, not every signal ever journaled."""
+    decided: dict[str, tuple[str, str]] = {}
     for stored in journal.orders(open_only=True):
-        if stored.status == "pending_submit" and stored.client_order_id in unknown:
-            request = stored.to_request()
-            book.reserve(
-                Reservation(
-                    request.client_order_id,
-                    request.symbol,
-                    request.side,
-                    request.quantity,
-                    _valued_at(stored),
-                )
+        if stored.status != "pending_submit" or stored.signal_id is None:
+            continue
+        signal = journal.signal(stored.signal_id)
+        if signal is None or signal.decision is None:
+            continue  # an intent never decided: resolve_undecided asks the broker
+        if signal.client_order_id != stored.client_order_id:
+            continue  # a bracket's leg: it follows its entry
+        request = stored.to_request()
+        book.reserve(
+            Reservation(
+                request.client_order_id,
+                request.symbol,
+                request.side,
+                request.quantity,
+                _valued_at(stored),
             )
-            on_unknown(request)
-    return {sid: (s.body_hash, s.decision) for sid, s in decided.items() if s.decision}
+        )
+        on_unknown(request)
+        decided[signal.signal_id] = (signal.body_hash, signal.decision)
+    return decided
 
 
 def rebase_on_broker(

@@ -82,9 +82,12 @@ class JournalReads:
         open_only: bool = False,
         strategies: Collection[str] | None = None,
         symbol: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[StoredOrder]:
         """The journal's orders, oldest first, matching every filter given (``strategies``:
-        the order belongs to one of them)."""
+        the order belongs to one of them); ``limit`` of them at most, those journaled after
+        the order ``after`` (its client_order_id) when given."""
         where: list[str] = []
         params: list[str] = []
         if open_only:
@@ -96,10 +99,16 @@ class JournalReads:
         if symbol is not None:
             where.append("symbol = ?")
             params.append(symbol)
+        if after is not None:
+            where.append("rowid > (SELECT rowid FROM orders WHERE client_order_id = ?)")
+            params.append(after)
         sql = f"SELECT {ORDER_COLUMNS} FROM orders"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [StoredOrder(*row) for row in self._rows(sql + " ORDER BY rowid", tuple(params))]
+        sql += " ORDER BY rowid"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [StoredOrder(*row) for row in self._rows(sql, tuple(params))]
 
     def order(self, client_order_id: str) -> StoredOrder | None:
         rows = self._rows(

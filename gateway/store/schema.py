@@ -269,6 +269,13 @@ def open_journal(path: Path, durability: str) -> sqlite3.Connection:
         # event loop, where they cost a multi-millisecond fsync now and then.
         db.execute("PRAGMA wal_autocheckpoint=0")
         migrate(db, path)
+        # The start asks for the signals decided by nobody (a crash between intent and
+        # decision): a partial index holds only those, so the question does not read every
+        # signal ever journaled. Not a schema change (any version reads the file as before).
+        db.execute(
+            "CREATE INDEX IF NOT EXISTS signals_undecided ON signals(decision) "
+            "WHERE decision IS NULL"
+        )
     except sqlite3.DatabaseError as exc:
         db.close()
         raise JournalError(f"journal {path} is unreadable: {exc}") from exc

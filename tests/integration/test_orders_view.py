@@ -113,7 +113,13 @@ async def test_the_schema_describes_every_order_route(client: httpx.AsyncClient)
     assert {"404", "409", "422", "503"} <= set(one["patch"]["responses"])
     assert {"404", "409", "503"} <= set(one["delete"]["responses"])
     listed = schema["paths"]["/v1/orders"]["get"]
-    assert {p["name"] for p in listed["parameters"]} == {"status", "strategy", "symbol"}
+    assert {p["name"] for p in listed["parameters"]} == {
+        "status",
+        "strategy",
+        "symbol",
+        "limit",
+        "after",
+    }
     assert set(schema["components"]["schemas"]["Order"]["properties"]) >= {
         "strategy",
         "signal_id",

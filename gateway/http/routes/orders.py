@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -123,19 +123,31 @@ def _reads(api: APIRouter, service: GatewayService) -> None:
     @api.get(
         "/v1/orders",
         response_model=list[Order],
-        dependencies=[Depends(only_query("status", "strategy", "symbol"))],
+        responses={404: {"model": ErrorBody}},
+        dependencies=[Depends(only_query("status", "strategy", "symbol", "limit", "after"))],
     )
     async def get_orders(
         request: Request,
         status: Literal["open", "all"] = "open",
         strategy: StrategyName | None = None,
         symbol: Symbol | None = None,
-    ) -> list[Order]:
+        limit: int | None = Query(None, ge=1, le=10_000),
+        after: str | None = None,
+    ) -> list[Order] | JSONResponse:
+        # Without limit and after the answer is every matching order (DESIGN); with them, a
+        # page: at most ``limit`` orders, oldest first, after the order ``after`` names (the
+        # last of the page before). The end is an empty page.
         strategies = visible(request, strategy)
+        if after is not None and service.engine.views.get(after, strategies) is None:
+            return not_found(after)
         if strategies is not None and not strategies:
             return []
         return service.engine.views.list(
-            open_only=status == "open", strategies=strategies, symbol=symbol
+            open_only=status == "open",
+            strategies=strategies,
+            symbol=symbol,
+            limit=limit,
+            after=after,
         )
 
     @api.get(
