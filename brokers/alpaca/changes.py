@@ -83,6 +83,12 @@ def bracket_request(
         raise OrderRejected("stop_loss, take_profit: a bracket needs at least one exit")
     if entry.time_in_force not in (TimeInForce.DAY, TimeInForce.GTC):
         raise OrderRejected("time_in_force: Alpaca takes brackets as day or gtc only")
+    if entry.order_type is OrderType.MARKET and TimeInForce.GTC in (
+        leg.time_in_force for leg in (stop_loss, take_profit) if leg is not None
+    ):
+        # Alpaca gives a bracket's legs the entry's time in force. A market entry fills at
+        # once, so its own is moot: gtc keeps exits asked for as gtc alive past the close.
+        entry = entry.model_copy(update={"time_in_force": TimeInForce.GTC})
     extra: dict[str, Any] = {
         "order_class": OrderClass.BRACKET if stop_loss and take_profit else OrderClass.OTO
     }

@@ -29,8 +29,9 @@ Legs = list[tuple[OrderRequest, str]]
 def leg_requests(entry: OrderRequest, protection: Protection) -> Legs:
     """The legs of ``entry`` (none without protection), each with its role."""
     exit_side = Side.SELL if entry.side is Side.BUY else Side.BUY
-    # An ioc entry's exits must outlive it: they rest until the position closes.
-    tif = TimeInForce.GTC if entry.time_in_force is TimeInForce.IOC else entry.time_in_force
+    # The exits protect a position, which outlives the entry's day: they rest until it closes
+    # (a day stop would leave every overnight position unprotected).
+    tif = TimeInForce.GTC
     legs: Legs = []
     for role, order_type, price in (
         (STOP_LOSS, OrderType.STOP, protection.stop_loss),
