@@ -36,6 +36,7 @@ from gateway.service.feed import EventFeed
 from gateway.service.pair import carry_halt_over, check_pair_journal
 from gateway.service.protection import ProtectionWatch
 from gateway.service.reconciling import Reconciler
+from gateway.service.views import StatePublisher, risk_limits, stale_quotes
 from gateway.store.db import Driver
 from gateway.store.events import EventSource
 from gateway.store.journal import Journal, WriteFailure
@@ -95,7 +96,6 @@ class GatewayService:
             listeners=[self._on_halt_event],
         )
         self._unreadable: str | None = None
-        self._state_published: dict[str, Any] | None = None
         self.failures = self._restore_failures()
         # The adapter itself (the simulated market's controls, the status), and the same behind
         # the one retry layer for everything that trades or reads.
@@ -114,6 +114,12 @@ class GatewayService:
             metrics=self.metrics,
             clock=clock,
             lookups=self.broker,
+        )
+        self._publish_state = StatePublisher(
+            journal=self.journal,
+            halt=self.halt,
+            state=lambda: self.engine.state.value,
+            reduce_only=lambda: self.engine.reduce_only_reason,
         )
         self.engine.monitor.on_state = self.publish_state
         self._wire_operations()
@@ -390,50 +396,12 @@ class GatewayService:
         )
 
     def publish_state(self) -> None:
-        """A ``state`` event on the stream when the risk state or the halt changed since the
-        last one (and once at start)."""
-        halt = self.halt.current
-        payload: dict[str, Any] = {
-            "state": self.engine.state.value,
-            "halt": None
-            if halt is None
-            else {
-                "reason": halt.reason,
-                "trigger": halt.trigger.value,
-                "since": halt.since.isoformat(),
-                "resume_allowed_at": self.halt.summary_resume_at(),
-                "kill_switch": halt.kill_switch,
-            },
-            "reduce_only": self.engine.reduce_only_reason,
-        }
-        if payload != self._state_published:
-            self._state_published = payload
-            self.journal.record_state(payload)
+        self._publish_state()
 
     # --- status ------------------------------------------------------------------------------
 
     def stale_quotes(self) -> list[str]:
-        """Symbols whose quote is too old to price an order (all of them while the link is
-        down): a quote that stops moving shows here, not only in a refused signal."""
-        max_age = self.config.gateway.quotes.max_age_s
-        if not self.broker.connected:
-            return self.quotes.symbols()
-        return [s for s in self.quotes.symbols() if (self.quotes.age_s(s) or 0) > max_age]
-
-    def limits(self) -> dict[str, Any]:
-        """Each risk measure's limit and emergency threshold (fractions), and the cooldown."""
-        rm, em = self.config.risk.risk_management, self.config.risk.emergency
-        limit = {
-            "daily_loss": rm.max_daily_loss,
-            "drawdown": rm.max_total_drawdown,
-            "portfolio_heat": rm.max_portfolio_heat,
-        }
-        out: dict[str, Any] = {
-            k: {"limit": float(v), "emergency": float(em.threshold(k))} for k, v in limit.items()
-        }
-        out["stop_loss_percent"] = float(rm.stop_loss_percent)
-        out["resume_cooldown_s"] = em.resume_cooldown_s
-        return out
+        return stale_quotes(self.quotes, self.broker, self.config.gateway.quotes.max_age_s)
 
     def status(self) -> dict[str, Any]:
         engine = self.engine
@@ -444,7 +412,7 @@ class GatewayService:
             "halt": self.halt.summary(),
             "reduce_only": engine.reduce_only_reason,
             "risk": measures.as_json() if measures else None,
-            "limits": self.limits(),
+            "limits": risk_limits(self.config),
             "failures": self.failures.status(),
             "orders": {
                 "open": len(engine.book.orders),
