@@ -13,6 +13,14 @@ resumed (cooldown 0). A fresh database is created for the run and dropped after 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# bench/http.py would hide the standard library's http package from a script run from this
+# folder (the script's folder comes first on sys.path): take the folder off the path first.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]
+
 import argparse
 import asyncio
 import getpass
@@ -21,14 +29,12 @@ import os
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx

@@ -11,6 +11,14 @@ the clients are httpx, in this process, each sending its next signal when the la
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# bench/http.py would hide the standard library's http package from a script run from this
+# folder (the script's folder comes first on sys.path): take the folder off the path first.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]
+
 import argparse
 import asyncio
 import json
@@ -19,12 +27,10 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx

@@ -19,6 +19,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+# bench/http.py would hide the standard library's http package from a script run from this
+# folder (the script's folder comes first on sys.path): take the folder off the path first.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]
+
+
 # Run as a script, this file's folder comes first on sys.path, and bench/http.py would hide the
 # standard library's http package from everything below (httpx imports http.client).
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:

@@ -7,13 +7,19 @@ cancelled. Prints one JSON line. Target: both under 100 ms.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# bench/http.py would hide the standard library's http package from a script run from this
+# folder (the script's folder comes first on sys.path): take the folder off the path first.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]
+
 import argparse
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
-from pathlib import Path
 
 import yaml
 

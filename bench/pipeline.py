@@ -9,15 +9,21 @@ submitted to the simulated broker and its fill applied; latency is per signal, e
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# bench/http.py would hide the standard library's http package from a script run from this
+# folder (the script's folder comes first on sys.path): take the folder off the path first.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]
+
 import argparse
 import asyncio
 import gc
 import json
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import yaml
 
