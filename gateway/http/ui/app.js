@@ -369,7 +369,7 @@
         controller.abort();
       }
       await sleep(backoff);
-      backoff = Math.min(backoff * 2, 4000);
+      backoff = Math.min(backoff * 2, 2000);  // back within 2 s of a restarted gateway
     }
   }
 
