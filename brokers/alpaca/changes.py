@@ -81,14 +81,15 @@ def bracket_request(
     """alpaca-py's request for an entry with its exits (bracket: both; oto: one)."""
     if stop_loss is None and take_profit is None:
         raise OrderRejected("stop_loss, take_profit: a bracket needs at least one exit")
-    if entry.time_in_force not in (TimeInForce.DAY, TimeInForce.GTC):
-        raise OrderRejected("time_in_force: Alpaca takes brackets as day or gtc only")
     if entry.order_type is OrderType.MARKET and TimeInForce.GTC in (
         leg.time_in_force for leg in (stop_loss, take_profit) if leg is not None
     ):
         # Alpaca gives a bracket's legs the entry's time in force. A market entry fills at
-        # once, so its own is moot: gtc keeps exits asked for as gtc alive past the close.
+        # once, so its own (day, or ioc) is moot: gtc keeps exits asked for as gtc alive
+        # past the close, and lets an ioc market entry carry a bracket at all.
         entry = entry.model_copy(update={"time_in_force": TimeInForce.GTC})
+    if entry.time_in_force not in (TimeInForce.DAY, TimeInForce.GTC):
+        raise OrderRejected("time_in_force: Alpaca takes brackets as day or gtc only")
     extra: dict[str, Any] = {
         "order_class": OrderClass.BRACKET if stop_loss and take_profit else OrderClass.OTO
     }

@@ -34,11 +34,23 @@ def test_the_exits_are_gtc_whatever_the_entrys_time_in_force() -> None:
 
 
 def test_alpaca_sends_a_market_entrys_bracket_gtc_and_a_limit_entrys_as_asked() -> None:
-    market = entry()
-    legs = leg_requests(market, Protection(Decimal(190), None))
-    assert bracket_request(market, legs[0][0], None).time_in_force.value == "gtc"
+    for tif in ("day", "ioc"):
+        market = entry(tif=tif)
+        legs = leg_requests(market, Protection(Decimal(190), None))
+        assert bracket_request(market, legs[0][0], None).time_in_force.value == "gtc"
     limit = entry("limit")
     legs = leg_requests(limit, Protection(Decimal(190), None))
     # A day limit entry stays a day order at Alpaca (its legs then end with the day, and the
     # position they leave is reported as protection lost).
     assert bracket_request(limit, legs[0][0], None).time_in_force.value == "day"
+
+
+def test_alpaca_refuses_a_bracket_on_an_ioc_limit_entry_before_sending_it() -> None:
+    import pytest
+
+    from brokers.errors import OrderRejected
+
+    limit = entry("limit", tif="ioc")
+    legs = leg_requests(limit, Protection(Decimal(190), None))
+    with pytest.raises(OrderRejected, match="time_in_force"):
+        bracket_request(limit, legs[0][0], None)
