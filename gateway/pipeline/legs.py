@@ -17,7 +17,6 @@ from decimal import Decimal
 
 from brokers.base import Broker, BrokerOrder, OrderChange, Side
 from brokers.errors import BrokerError, OrderRejected
-from gateway.pipeline.brackets import SUFFIX
 from gateway.risk.book import Book
 
 log = logging.getLogger("gateway.pipeline.legs")
@@ -45,26 +44,11 @@ class LegKeeper:
         position leaves the older legs more than it holds, or on the wrong side of it."""
         coid = order.client_order_id
         book = self._book
-        if coid in book.legs:
-            return
-        if not any(c in book.legs for c in self._legs_of(order.symbol)):
+        if coid in book.legs or not book.open_legs(order.symbol):
             return
         task = asyncio.create_task(self.follow(order.symbol), name=f"legs-{order.symbol}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def entry_of(self, coid: str) -> bool:
-        """True when ``coid`` is an entry with legs (its legs are named after it): two look-ups,
-        not a scan of every leg ever named (that made each fill cost more as the day went on)."""
-        legs = self._book.legs
-        return any(coid + suffix in legs for suffix in SUFFIX.values())
-
-    def _legs_of(self, symbol: str) -> list[str]:
-        return [
-            coid
-            for coid, tracked in self._book.orders.items()
-            if coid in self._book.legs and tracked.order.symbol == symbol
-        ]
 
     async def follow(self, symbol: str) -> None:
         async with self._locks.setdefault(symbol, asyncio.Lock()):
@@ -80,7 +64,7 @@ class LegKeeper:
         held = self._book.position_qty(symbol)
         exit_side = None if held == ZERO else (Side.SELL if held > ZERO else Side.BUY)
         budget = {role: abs(held) for role in set(self._book.legs.values())}
-        for coid in self._legs_of(symbol):
+        for coid in self._book.open_legs(symbol):
             tracked = self._book.orders.get(coid)
             if tracked is None or self._book.entry_filled(coid) == ZERO:
                 continue
@@ -115,10 +99,10 @@ class LegKeeper:
         on the wrong side of it (a follow the broker refused, or that failed on the wire): a
         stop left over a closed position would open one. Called at every risk sweep."""
         book = self._book
-        for symbol in {book.orders[c].order.symbol for c in book.legs if c in book.orders}:
+        for symbol in book.leg_symbols():
             held = book.position_qty(symbol)
             cover: dict[tuple[str, object], Decimal] = {}
-            for coid in self._legs_of(symbol):
+            for coid in self._book.open_legs(symbol):
                 if book.entry_filled(coid) == ZERO:
                     continue
                 leg = book.orders[coid].order

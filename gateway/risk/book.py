@@ -89,6 +89,9 @@ class Book:
         self._pending_sell: dict[str, Decimal] = {}
         # Bracket legs by client_order_id: their role (stop_loss, take_profit).
         self.legs: dict[str, str] = {}
+        # Open legs per symbol, in the order the book took them (a fill's legs are found
+        # without a scan of every open order).
+        self._open_legs: dict[str, dict[str, None]] = {}
         # Live stop legs per symbol: client_order_id -> (quantity left, stop price).
         self._stop_legs: dict[str, dict[str, tuple[Decimal, Decimal]]] = {}
         # Open orders and reservations with a protective stop: their exposure, and the sum
@@ -157,6 +160,14 @@ class Book:
         """Name a bracket's legs (client_order_id -> role) before the broker can report them."""
         self.legs.update(roles)
 
+    def open_legs(self, symbol: str) -> list[str]:
+        """The open bracket legs on ``symbol`` (client_order_ids, oldest state first)."""
+        return list(self._open_legs.get(symbol, ()))
+
+    def leg_symbols(self) -> list[str]:
+        """The symbols with an open bracket leg."""
+        return [symbol for symbol, legs in self._open_legs.items() if legs]
+
     def set_entry_stop(self, client_order_id: str, stop: Decimal) -> None:
         """The protective stop of an entry held from the journal (a restart)."""
         self._entry_stops[client_order_id] = stop
@@ -172,6 +183,7 @@ class Book:
             order = tracked.order
             if client_order_id in self.legs:
                 self._stop_legs.get(order.symbol, {}).pop(client_order_id, None)
+                self._open_legs.get(order.symbol, {}).pop(client_order_id, None)
             else:
                 self._account_for(
                     order.symbol,
@@ -190,7 +202,9 @@ class Book:
         self.orders[coid] = TrackedOrder(order, price, stop)
         if coid not in self.legs:
             self._account_for(order.symbol, order.side, order.remaining_quantity, price, +1, stop)
-        elif self.legs[coid] == "stop_loss" and order.stop_price is not None:
+            return
+        self._open_legs.setdefault(order.symbol, {})[coid] = None
+        if self.legs[coid] == "stop_loss" and order.stop_price is not None:
             legs = self._stop_legs.setdefault(order.symbol, {})
             legs[coid] = (order.remaining_quantity, order.stop_price)
             if self.entry_filled(coid) != ZERO:  # a held leg guards nothing yet
