@@ -21,7 +21,8 @@ def known_params(*names: str) -> Callable[[Request], None]:
                     {
                         "loc": ("query", key),
                         "msg": "unknown query parameter",
-                        "type": "extra_forbidden",
+                        # Not "extra_forbidden": that names a body's unknown field.
+                        "type": "extra",
                     }
                     for key in dict.fromkeys(unknown)
                 ]

@@ -7,11 +7,10 @@ filter must never widen what a strategy acts on).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from gateway.errors import (
@@ -26,26 +25,11 @@ from gateway.errors import (
 )
 from gateway.http.deps import Auth, actor, principal
 from gateway.http.exact_json import ExactJSONRoute
+from gateway.http.query import known_params
 from gateway.http.schemas import ErrorBody
 from gateway.models import Decision, Order, OrderReplace, StrategyName, Symbol
 from gateway.service import GatewayService
 from gateway.store.journal import JournalUnavailable
-
-
-def only_query(*names: str) -> Callable[[Request], None]:
-    """A dependency refusing any query parameter not in ``names`` (422, naming it)."""
-
-    def check(request: Request) -> None:
-        unknown = [key for key in request.query_params if key not in names]
-        if unknown:
-            raise RequestValidationError(
-                [
-                    {"loc": ("query", key), "msg": "unknown query parameter", "type": "extra"}
-                    for key in unknown
-                ]
-            )
-
-    return check
 
 
 def not_found(client_order_id: str) -> JSONResponse:
@@ -124,7 +108,7 @@ def _reads(api: APIRouter, service: GatewayService) -> None:
         "/v1/orders",
         response_model=list[Order],
         responses={404: {"model": ErrorBody}},
-        dependencies=[Depends(only_query("status", "strategy", "symbol", "limit", "after"))],
+        dependencies=[Depends(known_params("status", "strategy", "symbol", "limit", "after"))],
     )
     async def get_orders(
         request: Request,
@@ -154,7 +138,7 @@ def _reads(api: APIRouter, service: GatewayService) -> None:
         "/v1/orders/{client_order_id}",
         response_model=Order,
         responses={404: {"model": ErrorBody}},
-        dependencies=[Depends(only_query())],
+        dependencies=[Depends(known_params())],
     )
     async def get_order(client_order_id: str, request: Request) -> Order | JSONResponse:
         found = service.engine.views.get(client_order_id, principal(request).strategies)
@@ -166,7 +150,7 @@ def _changes(api: APIRouter, service: GatewayService) -> None:
         "/v1/orders/{client_order_id}",
         response_model=Order,
         responses=AMEND_RESPONSES,
-        dependencies=[Depends(only_query())],
+        dependencies=[Depends(known_params())],
     )
     async def cancel_order(client_order_id: str, request: Request) -> Order | JSONResponse:
         ready(service)
@@ -181,7 +165,7 @@ def _changes(api: APIRouter, service: GatewayService) -> None:
         "/v1/orders/{client_order_id}",
         response_model=Decision,
         responses=AMEND_RESPONSES,
-        dependencies=[Depends(only_query())],
+        dependencies=[Depends(known_params())],
     )
     async def replace_order(
         client_order_id: str, patch: OrderReplace, request: Request
