@@ -12,6 +12,7 @@ from brokers.base import BrokerOrder
 from gateway.store import stream
 from gateway.store.db import Driver
 from gateway.store.orders import OrderRows
+from gateway.store.schema import INSERT_UNDECIDED_SIGNAL
 from gateway.store.transactions import Transactions
 
 CANCEL_REQUESTED = "cancel_requested"
@@ -67,8 +68,7 @@ class AmendWrites:
         how = self._tx.begin(2)
         try:
             self._db.execute(
-                "INSERT INTO signals (signal_id, body_hash, body, strategy, symbol, "
-                "client_order_id, received_at) VALUES (?,?,?,?,?,?,?)",
+                INSERT_UNDECIDED_SIGNAL,
                 (signal_id, body_hash, body, strategy, symbol, client_order_id, now),
             )
             self._db.execute(

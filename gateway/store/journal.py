@@ -31,6 +31,7 @@ from gateway.store.db import Driver, SqliteDriver
 from gateway.store.orders import OrderRows, OrderUpdate
 from gateway.store.reads import JournalReads
 from gateway.store.schema import (
+    INSERT_UNDECIDED_SIGNAL,
     ORDER_COLUMNS,
     SCHEMA_VERSION,
     Checkpointer,
@@ -194,8 +195,7 @@ class Journal(AmendWrites, JournalReads):
         db = self._db
         try:
             db.execute(
-                "INSERT INTO signals (signal_id, body_hash, body, strategy, symbol, "
-                "client_order_id, received_at) VALUES (?,?,?,?,?,?,?)",
+                INSERT_UNDECIDED_SIGNAL,
                 (
                     signal_id,
                     body_hash,
@@ -238,8 +238,7 @@ class Journal(AmendWrites, JournalReads):
         how = self._tx.begin(2 + len(legs))
         try:
             db.execute(
-                "INSERT INTO signals (signal_id, body_hash, body, strategy, symbol, "
-                "client_order_id, received_at) VALUES (?,?,?,?,?,?,?)",
+                INSERT_UNDECIDED_SIGNAL,
                 (signal_id, body_hash, body, strategy, symbol, order.client_order_id, now),
             )
             rows.write_intent(db, signal_id, order, valued_at, now, strategy=strategy)

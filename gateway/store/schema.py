@@ -238,6 +238,13 @@ class StoredOrder:
         )
 
 
+# A signal whose order is about to be sent (an intent, or a replace's): undecided until its
+# decision is written.
+INSERT_UNDECIDED_SIGNAL = (
+    "INSERT INTO signals (signal_id, body_hash, body, strategy, symbol, client_order_id, "
+    "received_at) VALUES (?,?,?,?,?,?,?)"
+)
+
 # Every column of StoredOrder, in its field order (SELECT and RETURNING lists).
 ORDER_COLUMNS = (
     "client_order_id, signal_id, broker_order_id, symbol, side, quantity, order_type, "
