@@ -94,3 +94,17 @@ async def test_a_fill_reported_twice_is_one_row_and_one_event(service: GatewaySe
     rows = stream_rows(service)
     assert [p["fill_id"] for _, k, _, p in rows if k == "fill"] == ["exec-1"]
     assert len(service.journal.fills()) == 1
+
+
+async def test_a_state_event_comes_at_a_change_only(
+    service: GatewayService, client: httpx.AsyncClient
+) -> None:
+    for _ in range(3):
+        await service.risk_sweep()  # nothing changed: no state event
+    states = [p for _, k, _, p in stream_rows(service) if k == "state"]
+    assert [s["state"] for s in states] == ["active"]
+    await client.post("/v1/halt", json={"reason": "once"})
+    await client.post("/v1/halt", json={"reason": "twice"})  # the first halt stays
+    await service.risk_sweep()
+    states = [p for _, k, _, p in stream_rows(service) if k == "state"]
+    assert [s["state"] for s in states] == ["active", "halted"]
