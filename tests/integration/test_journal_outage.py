@@ -136,6 +136,29 @@ async def test_an_intent_that_cannot_be_committed_is_never_sent(
         assert service.halt.current.trigger.value == "journal_failure"
 
 
+async def test_a_bracket_whose_intent_cannot_be_committed_is_never_sent(
+    make_config: Callable[..., GatewayConfig],
+    make_service: Callable[..., Any],
+    backend: Backend,
+    tmp_path: Path,
+) -> None:
+    service: GatewayService = await make_service(
+        make_config(), **backend.service_kwargs(tmp_path / "pair")
+    )
+    broker = service.broker
+    assert isinstance(broker, SimulatedBroker)
+    install(service.journal, carrying=(INTENT,))
+    async with api_client(service) as client:
+        body = signal("lost-bracket", stop_loss_price=190, take_profit_price=220)
+        answer = await client.post("/v1/signals", json=body)
+        assert answer.status_code == 503
+        assert answer.json()["code"] == "journal_unavailable"
+    assert broker.submit_counts == {}  # neither the entry nor a leg reached the broker
+    assert await broker.open_orders() == []
+    assert service.engine.book.reservations == {}
+    assert service.journal.orders() == []  # no leg left behind without its entry
+
+
 async def test_a_decision_that_cannot_be_committed_is_answered_once_it_is(
     make_config: Callable[..., GatewayConfig],
     make_service: Callable[..., Any],
