@@ -38,6 +38,12 @@ def fill_record(row: tuple[Any, ...]) -> FillRecord:
     )
 
 
+_FILLS_SQL = (
+    "SELECT f.id, f.fill_id, f.client_order_id, o.strategy, o.signal_id, f.symbol, "
+    "f.side, f.quantity, f.price, f.at FROM fills f "
+    "LEFT JOIN orders o ON o.client_order_id = f.client_order_id"
+)
+
 _HALT_KINDS = ("halt.halt", "halt.resume", "halt.forced_resume")
 
 
@@ -117,25 +123,62 @@ class JournalReads:
         return StoredOrder(*rows[0]) if rows else None
 
     def fills(
-        self, *, strategies: Collection[str] | None = None, symbol: str | None = None
+        self,
+        *,
+        strategies: Collection[str] | None = None,
+        symbol: str | None = None,
+        limit: int | None = None,
+        after: int | None = None,
     ) -> list[FillRecord]:
-        """Every fill, oldest first, with the strategy and signal of its order."""
+        """The fills, oldest first (by row), with the strategy and signal of their order;
+        ``limit`` of them at most, those journaled after the row ``after`` when given (see
+        ``fill_row``)."""
+        where, params = self._fill_filters(strategies, symbol)
+        if after is not None:
+            where.append("f.id > ?")
+            params.append(after)
+        sql = _FILLS_SQL
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY f.id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [fill_record(row) for row in self._rows(sql, tuple(params))]
+
+    def fill_row(self, fill_id: str, strategies: Collection[str] | None = None) -> int | None:
+        """The journal row of the fill the API names ``fill_id`` (a paging cursor), among the
+        fills ``strategies`` may see; None when there is none. A broker's fill id is unique per
+        order only: if two orders share one, the later row wins (a page never repeats a fill,
+        and ids that collide come from the same broker report anyway)."""
+        where, params = self._fill_filters(strategies, None)
+        named = fill_id.removeprefix("journal-")
+        if named != fill_id and named.isdecimal():
+            # A fill the broker gave no id is named by its row (see fill_record).
+            where.append("f.id = ? AND COALESCE(f.fill_id, '') = ''")
+            params.append(int(named))
+        else:
+            where.append("f.fill_id = ?")
+            params.append(fill_id)
+        sql = (
+            "SELECT MAX(f.id) FROM fills f "
+            "LEFT JOIN orders o ON o.client_order_id = f.client_order_id WHERE "
+        )
+        rows = self._rows(sql + " AND ".join(where), tuple(params))
+        return None if not rows or rows[0][0] is None else int(rows[0][0])
+
+    @staticmethod
+    def _fill_filters(
+        strategies: Collection[str] | None, symbol: str | None
+    ) -> tuple[list[str], list[Any]]:
         where: list[str] = []
-        params: list[str] = []
+        params: list[Any] = []
         if strategies is not None:
             where.append(f"o.strategy IN ({','.join('?' * len(strategies))})")
             params.extend(strategies)
         if symbol is not None:
             where.append("f.symbol = ?")
             params.append(symbol)
-        sql = (
-            "SELECT f.id, f.fill_id, f.client_order_id, o.strategy, o.signal_id, f.symbol, "
-            "f.side, f.quantity, f.price, f.at FROM fills f "
-            "LEFT JOIN orders o ON o.client_order_id = f.client_order_id"
-        )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return [fill_record(row) for row in self._rows(sql + " ORDER BY f.id", tuple(params))]
+        return where, params
 
     def events(self, kind: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         if kind is None:

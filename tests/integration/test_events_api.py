@@ -229,7 +229,8 @@ async def test_fills_route(service: GatewayService) -> None:
             other = await bound.get("/v1/fills", params={"strategy": "meanrev"})
             assert other.status_code == 200 and other.json() == []  # as if it had none
         for params, field in (
-            ({"limit": "3"}, "query.limit"),
+            ({"limit": "0"}, "query.limit"),  # a page holds one fill at least
+            ({"limt": "3"}, "query.limt"),
             ({"symbol": "A A"}, "query.symbol"),
             ({"strategy": "bad name"}, "query.strategy"),
         ):

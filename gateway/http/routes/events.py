@@ -34,6 +34,7 @@ from gateway.service.feed import PAGE, EventFeed, Subscription, SubscriptionEnde
 from gateway.store.events import StreamEvent
 from gateway.store.journal import JournalUnavailable
 
+MAX_PAGE = 10_000  # the largest page of GET /v1/fills, as GET /v1/orders allows
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a bigger id could not even be compared
 
 STRATEGY = r"^[A-Za-z0-9._:-]{1,64}$"
@@ -139,15 +140,35 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
     @api.get(
         "/v1/fills",
         response_model=list[FillRecord],
-        dependencies=[Depends(known_params("strategy", "symbol"))],
-        responses={503: {"model": ErrorBody}},
+        dependencies=[Depends(known_params("strategy", "symbol", "limit", "after"))],
+        responses={404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
     )
     async def get_fills(
-        request: Request, strategy: StrategyFilter = None, symbol: SymbolFilter = None
+        request: Request,
+        strategy: StrategyFilter = None,
+        symbol: SymbolFilter = None,
+        limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+        after: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
     ) -> Response | list[FillRecord]:
+        # Without limit and after the answer is every matching fill (DESIGN); with them, a
+        # page, as GET /v1/orders pages: at most ``limit`` fills, oldest first, after the fill
+        # ``after`` names (the last of the page before). The end is an empty page.
         strategies = _strategies(request, strategy)
         try:
-            return service.journal.fills(strategies=strategies, symbol=symbol)
+            row = None
+            if after is not None:
+                if strategies is None or strategies:
+                    row = service.journal.fill_row(after, strategies)
+                if row is None:
+                    # As an unknown ``after`` of GET /v1/orders: a 404 naming what is unknown
+                    # (another strategy's fill is unknown too).
+                    return JSONResponse(
+                        status_code=404,
+                        content={"code": "fill_not_found", "message": f"after: no fill {after}"},
+                    )
+            return service.journal.fills(
+                strategies=strategies, symbol=symbol, limit=limit, after=row
+            )
         except JournalUnavailable as exc:
             return _unavailable(exc)
 
