@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the resume code the gateway was given as GATEWAY_RESUME_AUTH_CODE",
     )
     add_firm_parser(add("firm", "the firm: every gateway on one PostgreSQL (firm: section)"))
+    _add_archive(add("archive", "move old trading days out of the live journal (gateway stopped)"))
     add("check-config", "validate the config and print it with secrets masked")
     demo = add("demo", "a guided run on the simulated broker, in a temporary state dir")
     demo.add_argument("--fast", action="store_true", help="no pauses between steps")
@@ -121,6 +123,33 @@ def _add_serve(serve: argparse.ArgumentParser) -> None:
         choices=("debug", "info", "warning", "error"),
         default="info",
         help="least severe log records written (default: info; debug adds tracebacks)",
+    )
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _add_archive(archive: argparse.ArgumentParser) -> None:
+    archive.add_argument(
+        "--before",
+        type=_day,
+        required=True,
+        metavar="DATE",
+        help="archive the trading days before this one (YYYY-MM-DD; a day starts at "
+        "schedule.trading_day_reset in schedule.timezone)",
+    )
+    archive.add_argument(
+        "--state-dir", type=Path, metavar="PATH", help="default: gateway.state_dir"
+    )
+    archive.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="then VACUUM the live journal, giving the freed space back to the disk (needs "
+        "free space about the journal's size; without it the space is reused by new rows)",
     )
 
 
@@ -360,6 +389,10 @@ def _run(args: argparse.Namespace) -> int:
         return _serve(args, config)
     if args.command == "firm":
         return _firm(args, config)
+    if args.command == "archive":
+        from gateway.archive_cli import run_archive
+
+        return run_archive(args, config)
     return _remote_command(args, config)
 
 

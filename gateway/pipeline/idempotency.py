@@ -14,7 +14,9 @@ Three kinds of signal_id are known:
 A decision is remembered only once it is durable: nobody is ever told a decision that a crash
 could take back. Memory holds the last ``window`` decided signal_ids; an older one is answered
 from the journal (signals.signal_id is its primary key: one indexed read), with the same JSON
-and the same conflict rule, so neither start time nor memory grows with the journal's history.
+and the same conflict rule, so neither start time nor memory grows with the journal's history;
+one archived by ``gateway archive`` is answered from its archive file (see
+gateway.store.archived).
 """
 
 from __future__ import annotations
@@ -95,7 +97,12 @@ class SignalRecord:
         """A signal_id decided before the window: its hash and decision from the journal."""
         stored = self._journal.signal(signal_id)
         if stored is None:
-            return None
+            # Moved out by ``gateway archive``: the live journal keeps a stub naming the file
+            # that holds its first decision, so an archived id is never taken for a new one.
+            known = self._journal.archived_signal(signal_id)
+            if known is not None:
+                self._remember(signal_id, known)
+            return known
         if stored.decision is None:
             # An intent whose decision was never journaled and is not being decided here: only
             # a restart's recovery settles it (it asks the broker). Never decided twice.

@@ -11,7 +11,8 @@ from collections.abc import Collection, Iterator
 from typing import Any
 
 from gateway.models import FillRecord
-from gateway.store.db import Driver
+from gateway.store.archived import archived_decision, has_archives
+from gateway.store.db import Driver, SqliteDriver
 from gateway.store.schema import (
     OPEN_STATUSES,
     ORDER_COLUMNS,
@@ -50,6 +51,10 @@ _HALT_KINDS = ("halt.halt", "halt.resume", "halt.forced_resume")
 class JournalReads:
     def __init__(self, db: Driver):
         self._db = db
+        # Whether ``gateway archive`` ever moved signals out of this journal: learnt at the
+        # first look-up, then kept (archiving refuses while a gateway holds the state dir, so
+        # it cannot change under a running journal).
+        self._archived: bool | None = None
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         try:
@@ -81,6 +86,21 @@ class JournalReads:
             (signal_id,),
         )
         return None if not rows else StoredSignal(*rows[0])
+
+    def archived_signal(self, signal_id: str) -> tuple[str, str] | None:
+        """(body hash, first decision JSON) of a signal ``gateway archive`` moved to an archive
+        file; None when it is not one (the stub in the live journal says which file)."""
+        db = self._db
+        if not isinstance(db, SqliteDriver):
+            return None  # a pair's PostgreSQL journal is never archived
+        try:
+            if self._archived is None:
+                self._archived = has_archives(db)
+            if not self._archived:
+                return None
+            return archived_decision(db, db.path, signal_id)
+        except db.errors as exc:
+            raise JournalUnavailable(f"journal read failed: {exc}") from exc
 
     def orders(
         self,
