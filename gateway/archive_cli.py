@@ -53,7 +53,13 @@ def summary(done: Archived, day: str) -> str:
     if done.tidied:
         tidied = f" (removed {', '.join(done.tidied)}, left by an interrupted run)"
     if done.path is None:
-        return f"archived nothing: no trading day before {day} ({done.cut}) left to move{tidied}"
+        space = (
+            f"; VACUUM gave {done.freed_bytes:,} bytes back to the disk" if done.vacuumed else ""
+        )
+        return (
+            f"archived nothing: no trading day before {day} ({done.cut}) left to move"
+            f"{space}{tidied}"
+        )
     c = done.counts
     space = (
         f"VACUUM gave {done.freed_bytes:,} bytes back to the disk"

@@ -106,7 +106,9 @@ def _run(
     before = (_size(db, journal), _free(db))
     chosen = archive_sql.select(db, cut)
     if chosen.empty:
-        return Archived(None, cut, chosen.counts, 0, 0, False, tidied)
+        # --vacuum still gives back what an earlier run freed.
+        freed = _shrink(db, journal, before, vacuum) if vacuum else 0
+        return Archived(None, cut, chosen.counts, 0, freed, vacuum, tidied)
     folder.mkdir(parents=True, exist_ok=True)
     final = _free_name(db, folder, label)
     tmp = final.with_name(final.name + ".tmp")

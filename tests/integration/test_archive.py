@@ -220,3 +220,18 @@ def test_refused_while_a_gateway_holds_the_state_dir(archived: dict[str, Any]) -
     state_dir = archived["journal"].parent
     with StateDirLock(state_dir), pytest.raises(ArchiveRefused, match="in use"):
         archive(state_dir, datetime.now(UTC).isoformat(), label="x")
+
+
+async def test_a_missing_archive_is_a_clear_503_never_a_gap(
+    archived: dict[str, Any], make_service: Callable[..., Any]
+) -> None:
+    archived["done"].path.rename(archived["done"].path.with_suffix(".moved"))
+    service = await make_service(archived["config"])
+    async with api_client(service) as client:
+        answer = await client.get("/v1/events", params={"after": 0})
+        replay = await client.post("/v1/signals", json=signal("old-fill-1", quantity=1))
+    assert answer.status_code == 503
+    assert answer.json()["code"] == "journal_unavailable"
+    assert "journal-until-2026-11-30.sqlite is missing" in answer.json()["message"]
+    # Never decided anew: the stub says it was decided, its decision is out of reach.
+    assert replay.status_code == 503

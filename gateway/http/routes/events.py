@@ -133,6 +133,14 @@ def router(service: GatewayService, auth: Auth) -> APIRouter:
             return JSONResponse(
                 status_code=409, content={"code": "event_id_unknown", "message": message}
             )
+        if start is not None:
+            try:
+                # The first read now, not in the stream: an archive the backfill needs that is
+                # gone is a clear 503 naming it, never a stream that skips its events.
+                feed.backfill(start, strategies, limit=1)
+            except JournalUnavailable as exc:
+                feed.unsubscribe(sub)
+                return _unavailable(exc)
         return StreamingResponse(
             frames(feed, sub, start), media_type="text/event-stream", headers=_STREAM_HEADERS
         )
