@@ -59,13 +59,23 @@ class EventLog:
                 isolation_level=None,
                 check_same_thread=False,
             )
-            # Read once: archiving refuses while a gateway holds the state dir.
-            self._ranges = stream_ranges(self._db)
         except sqlite3.Error as exc:
             raise JournalUnavailable(f"event log unreadable: {exc}") from exc
         self._dir = archive_dir(path)
         self._archives: dict[str, sqlite3.Connection] = {}  # opened at their first read
-        self._archived_last = self._ranges[-1][2] if self._ranges else 0
+        # The archives' id ranges, read at the first read (as every other read, a damaged
+        # journal raises then): once, since archiving refuses while a gateway holds the state
+        # dir.
+        self._known: list[tuple[str, int, int]] | None = None
+
+    @property
+    def _ranges(self) -> list[tuple[str, int, int]]:
+        if self._known is None:
+            try:
+                self._known = stream_ranges(self._db)
+            except sqlite3.Error as exc:
+                raise JournalUnavailable(f"event log read failed: {exc}") from exc
+        return self._known
 
     def _rows(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         try:
@@ -77,7 +87,8 @@ class EventLog:
         """The id of the last committed event (0 when there is none), archived ones counted:
         ids keep growing after an archive emptied the live stream."""
         rows = self._rows("SELECT COALESCE(MAX(seq), 0) FROM stream", ())
-        return max(int(rows[0][0]), self._archived_last)
+        ranges = self._ranges
+        return max(int(rows[0][0]), ranges[-1][2] if ranges else 0)
 
     def events_after(
         self, seq: int, limit: int, strategies: Collection[str] | None = None

@@ -29,6 +29,7 @@ def test_every_option_of_every_subcommand_has_help() -> None:
         "check-config",
         "demo",
         "firm",
+        "archive",
     }
     missing = []
     for name, command in {"": parser, **commands}.items():
