@@ -115,3 +115,20 @@ def test_a_day_starts_at_the_reset_in_the_configured_zone() -> None:
 
     assert day_start(date(2026, 1, 5), time(9, 25), "America/New_York") == CUT
     assert day_start(date(2026, 7, 6), time(0, 0), "UTC") == "2026-07-06T00:00:00+00:00"
+
+
+def test_a_run_killed_while_writing_leaves_only_what_the_next_run_removes(state: Path) -> None:
+    folder = state / "archive"
+    folder.mkdir()
+    # What a kill -9 in the middle of the write leaves: the half file and its rollback journal.
+    half = ["journal-until-2026-01-05.sqlite.tmp", "journal-until-2026-01-05.sqlite.tmp-journal"]
+    for name in half:
+        (folder / name).write_bytes(b"half")
+    done = archive(state, CUT, label="2026-01-05")
+    assert sorted(done.tidied) == half
+    assert sorted(p.name for p in folder.iterdir()) == ["journal-until-2026-01-05.sqlite"]
+    assert done.counts["signals"] == 3
+    # A later run for the same day names its own file; the listed one is kept.
+    later = archive(state, "2026-01-07T00:00:00+00:00", label="2026-01-05")
+    assert later.path is not None and later.path.name == "journal-until-2026-01-05.2.sqlite"
+    assert (folder / "journal-until-2026-01-05.sqlite").exists() and not later.tidied
