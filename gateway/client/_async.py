@@ -15,6 +15,7 @@ from gateway.client._common import (
     failure_body,
     filters,
     order_path,
+    page,
     replace_body,
     result,
     signal_body,
@@ -108,10 +109,18 @@ class AsyncGatewayClient:
         return Order.model_validate(result(answer))
 
     async def orders(
-        self, status: str | None = None, strategy: str | None = None, symbol: str | None = None
+        self,
+        status: str | None = None,
+        strategy: str | None = None,
+        symbol: str | None = None,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[Order]:
-        """The orders matching every filter given (status: open, the default, or all)."""
-        params = filters(status=status, strategy=strategy, symbol=symbol)
+        """The orders matching every filter given (status: open, the default, or all), oldest
+        first; ``limit`` of them at most, those after the order ``after`` (a client_order_id)."""
+        params = filters(status=status, strategy=strategy, symbol=symbol, after=after)
+        params.update(page(limit))
         answer = result(await self._http.get("/v1/orders", params=params))
         return [Order.model_validate(item) for item in answer]
 
@@ -134,10 +143,17 @@ class AsyncGatewayClient:
         return Decision.model_validate(result(answer))
 
     async def fills(
-        self, strategy: str | None = None, symbol: str | None = None
+        self,
+        strategy: str | None = None,
+        symbol: str | None = None,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[FillRecord]:
-        """Every fill matching the filters given, oldest first."""
-        params = filters(strategy=strategy, symbol=symbol)
+        """The fills matching every filter given, oldest first; ``limit`` of them at most,
+        those after the fill ``after`` (the fill_id of the last one a client has)."""
+        params = filters(strategy=strategy, symbol=symbol, after=after)
+        params.update(page(limit))
         answer = result(await self._http.get("/v1/fills", params=params))
         return [FillRecord.model_validate(item) for item in answer]
 

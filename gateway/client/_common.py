@@ -97,6 +97,15 @@ def filters(**given: str | None) -> dict[str, str]:
     return {name: value for name, value in given.items() if value is not None}
 
 
+def page(limit: int | None) -> dict[str, str]:
+    """The ``limit`` query parameter; without one the gateway answers every match."""
+    if limit is None:
+        return {}
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    return {"limit": str(limit)}
+
+
 def result(response: httpx.Response) -> Any:
     try:
         body = response.json()
