@@ -29,12 +29,12 @@ CLIENTS = 16
 RISK: dict[str, Any] = {"pre_trade": {"max_orders_per_second": 1_000_000, "allow_short": True}}
 
 
-def body(client_no: int, i: int) -> dict[str, Any]:
+def body(client_no: int, i: int, prefix: str = "f") -> dict[str, Any]:
     """A distinct signal: market buys and sells on two symbols, and every fourth a resting
     limit (it stays open at the broker, so the broker holds orders of several kinds)."""
     symbol = ("AAPL", "MSFT")[(client_no + i) % 2]
     out: dict[str, Any] = {
-        "signal_id": f"f{client_no}-{i}",
+        "signal_id": f"{prefix}{client_no}-{i}",
         "strategy": f"strat{client_no % 4}",
         "symbol": symbol,
         "side": "buy" if (client_no + i) % 3 else "sell",
@@ -61,6 +61,7 @@ class Flood:
     url: str
     per_client: int
     clients: int = CLIENTS
+    prefix: str = "f"
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)
     answers: dict[str, Answer] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -72,7 +73,7 @@ class Flood:
             for i in range(self.per_client):
                 if self.stop.is_set():
                     return
-                signal = body(client_no, i)
+                signal = body(client_no, i, self.prefix)
                 with self._lock:
                     self.sent[signal["signal_id"]] = signal
                 try:
@@ -306,14 +307,33 @@ class RawStream:
 
 
 def assert_stream_matches_journal(frames: list[Frame], state_dir: Path) -> None:
-    """The stream gave seq 1..N of the journal's stream table, each exactly once, in order,
-    with the journal's type."""
-    table = journal(state_dir, "SELECT seq, type FROM stream ORDER BY seq")
-    got = [(f.id, f.type) for f in frames]
+    """The journal's stream table is seq 1..N; the stream gave each of them exactly once, in
+    order, with the journal's type and payload (an event sent before its commit and lost by a
+    crash would show as an id whose payload is another event's)."""
+    table = journal(state_dir, "SELECT seq, type, payload FROM stream ORDER BY seq")
+    seqs = [seq for seq, _, _ in table]
+    assert seqs == list(range(1, len(seqs) + 1)), "the journal's stream has gaps"
     ids = [f.id for f in frames]
     doubles = [i for i, n in Counter(ids).items() if n > 1]
     assert doubles == [], f"events sent twice: {doubles[:20]}"
     assert ids == sorted(ids), "event ids not strictly increasing"
-    missing = sorted({s for s, _ in table} - set(ids))
+    missing = sorted(set(seqs) - set(ids))
     assert missing == [], f"events the stream never sent: {missing[:20]} ({len(missing)})"
-    assert got == table
+    invented = sorted(set(ids) - set(seqs))
+    assert invented == [], f"events the journal does not hold: {invented[:20]}"
+    for frame, (seq, kind, payload) in zip(frames, table, strict=True):
+        assert (frame.id, frame.type) == (seq, kind)
+        assert frame.data == json.loads(payload), seq
+
+
+def assert_decisions_streamed(frames: list[Frame], answers: dict[str, Answer]) -> None:
+    """Every decision a client was answered is a decision event of the stream, exactly once,
+    with the answer's content."""
+    streamed: dict[str, list[Any]] = {}
+    for frame in frames:
+        if frame.type == "decision":
+            streamed.setdefault(frame.data["signal_id"], []).append(frame.data)
+    for signal_id, answer in answers.items():
+        if answer.status == 200:
+            got = streamed.get(signal_id, [])
+            assert got == [json.loads(answer.text)], (signal_id, len(got))
