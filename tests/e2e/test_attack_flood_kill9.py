@@ -9,6 +9,7 @@ Guarantees pinned (Persistence; Contract details; Durability contract details (v
 - no client_order_id submitted twice, no signal with two orders, even when every signal (those
   lost in flight included) is sent again after the restart;
 - the broker's positions equal what the journal's orders record as filled;
+- the same with a slow broker that loses submit answers (orders of unknown fate at the kill);
 - (xfail, a bug on main) every fill an order records is in the journal's fills (GET /v1/fills
   and the stream's fill events), so the fills a strategy follows add up to the broker's position.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e import attack_flood as af
@@ -28,11 +30,16 @@ from tests.e2e.process import GatewayProcess
 SEED = 20261201
 
 
-def _flood_kill_restart(tmp_path: Path, kill_after: int) -> tuple[GatewayProcess, af.Flood]:
+def _flood_kill_restart(
+    tmp_path: Path, kill_after: int, faults: dict[str, int] | None = None
+) -> tuple[GatewayProcess, af.Flood]:
     """Flood, kill -9 after ``kill_after`` (+ a seeded jitter) answers, restart, wait for the
     orders of unknown fate to settle. Returns the restarted gateway (running) and the flood."""
     moment = kill_after + random.Random(SEED + kill_after).randrange(0, 16)
     gw = GatewayProcess(tmp_path, risk=af.RISK).start()
+    if faults:  # a slow broker that loses some answers: more orders in flight at the kill
+        drill = httpx.post(f"{gw.url}/v1/sim/faults", json=faults, headers=af.ADMIN)
+        assert drill.status_code == 200, drill.text
     flood = af.Flood(gw.url, per_client=25).start()  # 400 signals in all
     try:
         flood.wait_answered(moment)
@@ -50,11 +57,19 @@ def _flood_kill_restart(tmp_path: Path, kill_after: int) -> tuple[GatewayProcess
     return again, flood
 
 
-@pytest.mark.parametrize("kill_after", [50, 150, 260])
+@pytest.mark.parametrize(
+    ("kill_after", "faults"),
+    [
+        (50, None),
+        (150, None),
+        (260, None),
+        (100, {"latency_ms": 10, "lose_submit_answers": 6}),
+    ],
+)
 def test_kill_9_mid_flood_keeps_every_answer_and_no_order_without_intent(
-    tmp_path: Path, kill_after: int
+    tmp_path: Path, kill_after: int, faults: dict[str, int] | None
 ) -> None:
-    again, flood = _flood_kill_restart(tmp_path, kill_after)
+    again, flood = _flood_kill_restart(tmp_path, kill_after, faults)
     sim = again.state_dir / "sim_broker.sqlite3"
     try:
         af.assert_answers_are_journaled(again.state_dir, flood.answers)
