@@ -25,6 +25,7 @@ from tests.conftest import ADMIN_TOKEN, STRATEGY_TOKEN
 HEADERS = {"Authorization": f"Bearer {STRATEGY_TOKEN}"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CLIENTS = 16
+INITIAL_CASH = Decimal(100000)  # tests/conftest.py's simulated account
 # Rate limit, shorts and protective stops out of the way: the flood is about the journal.
 RISK: dict[str, Any] = {"pre_trade": {"max_orders_per_second": 1_000_000, "allow_short": True}}
 
@@ -197,6 +198,27 @@ def assert_journal_and_broker_agree(state_dir: Path, sim_path: Path) -> None:
     assert named == [], f"signals naming another signal's order: {named}"
     at_broker_qty, journaled = broker_positions(sim_path), journaled_positions(state_dir)
     assert at_broker_qty == journaled, f"broker {at_broker_qty} != journaled orders {journaled}"
+
+
+def assert_broker_kept_what_it_acknowledged(state_dir: Path, sim_path: Path) -> None:
+    """The simulated broker plays a broker that kept running: every order the journal holds a
+    broker id for (the broker acknowledged it) is in the broker's state file with that id, and
+    the broker's own books add up (positions and cash are what its orders filled)."""
+    acknowledged = journal(
+        state_dir,
+        "SELECT client_order_id, broker_order_id FROM orders WHERE broker_order_id IS NOT NULL",
+    )
+    held = dict(broker(sim_path, "SELECT client_order_id, broker_order_id FROM orders"))
+    lost = [(c, b) for c, b in acknowledged if held.get(c) != b]
+    assert lost == [], f"orders the broker acknowledged and then lost: {lost[:20]}"
+    rows = broker(sim_path, "SELECT symbol, side, filled_quantity, avg_fill_price FROM orders")
+    assert broker_positions(sim_path) == _signed([(s, d, q) for s, d, q, _ in rows])
+    spent = sum(
+        (Decimal(q) * Decimal(p) * (1 if d == "buy" else -1) for _, d, q, p in rows if p),
+        Decimal(0),
+    )
+    ((cash, *_),) = broker(sim_path, "SELECT cash FROM account")
+    assert Decimal(cash) == INITIAL_CASH - spent, (cash, INITIAL_CASH - spent)
 
 
 def assert_answers_are_journaled(state_dir: Path, answers: dict[str, Answer]) -> None:

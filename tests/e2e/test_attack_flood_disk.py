@@ -78,5 +78,6 @@ def test_a_disk_filling_up_mid_flood_sends_nothing_without_intent_and_loses_no_a
             af.assert_replays_identical(again.url, flood)
             af.wait_until(lambda: af.settled(again.url), "orders of unknown fate settled")
             af.assert_journal_and_broker_agree(state, sim)
+            af.assert_broker_kept_what_it_acknowledged(state, sim)
         finally:
             again.kill()

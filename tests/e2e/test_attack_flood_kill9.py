@@ -6,6 +6,7 @@ Guarantees pinned (Persistence; Contract details; Durability contract details (v
 - every signal a client got an answer for has exactly that decision in the journal, and sending
   it again after the restart answers the identical JSON with ``Idempotent-Replayed: true``;
 - no order at the broker without its intent in the journal (the intent is written first);
+- the broker (in the same process) kept every order it acknowledged, and its books add up;
 - no client_order_id submitted twice, no signal with two orders, even when every signal (those
   lost in flight included) is sent again after the restart;
 - the broker's positions equal what the journal's orders record as filled;
@@ -52,6 +53,7 @@ def _flood_kill_restart(
     assert {a.status for a in flood.answers.values()} == {200}
     # What the clients were told is on disk, before any recovery could rewrite it.
     af.assert_answers_are_journaled(gw.state_dir, flood.answers)
+    af.assert_broker_kept_what_it_acknowledged(gw.state_dir, gw.state_dir / "sim_broker.sqlite3")
     again = GatewayProcess(tmp_path, risk=af.RISK, port=gw.port).start()
     af.wait_until(lambda: af.settled(again.url), "orders of unknown fate settled")
     return again, flood
@@ -76,6 +78,7 @@ def test_kill_9_mid_flood_keeps_every_answer_and_no_order_without_intent(
         af.assert_replays_identical(again.url, flood)
         af.wait_until(lambda: af.settled(again.url), "orders of unknown fate settled")
         af.assert_journal_and_broker_agree(again.state_dir, sim)
+        af.assert_broker_kept_what_it_acknowledged(again.state_dir, sim)
     finally:
         again.kill()
 

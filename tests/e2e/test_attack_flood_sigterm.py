@@ -46,6 +46,7 @@ def test_sigterm_mid_flood_then_restart_loses_nothing_twice_over(tmp_path: Path)
             af.assert_replays_identical(gw.url, flood)
         af.wait_until(lambda: af.settled(gw.url), "orders of unknown fate settled")
         af.assert_journal_and_broker_agree(gw.state_dir, sim)
+        af.assert_broker_kept_what_it_acknowledged(gw.state_dir, sim)
         (last,) = af.journal(gw.state_dir, "SELECT max(seq) FROM stream")[0]
         stream.wait_for(last)
         stream.close()
