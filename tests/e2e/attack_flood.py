@@ -63,8 +63,10 @@ class Flood:
     per_client: int
     clients: int = CLIENTS
     prefix: str = "f"
+    shared: bool = False  # every client sends the same signals (duplicates racing)
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)
     answers: dict[str, Answer] = field(default_factory=dict)
+    every_answer: list[tuple[str, Answer]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -74,19 +76,21 @@ class Flood:
             for i in range(self.per_client):
                 if self.stop.is_set():
                     return
-                signal = body(client_no, i, self.prefix)
+                signal = body(0 if self.shared else client_no, i, self.prefix)
                 with self._lock:
                     self.sent[signal["signal_id"]] = signal
                 try:
                     response = client.post("/v1/signals", json=signal)
                 except httpx.HTTPError:
                     return  # the gateway died under us: this one got no answer
+                answer = Answer(
+                    response.status_code,
+                    response.text,
+                    response.headers.get("Idempotent-Replayed"),
+                )
                 with self._lock:
-                    self.answers[signal["signal_id"]] = Answer(
-                        response.status_code,
-                        response.text,
-                        response.headers.get("Idempotent-Replayed"),
-                    )
+                    self.answers.setdefault(signal["signal_id"], answer)
+                    self.every_answer.append((signal["signal_id"], answer))
 
     def start(self) -> Flood:
         self._threads = [
@@ -98,7 +102,7 @@ class Flood:
 
     def answered(self) -> int:
         with self._lock:
-            return len(self.answers)
+            return len(self.every_answer)
 
     def wait_answered(self, count: int, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s

@@ -8,7 +8,8 @@ Guarantees pinned (Persistence; Contract details; Durability contract details (v
 - no order at the broker without its intent in the journal (the intent is written first);
 - the broker (in the same process) kept every order it acknowledged, and its books add up;
 - no client_order_id submitted twice, no signal with two orders, even when every signal (those
-  lost in flight included) is sent again after the restart;
+  lost in flight included) is sent again after the restart, and when the 16 clients race each
+  other with the same signal_ids (every answer for an id the same JSON, one decider);
 - the broker's positions equal what the journal's orders record as filled;
 - the same with a slow broker that loses submit answers (orders of unknown fate at the kill);
 - (xfail, a bug on main) every fill an order records is in the journal's fills (GET /v1/fills
@@ -32,7 +33,7 @@ SEED = 20261201
 
 
 def _flood_kill_restart(
-    tmp_path: Path, kill_after: int, faults: dict[str, int] | None = None
+    tmp_path: Path, kill_after: int, faults: dict[str, int] | None = None, shared: bool = False
 ) -> tuple[GatewayProcess, af.Flood]:
     """Flood, kill -9 after ``kill_after`` (+ a seeded jitter) answers, restart, wait for the
     orders of unknown fate to settle. Returns the restarted gateway (running) and the flood."""
@@ -41,16 +42,16 @@ def _flood_kill_restart(
     if faults:  # a slow broker that loses some answers: more orders in flight at the kill
         drill = httpx.post(f"{gw.url}/v1/sim/faults", json=faults, headers=af.ADMIN)
         assert drill.status_code == 200, drill.text
-    flood = af.Flood(gw.url, per_client=25).start()  # 400 signals in all
+    flood = af.Flood(gw.url, per_client=25, shared=shared).start()  # 400 posts in all
     try:
         flood.wait_answered(moment)
     finally:
         gw.kill()  # SIGKILL while the 16 clients are still sending
         flood.stop.set()
     flood.join()
-    assert len(flood.answers) >= moment
-    assert len(flood.sent) > len(flood.answers), "the kill came after the flood ended"
-    assert {a.status for a in flood.answers.values()} == {200}
+    assert flood.answered() >= moment
+    assert flood.answered() < flood.clients * flood.per_client, "the kill came after the end"
+    assert {a.status for _, a in flood.every_answer} == {200}
     # What the clients were told is on disk, before any recovery could rewrite it.
     af.assert_answers_are_journaled(gw.state_dir, flood.answers)
     af.assert_broker_kept_what_it_acknowledged(gw.state_dir, gw.state_dir / "sim_broker.sqlite3")
@@ -74,6 +75,30 @@ def test_kill_9_mid_flood_keeps_every_answer_and_no_order_without_intent(
     again, flood = _flood_kill_restart(tmp_path, kill_after, faults)
     sim = again.state_dir / "sim_broker.sqlite3"
     try:
+        af.assert_answers_are_journaled(again.state_dir, flood.answers)
+        af.assert_replays_identical(again.url, flood)
+        af.wait_until(lambda: af.settled(again.url), "orders of unknown fate settled")
+        af.assert_journal_and_broker_agree(again.state_dir, sim)
+        af.assert_broker_kept_what_it_acknowledged(again.state_dir, sim)
+    finally:
+        again.kill()
+
+
+def test_kill_9_while_16_clients_race_the_same_signals(tmp_path: Path) -> None:
+    """The 16 clients send the same 25 signals in the same order, racing each other, and the
+    process is killed mid-way: every answer for one signal_id is the same JSON (one decided,
+    the rest marked replays), which the journal holds and a replay after the restart gives;
+    one order per signal at most."""
+    again, flood = _flood_kill_restart(tmp_path, 150, shared=True)
+    sim = again.state_dir / "sim_broker.sqlite3"
+    try:
+        texts: dict[str, set[str]] = {}
+        deciders: dict[str, int] = {}
+        for signal_id, answer in flood.every_answer:
+            texts.setdefault(signal_id, set()).add(answer.text)
+            deciders[signal_id] = deciders.get(signal_id, 0) + (answer.replayed != "true")
+        assert {s: t for s, t in texts.items() if len(t) > 1} == {}
+        assert {s: n for s, n in deciders.items() if n > 1} == {}, "answers not marked replays"
         af.assert_answers_are_journaled(again.state_dir, flood.answers)
         af.assert_replays_identical(again.url, flood)
         af.wait_until(lambda: af.settled(again.url), "orders of unknown fate settled")
