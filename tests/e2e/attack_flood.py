@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal as signal_module
 import sqlite3
 import threading
 import time
@@ -64,6 +66,9 @@ class Flood:
     clients: int = CLIENTS
     prefix: str = "f"
     shared: bool = False  # every client sends the same signals (duplicates racing)
+    # (pid, n): the client that receives the n-th answer kills pid with SIGKILL at once, so
+    # the process dies with that answer just given (nothing after it had time to run).
+    kill_at: tuple[int, int] | None = None
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)
     answers: dict[str, Answer] = field(default_factory=dict)
     every_answer: list[tuple[str, Answer]] = field(default_factory=list)
@@ -91,6 +96,8 @@ class Flood:
                 with self._lock:
                     self.answers.setdefault(signal["signal_id"], answer)
                     self.every_answer.append((signal["signal_id"], answer))
+                    if self.kill_at is not None and len(self.every_answer) == self.kill_at[1]:
+                        os.kill(self.kill_at[0], signal_module.SIGKILL)
 
     def start(self) -> Flood:
         self._threads = [

@@ -41,7 +41,8 @@ def test_every_event_once_in_order_under_a_flood_and_across_kill_9(tmp_path: Pat
         af.assert_decisions_streamed(stream.seen(), flood.answers)
 
         # Another flood (other signal ids), killed with kill -9 in the middle.
-        second = af.Flood(gw.url, per_client=25, prefix="k").start()
+        assert gw.proc is not None
+        second = af.Flood(gw.url, per_client=25, prefix="k", kill_at=(gw.proc.pid, 97)).start()
         try:
             second.wait_answered(97)
         finally:

@@ -21,6 +21,7 @@ the broker before the intent commits, or a replay that re-decides, fails here.""
 from __future__ import annotations
 
 import random
+import signal
 from pathlib import Path
 
 import httpx
@@ -42,7 +43,9 @@ def _flood_kill_restart(
     if faults:  # a slow broker that loses some answers: more orders in flight at the kill
         drill = httpx.post(f"{gw.url}/v1/sim/faults", json=faults, headers=af.ADMIN)
         assert drill.status_code == 200, drill.text
-    flood = af.Flood(gw.url, per_client=25, shared=shared).start()  # 400 posts in all
+    assert gw.proc is not None
+    flood = af.Flood(gw.url, per_client=25, shared=shared, kill_at=(gw.proc.pid, moment))
+    flood.start()  # 400 posts in all; the client given answer number `moment` kills
     try:
         flood.wait_answered(moment)
     finally:
@@ -133,3 +136,48 @@ def test_kill_9_mid_flood_every_recorded_fill_is_in_the_journals_fills(tmp_path:
     missing = af.orders_missing_fills(again.state_dir)
     assert missing == {}, f"orders whose fills are not journaled (filled, fills): {missing}"
     assert af.journaled_fills(again.state_dir) == af.broker_positions(sim)
+
+
+def test_kill_9_the_instant_a_lone_answer_arrives_keeps_it(tmp_path: Path) -> None:
+    """After a flood, on a quiet gateway, one signal at a time, and kill -9 the instant its
+    answer arrives: no later write can carry its commit along (as one does under a flood), so
+    an answer given before its group commit is durable is caught here every time."""
+    gw = GatewayProcess(tmp_path, risk=af.RISK).start()
+    sim = gw.state_dir / "sim_broker.sqlite3"
+    try:
+        af.Flood(gw.url, per_client=4).start().join()
+        lone = [
+            af.body(0, 100),  # market
+            af.body(1, 103),  # a resting limit
+            {**af.body(2, 100), "signal_id": "lone-slow"},  # through a slow broker
+        ]
+        answers = {}
+        for n, body in enumerate(lone):
+            if n:
+                gw.start()
+            if body["signal_id"] == "lone-slow":
+                drill = httpx.post(
+                    f"{gw.url}/v1/sim/faults", json={"latency_ms": 30}, headers=af.ADMIN
+                )
+                assert drill.status_code == 200
+            assert gw.proc is not None
+            with httpx.Client(base_url=gw.url, headers=af.HEADERS, timeout=30) as client:
+                answer = client.post("/v1/signals", json=body)
+                gw.proc.send_signal(signal.SIGKILL)
+            gw.proc.wait(timeout=10)
+            assert answer.status_code == 200, answer.text
+            answers[body["signal_id"]] = answer.text
+            af.assert_answers_are_journaled(
+                gw.state_dir, {s: af.Answer(200, t, None) for s, t in answers.items()}
+            )
+        gw.start()
+        with httpx.Client(base_url=gw.url, headers=af.HEADERS, timeout=30) as client:
+            for body in lone:
+                again = client.post("/v1/signals", json=body)
+                assert again.text == answers[body["signal_id"]]
+                assert again.headers.get("Idempotent-Replayed") == "true"
+        af.wait_until(lambda: af.settled(gw.url), "orders of unknown fate settled")
+        af.assert_journal_and_broker_agree(gw.state_dir, sim)
+        af.assert_broker_kept_what_it_acknowledged(gw.state_dir, sim)
+    finally:
+        gw.kill()
