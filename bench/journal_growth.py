@@ -24,12 +24,6 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     del sys.path[0]
 
-
-# Run as a script, this file's folder comes first on sys.path, and bench/http.py would hide the
-# standard library's http package from everything below (httpx imports http.client).
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
-
 import argparse
 import asyncio
 import json
