@@ -3,11 +3,11 @@ integrity check, whose cost grows with every signal ever journaled (seconds per 
 
 A clean close (final WAL checkpoint, last connection closed, no WAL left) writes
 ``journal.sqlite3.seal`` beside the journal: the file's identity as the filesystem records it
-(device, inode, size, modification and change times in nanoseconds), its SQLite header (file
-change counter, page count) and a SHA-256 of its first and last pages. A start whose seal
-matches the file in all of these opens it without the integrity check; any difference (no
-seal after a kill -9, a WAL with content, a file written, replaced, copied or restored since)
-means the full check, as a start without a seal always had.
+(inode, size, modification and change times in nanoseconds; not the device number, which a
+remount may change), its SQLite header (file change counter, page count) and a SHA-256 of its
+first and last pages. A start whose seal matches the file in all of these opens it without the
+integrity check; any difference (no seal after a kill -9, a WAL with content, a file written,
+replaced, copied or restored since) means the full check, as a start without a seal always had.
 
 Why not a SHA-256 of the whole file: it reads every byte, 1.7 GB per million signals here, which
 is seconds at a million and many at five (measured: bench/journal_growth.py), the cost the seal
@@ -73,7 +73,6 @@ def fingerprint(journal: Path) -> dict[str, Any] | None:
         return {
             "format": FORMAT,
             "name": journal.name,
-            "dev": st.st_dev,
             "ino": st.st_ino,
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
