@@ -15,6 +15,7 @@ import pytest
 from gateway.store.journal import Journal
 from gateway.store.schema import JournalError
 from gateway.store.seal import remove_seal, seal_path, unsealed_because, write_seal
+from gateway.store.statedir import StateDir, StateDirError
 
 FULL_CHECK = "running the full integrity check"
 
@@ -143,3 +144,17 @@ def test_a_file_that_is_not_sqlite_is_not_sealed(tmp_path: Path) -> None:
     path.write_bytes(b"not a database" * 100)
     assert write_seal(path) is False
     assert unsealed_because(path) == "no seal (the last stop was not clean)"
+
+
+def test_a_seal_without_its_journal_is_lost_state_not_a_fresh_start(tmp_path: Path) -> None:
+    path = _journal(tmp_path)
+    path.unlink()  # the journal lost, its seal left: this state dir held a journal
+    with pytest.raises(StateDirError, match=r"journal\.sqlite3\.seal"):
+        StateDir(tmp_path).check_journal(new_journal=False)
+
+
+def test_a_new_journal_moves_the_old_seal_aside_with_its_journal(tmp_path: Path) -> None:
+    path = _journal(tmp_path)
+    StateDir(tmp_path).check_journal(new_journal=True)
+    assert not path.exists() and not seal_path(path).exists()
+    assert len(list(tmp_path.glob("journal.sqlite3.replaced-*.seal"))) == 1
