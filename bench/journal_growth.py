@@ -11,8 +11,8 @@ the service is built and started on the simulated broker, then the process repor
 wall and CPU time, VmRSS and VmHWM (peak) from /proc/self/status, and the time to answer a
 replay of the journal's first signal_id (older than any in-memory window) and a new signal.
 The first start after a build is not measured (it creates the journal's indexes and warms the
-page cache; on a journal written outside the gateway it also runs the full integrity check, as
-any start after a crash does, reported as ``unsealed_start_s``): the second is.
+page cache; it starts without the journal's seal, so it runs the full integrity check, as any
+start after a crash does: reported as ``unsealed_start_s``): the next ones, sealed, are.
 
 Two start times, each against the empty journal's: ``start_s`` is the service's own start in
 process (GatewayService built and started); ``process_ready_s`` is what an operator waits for:
@@ -281,7 +281,8 @@ def _figures(state: Path, profile: Path | None, name: str) -> dict[str, Any]:
         profile.mkdir(parents=True, exist_ok=True)
     runs = [measure(state, profile / f"{name}.prof" if profile else None) for _ in range(REPEAT)]
     figures = min(runs, key=lambda run: float(run["start_s"]))
-    processes = [measure_process(state) for _ in range(REPEAT)]
+    # The process's start is mostly Python's imports, the noisiest part on a shared host.
+    processes = [measure_process(state) for _ in range(REPEAT * 2)]
     return figures | min(processes, key=lambda run: float(run["process_ready_s"]))
 
 
@@ -292,7 +293,9 @@ def _size(base: Path, n: int, empty: dict[str, Any], profile: Path | None) -> di
     if not journal.exists():
         state.mkdir(parents=True, exist_ok=True)
         built = round(build(journal, n), 1)
-    # The first start after a build indexes it and warms the page cache: not compared.
+    # The first start runs without the journal's seal, as after a crash: the full integrity
+    # check (and after a build, the indexes and a warm page cache). Reported, not compared.
+    (state / "journal.sqlite3.seal").unlink(missing_ok=True)
     unsealed = measure(state)["start_s"]
     figures = _figures(state, profile, str(n))
     figures["unsealed_start_s"] = unsealed
