@@ -38,8 +38,10 @@ SEAL_SUFFIX = ".seal"
 FORMAT = 1
 _MAGIC = b"SQLite format 3\x00"
 # A write after the seal must get a change time later than the one the seal records; file
-# times come from the kernel's coarse clock (a few ms), so the seal waits that clock past it.
-_CLOCK_WAIT_S = 0.2
+# times come from the kernel's coarse clock (a few ms), so the seal waits that clock past it
+# (past the next second on a filesystem that keeps whole seconds).
+_CLOCK_WAIT_S = 1.5
+_SECOND_NS = 1_000_000_000
 # Linux's CLOCK_REALTIME_COARSE (the clock file times are taken from); Python does not name it.
 _COARSE_CLOCK = 5
 
@@ -99,6 +101,8 @@ def _wal_has_content(journal: Path) -> bool:
 
 
 def _wait_clock_past(ns: int) -> bool:
+    if ns % _SECOND_NS == 0:  # whole seconds: a write later in this second would look the same
+        ns += _SECOND_NS
     deadline = time.monotonic() + _CLOCK_WAIT_S
     while time.clock_gettime_ns(_COARSE_CLOCK) <= ns:
         if time.monotonic() > deadline:

@@ -8,10 +8,12 @@ import logging
 import os
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
+from gateway.store import seal as seal_module
 from gateway.store.journal import Journal
 from gateway.store.schema import JournalError
 from gateway.store.seal import remove_seal, seal_path, unsealed_because, write_seal
@@ -158,3 +160,13 @@ def test_a_new_journal_moves_the_old_seal_aside_with_its_journal(tmp_path: Path)
     StateDir(tmp_path).check_journal(new_journal=True)
     assert not path.exists() and not seal_path(path).exists()
     assert len(list(tmp_path.glob("journal.sqlite3.replaced-*.seal"))) == 1
+
+
+def test_the_seal_waits_for_the_clock_to_pass_the_files_last_change(tmp_path: Path) -> None:
+    path = _journal(tmp_path)
+    recorded = json.loads(seal_path(path).read_text())
+    assert time.clock_gettime_ns(5) > recorded["ctime_ns"]  # CLOCK_REALTIME_COARSE
+    # A filesystem keeping whole seconds: the seal waits past the next second.
+    whole = time.time_ns() // 10**9 * 10**9
+    assert seal_module._wait_clock_past(whole)
+    assert time.clock_gettime_ns(5) > whole + 10**9
