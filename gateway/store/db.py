@@ -14,11 +14,12 @@ when SQLite rolls back by itself on a full disk.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
+
+from gateway.store.seal import write_seal
 
 
 class Cursor(Protocol):
@@ -76,5 +77,8 @@ class SqliteDriver:
         )
 
     def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
+        try:
             self.db.close()
+        except sqlite3.Error:
+            return  # not closed cleanly: no seal, the next start runs the full check
+        write_seal(self.path)  # the last connection is closed: vouch for the file as it is

@@ -25,6 +25,7 @@ HALT_FILE = "halt_state.json"
 TOKENS_FILE = "tokens.json"
 SIM_BROKER_FILE = "sim_broker.sqlite3"
 LOCK_FILE = "gateway.lock"
+SEAL_FILE = JOURNAL_FILE + ".seal"  # a clean stop's word for the journal (gateway.store.seal)
 
 
 class StateDirError(Exception):
@@ -90,7 +91,7 @@ class StateDir:
 
     def other_state(self) -> list[str]:
         """The files of this gateway's state other than the journal that exist."""
-        names = (HALT_FILE, TOKENS_FILE, SIM_BROKER_FILE)
+        names = (HALT_FILE, TOKENS_FILE, SIM_BROKER_FILE, SEAL_FILE)
         return [name for name in names if (self.path / name).exists()]
 
     def check_journal(self, *, new_journal: bool) -> None:
@@ -111,7 +112,8 @@ class StateDir:
 
     def _move_journal_aside(self) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        for suffix in ("", "-wal", "-shm"):
+        # The seal goes with its journal: a new journal must not find a seal that is not its own.
+        for suffix in ("", "-wal", "-shm", ".seal"):
             source = self.path / f"{JOURNAL_FILE}{suffix}"
             if source.exists():
                 source.rename(self.path / f"{JOURNAL_FILE}.replaced-{stamp}{suffix}")
