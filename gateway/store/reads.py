@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterator
+from decimal import Decimal
 from typing import Any
 
 from gateway.models import FillRecord
@@ -136,6 +137,24 @@ class JournalReads:
         if where:
             sql += " WHERE " + " AND ".join(where)
         return [fill_record(row) for row in self._rows(sql + " ORDER BY f.id", tuple(params))]
+
+    def fill_shortfalls(self) -> list[tuple[StoredOrder, Decimal]]:
+        """Orders whose journaled filled quantity is more than their journaled fills add up
+        to (a fill event lost before it reached the journal), each with that sum, oldest
+        first. Reads every fill: for a start or a lost event stream, not for every signal."""
+        journaled: dict[str, Decimal] = {}
+        for coid, qty in self._rows("SELECT client_order_id, quantity FROM fills"):
+            journaled[coid] = journaled.get(coid, Decimal(0)) + Decimal(qty)
+        rows = self._rows(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE filled_quantity <> '0' ORDER BY rowid"
+        )
+        short = []
+        for row in rows:
+            stored = StoredOrder(*row)
+            sum_of_fills = journaled.get(stored.client_order_id, Decimal(0))
+            if Decimal(stored.filled_quantity) > sum_of_fills:
+                short.append((stored, sum_of_fills))
+        return short
 
     def events(self, kind: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         if kind is None:
