@@ -30,6 +30,8 @@ from gateway.store.schema import JournalUnavailable
 
 log = logging.getLogger("gateway.pipeline.fill_recovery")
 
+ZERO = Decimal(0)
+
 
 @dataclass(frozen=True, slots=True)
 class FillGap:
@@ -85,32 +87,40 @@ async def _recover(journal: Journal, broker: Broker) -> list[FillGap]:
     short = journal.fill_shortfalls()
     if not short:
         return []
-    ids = [stored.client_order_id for stored, _ in short]
-    reason = "the broker did not list these executions"
+    ids = [stored.client_order_id for stored, _, _ in short]
     told: list[Fill] = []
+    unreadable = None
     try:
         told = await _executions(broker, ids)
     except BrokerError as exc:
-        reason = f"executions could not be read: {exc.message}"
+        unreadable = f"executions could not be read: {exc.message}"
         log.warning("executions of %d orders could not be read: %s", len(ids), exc)
     by_order: dict[str, list[Fill]] = {}
-    wanted = set(ids)
     for fill in told:
-        if fill.client_order_id in wanted and fill.fill_id:  # an id makes asking again safe
+        if fill.fill_id:  # an id makes asking again safe; a fill without one is not taken
             by_order.setdefault(fill.client_order_id, []).append(fill)
-    for fills in by_order.values():
-        journal.record_fills(fills)  # per order: one transaction, rows and events together
-    if by_order:
-        log.info("fills recovered from the broker for %d orders", len(by_order))
+    reasons: dict[str, str] = {}
+    for stored, journaled, known in short:
+        coid = stored.client_order_id
+        new = [f for f in by_order.get(coid, []) if f.fill_id not in known]
+        if sum((f.quantity for f in new), ZERO) > Decimal(stored.filled_quantity) - journaled:
+            # More than is missing: the broker's ids do not match the journaled fills (or it
+            # filled more since, and those events are on their way). Taking them could count a
+            # fill twice: nothing is taken, the gap is reported.
+            reasons[coid] = "the broker's executions do not match the journaled fills"
+        elif new:
+            journal.record_fills(new)  # per order: one transaction, rows and events together
+            log.info("order %s: %d fills recovered from the broker", coid, len(new))
     return [
         FillGap(
             stored.client_order_id,
             stored.symbol,
             Decimal(stored.filled_quantity),
             journaled,
-            reason,
+            unreadable
+            or reasons.get(stored.client_order_id, "the broker did not list these executions"),
         )
-        for stored, journaled in journal.fill_shortfalls()  # what is still short
+        for stored, journaled, _ in journal.fill_shortfalls()  # what is still short
     ]
 
 
