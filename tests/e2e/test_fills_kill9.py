@@ -50,10 +50,12 @@ def _flood(url: str, client_no: int, acknowledged: list[str], stop: threading.Ev
             i += 1
 
 
-def _orders_not_adding_up(journal_path: Path) -> int:
-    """Orders whose journaled fills do not add up to their filled quantity."""
-    with contextlib.closing(sqlite3.connect(journal_path)) as db:
+def _orders_not_adding_up(state_dir: Path, filled_by: str = "journal.sqlite3") -> int:
+    """Orders whose journaled fills do not add up to their filled quantity, as the journal
+    (or, with ``filled_by="sim_broker.sqlite3"``, the broker) has it."""
+    with contextlib.closing(sqlite3.connect(state_dir / filled_by)) as db:
         filled = dict(db.execute("SELECT client_order_id, filled_quantity FROM orders"))
+    with contextlib.closing(sqlite3.connect(state_dir / "journal.sqlite3")) as db:
         sums: dict[str, Decimal] = {}
         for coid, qty in db.execute("SELECT client_order_id, quantity FROM fills"):
             sums[coid] = sums.get(coid, Decimal(0)) + Decimal(qty)
@@ -100,7 +102,7 @@ def test_fills_add_up_to_the_broker_position_after_kill9(tmp_path: Path) -> None
         t.join(timeout=10)
     assert len(acknowledged) >= 400
     _market_moves_while_down(gw.state_dir)  # resting buys at 190 fill while it is down
-    short_before = _orders_not_adding_up(gw.state_dir / "journal.sqlite3")
+    short_before = _orders_not_adding_up(gw.state_dir, "sim_broker.sqlite3")
 
     again = GatewayProcess(tmp_path, risk=risk, port=gw.port).start()
     try:
@@ -112,8 +114,9 @@ def test_fills_add_up_to_the_broker_position_after_kill9(tmp_path: Path) -> None
     finally:
         again.terminate()
 
-    assert short_before > 0  # the restart had fills to recover (the market move makes sure)
-    assert _orders_not_adding_up(again.state_dir / "journal.sqlite3") == 0
+    assert short_before > 0  # fills to recover (the resting buys the market move filled)
+    assert _orders_not_adding_up(again.state_dir) == 0
+    assert _orders_not_adding_up(again.state_dir, "sim_broker.sqlite3") == 0
     with contextlib.closing(sqlite3.connect(again.state_dir / "sim_broker.sqlite3")) as sim:
         positions = {s: Decimal(q) for s, q in sim.execute("SELECT symbol, qty FROM positions")}
     by_symbol: dict[str, Decimal] = {}
