@@ -17,6 +17,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from brokers.base import ConnectionEvent
 from brokers.simulated import SimulatedBroker
 from gateway.config import GatewayConfig
 from gateway.service import GatewayService
@@ -144,3 +145,25 @@ async def test_a_fill_the_broker_cannot_tell_is_reported_and_not_made_up(
     assert gap["missing_quantity"] == "10" and gap["symbol"] == "AAPL"
     assert gap["client_order_id"] == again.journal.orders()[0].client_order_id
     assert again.engine.book.position_qty("AAPL") == 10  # the position is the broker's, as ever
+
+
+async def test_a_fill_lost_with_the_broker_link_is_recovered_after_the_reconnect(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    config = make_config()
+    service: GatewayService = await make_service(config)
+    await _lose_fill_events(service)
+    async with api_client(service) as client:
+        await client.post("/v1/signals", json=signal("link-lost"))
+    sim = service.broker
+    assert isinstance(sim, SimulatedBroker)
+    while not sim._events.empty():  # the events the lost link never delivered
+        sim._events.get_nowait()
+    service.engine._tasks[0] = asyncio.create_task(service.engine.events.consume())
+    sim._events.put_nowait(ConnectionEvent(connected=True, reason="link back"))
+    for _ in range(200):
+        if service.journal.fills():
+            break
+        await asyncio.sleep(0.01)
+    assert [(f.fill_id, f.quantity) for f in service.journal.fills()] == [("sim-1-1", Decimal(10))]
+    assert [f["fill_id"] for f in _stream_fills(service)] == ["sim-1-1"]
