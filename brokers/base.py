@@ -12,7 +12,7 @@ limit price on a market order is refused with an error naming the field.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -380,3 +380,16 @@ class Broker(Protocol):
     def subscribe_quotes(self, symbols: Iterable[str]) -> None: ...
 
     def events(self) -> AsyncIterator[BrokerEvent]: ...
+
+
+@runtime_checkable
+class ExecutionSource(Protocol):
+    """Optional, beside ``Broker`` (like ``submit_bracket``): an adapter that can say again
+    which fills an order had. ``executions`` answers the fills of these orders that the broker
+    still knows, oldest first, each with the broker's own ``fill_id`` (the same id its event
+    carried, so a fill recorded already is recognised); an order it cannot tell about is
+    simply absent. A gateway that lost fill events (killed before they were journaled, down
+    while an order filled) asks for them at start; an adapter without it leaves the gap
+    reported, never filled with made-up fills."""
+
+    async def executions(self, client_order_ids: Collection[str]) -> list[Fill]: ...

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -78,6 +78,7 @@ from brokers.base import (
     BrokerEvent,
     BrokerOrder,
     CancelReport,
+    Fill,
     OrderChange,
     OrderRequest,
     Position,
@@ -367,6 +368,16 @@ class RetryingBroker:
             "adopt_bracket", lambda: method(entry_id, stop_loss_id, take_profit_id)
         )
         return adopted
+
+    async def executions(self, client_order_ids: Collection[str]) -> list[Fill]:
+        """The adapter's ``executions`` (a read: retried like one). A broker without it raises
+        ``BrokerError(code="executions_unsupported")``: the caller reports the gap instead
+        of taking it for "no fills"."""
+        method = getattr(self.inner, "executions", None)
+        if method is None:
+            raise BrokerError(f"{self.name} cannot list executions", code="executions_unsupported")
+        found: list[Fill] = await self._retry("executions", lambda: method(client_order_ids))
+        return found
 
     async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
         """Tried again only after a failure that certainly did not land (``NotSent``, 429): a

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -50,6 +50,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.requests import GetOrdersRequest
 
+from brokers.alpaca.executions import executions
 from brokers.alpaca.ledger import Ledger
 from brokers.alpaca.lifecycle import Lifecycle
 from brokers.alpaca.models import (
@@ -70,6 +71,7 @@ from brokers.base import (
     BrokerOrder,
     CancelReport,
     ConnectionEvent,
+    Fill,
     OrderChange,
     OrderRequest,
     Position,
@@ -265,6 +267,11 @@ class AlpacaBroker:
         """One GET by client_order_id; a replaced order is followed to the order replacing it
         (reported under the same client_order_id)."""
         return await self._orders.get_order(client_order_id)
+
+    async def executions(self, client_order_ids: Collection[str]) -> list[Fill]:
+        """The FILL activities of these orders (see ``executions.py``): what a restarted
+        gateway asks for, the stream's catch-up covering only a drop within one process."""
+        return await executions(self._orders, client_order_ids)
 
     async def quote(self, symbol: str) -> Quote:
         symbol = symbol.strip().upper()  # Alpaca's symbols (and the stream's) are upper case

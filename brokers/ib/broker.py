@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Collection, Coroutine, Iterable
 from typing import Any
 
 from ib_async import IB, Contract, Trade
@@ -55,6 +55,7 @@ from brokers.base import (
     BrokerOrder,
     CancelReport,
     ConnectionEvent,
+    Fill,
     OrderChange,
     OrderRequest,
     Position,
@@ -66,6 +67,7 @@ from brokers.events import EventFanout
 from brokers.ib import mapping as m
 from brokers.ib.book import OrderBook
 from brokers.ib.contracts import Contracts
+from brokers.ib.executions import fills_of
 from brokers.ib.kill import confirm_cancels, list_open_orders
 from brokers.ib.orders import OrderDesk
 from brokers.ib.quotes import DELAYED, LIVE, QuoteBook
@@ -334,6 +336,13 @@ class IBBroker:
             fills = await asyncio.wait_for(ib.reqExecutionsAsync(), self._request_timeout)
         for fill in fills:
             self._emit_all(self._book.on_exec(fill.execution, self.client_id))
+
+    async def executions(self, client_order_ids: Collection[str]) -> list[Fill]:
+        """The executions IB still holds for these orders (see ``executions.py``)."""
+        ib = self._require_link()
+        with m.vendor_errors("executions"):
+            fills = await asyncio.wait_for(ib.reqExecutionsAsync(), self._request_timeout)
+        return fills_of(fills, client_order_ids, self.client_id)
 
     # -- quotes, account, positions -------------------------------------------------------
 

@@ -38,7 +38,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +58,7 @@ from brokers.base import (
     BrokerOrder,
     CancelReport,
     ConnectionEvent,
+    Fill,
     OrderChange,
     OrderRequest,
     OrderStatus,
@@ -62,6 +71,7 @@ from brokers.base import (
 from brokers.errors import BrokerError, BrokerUnavailable, NotSent, OrderRejected
 from brokers.simulated import brackets
 from brokers.simulated.desk import OrderDesk
+from brokers.simulated.executions import MemoryExecutions
 from brokers.simulated.faults import Faults, FaultState
 from brokers.simulated.ledger import ZERO, Ledger
 from brokers.simulated.market import SimQuote
@@ -106,6 +116,7 @@ class SimulatedBroker:
         self._per_tick = _per_tick(fill_quantity_per_tick)
         cash = to_decimal(initial_cash)
         self._state = None if state_path is None else StateFile(state_path, initial_cash=cash)
+        self._memory_fills = MemoryExecutions()  # without a state file: the executions here
         self._desk = self._new_desk(
             Ledger(cash) if self._state is None else Ledger.restore(self._state.load())
         )
@@ -164,6 +175,8 @@ class SimulatedBroker:
                 changes = self._ledger.pending()
                 if changes:
                     self._state.write(changes)
+            else:
+                self._memory_fills.add(self._ledger.new_fills)
             self._ledger.settle()
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -294,6 +307,15 @@ class SimulatedBroker:
         await self._reach()
         self._check_lookups()
         return self._ledger.orders.get(client_order_id)
+
+    async def executions(self, client_order_ids: Collection[str]) -> list[Fill]:
+        """Every fill these orders had, as their events carried them (same fill ids), oldest
+        first: what a gateway that lost events asks for again (see ``executions.py``)."""
+        await self._reach()
+        self._check_lookups()
+        if self._state is None:
+            return self._memory_fills.read(client_order_ids)
+        return self._state.executions(client_order_ids)
 
     def _check_lookups(self) -> None:
         if self._faults.lookups_failing:

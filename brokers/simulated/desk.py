@@ -227,6 +227,7 @@ class OrderDesk:
         }
         # A fill of a price or quantity that is not positive is refused by the model, as ever.
         fill = assemble(Fill, fill_fields) if price > ZERO and qty > ZERO else Fill(**fill_fields)
+        self.ledger.record_fill(fill)  # kept with the order: a lost event can be asked again
         self._publish(order_event(filled, fill))
         self._oco_after_fill(filled)
         brackets.after_fill(self, filled, qty)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from brokers.base import BrokerOrder, Side, position_after_fill
+from brokers.base import BrokerOrder, Fill, Side, position_after_fill
 from brokers.simulated.state import NO_META, AccountSnapshot, Changes, OrderMeta
 
 ZERO = Decimal(0)
@@ -42,6 +42,7 @@ class Ledger:
         self._changed_positions: set[str] = set()
         self._changed_orders: set[str] = set()
         self._changed_counts: set[str] = set()
+        self._new_fills: list[Fill] = []  # executions since the last settle
 
     @classmethod
     def restore(cls, snapshot: AccountSnapshot) -> Ledger:
@@ -104,6 +105,14 @@ class Ledger:
             del self.positions[symbol]
         self._changed_positions.add(symbol)
 
+    def record_fill(self, fill: Fill) -> None:
+        """An execution, written with the order it filled (``executions.py``)."""
+        self._new_fills.append(fill)
+
+    @property
+    def new_fills(self) -> list[Fill]:
+        return self._new_fills
+
     # --- valuation ---------------------------------------------------------------------------
 
     def equity(self, mark: Callable[[str, Decimal], Decimal]) -> Decimal:
@@ -146,6 +155,7 @@ class Ledger:
             # In the order the broker took them: the file keeps that order (rowid) for a restore.
             orders={c: (self.orders[c], self.meta_of(c)) for c in self._changed_in_rank()},
             submit_counts={c: self.submit_counts[c] for c in self._changed_counts},
+            fills=list(self._new_fills),
         )
 
     def _changed_in_rank(self) -> list[str]:
@@ -157,3 +167,4 @@ class Ledger:
         self._changed_positions.clear()
         self._changed_orders.clear()
         self._changed_counts.clear()
+        self._new_fills.clear()

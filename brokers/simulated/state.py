@@ -19,10 +19,13 @@ Tables (the schema version is ``PRAGMA user_version``):
   role (``stop_loss`` or ``take_profit``).
 - ``submit_counts(client_order_id, count)``: how often each client_order_id reached submit(),
   so a drill can prove that nothing was sent twice.
+- ``executions``: every fill with its fill id, written with the order it filled (see
+  ``executions.py``; version 4).
 
 Older files are migrated in place on open, the new columns added with their neutral values:
 version 1 (before stops, partial fills and OCO groups: no stop, not triggered, one fill for an
-order that filled anything, no group) and version 2 (before brackets: no parent, no role).
+order that filled anything, no group), version 2 (before brackets: no parent, no role) and
+version 3 (before executions: an empty table; the fills made before it are not known).
 
 A file that cannot be read (not SQLite, corrupt, another program's database, a newer schema)
 raises ``BrokerError(code="bad_state")`` naming it: never a silent fresh account.
@@ -34,19 +37,20 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from brokers.base import BrokerOrder
+from brokers.base import BrokerOrder, Fill
 from brokers.errors import BrokerError, BrokerUnavailable
+from brokers.simulated import executions
 
 log = logging.getLogger("brokers.simulated.state")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_FILE_NAME = "sim_broker.sqlite3"
 
 _SCHEMA = """
@@ -99,6 +103,8 @@ _MIGRATE_2_TO_3 = (
     "ALTER TABLE orders ADD COLUMN parent_id TEXT",
     "ALTER TABLE orders ADD COLUMN leg_role TEXT",
 )
+# Version 3 kept no executions: the table, empty (the fills made before are not known).
+_MIGRATE_3_TO_4 = (executions.CREATE_TABLE,)
 LEG_ROLES = ("stop_loss", "take_profit")
 
 _BROKER_ORDER_COLUMNS = (
@@ -165,9 +171,16 @@ class Changes:
     positions: dict[str, tuple[Decimal, Decimal] | None] = field(default_factory=dict)  # None: flat
     orders: dict[str, tuple[BrokerOrder, OrderMeta]] = field(default_factory=dict)
     submit_counts: dict[str, int] = field(default_factory=dict)
+    fills: list[Fill] = field(default_factory=list)  # executions made, with their orders
 
     def __bool__(self) -> bool:
-        return bool(self.account is not None or self.positions or self.orders or self.submit_counts)
+        return bool(
+            self.account is not None
+            or self.positions
+            or self.orders
+            or self.submit_counts
+            or self.fills
+        )
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -235,6 +248,7 @@ class StateFile:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            db.execute(executions.CREATE_TABLE)
             db.execute(
                 "INSERT INTO account (id, cash, next_id) VALUES (1, ?, 1)",
                 (str(self._initial_cash),),
@@ -302,9 +316,20 @@ class StateFile:
                     "ON CONFLICT(client_order_id) DO UPDATE SET count = excluded.count",
                     list(changes.submit_counts.items()),
                 )
+                executions.write(db, changes.fills)
         except sqlite3.Error as exc:
             raise BrokerUnavailable(
                 f"simulated broker state {self.path}: write failed: {exc}", code="state_write"
+            ) from exc
+
+    def executions(self, client_order_ids: Collection[str]) -> list[Fill]:
+        """The recorded fills of these orders (see ``executions.py``)."""
+        try:
+            return executions.read(self._conn(), client_order_ids)
+        except (sqlite3.Error, ValidationError, ValueError) as exc:
+            raise BrokerUnavailable(
+                f"simulated broker state {self.path}: executions unreadable: {exc}",
+                code="state_read",
             ) from exc
 
     @contextlib.contextmanager
@@ -354,7 +379,7 @@ def _rollback(db: sqlite3.Connection) -> None:
 
 
 def _migrate(db: sqlite3.Connection, version: int) -> None:
-    steps = {1: _MIGRATE_1_TO_2, 2: _MIGRATE_2_TO_3}
+    steps = {1: _MIGRATE_1_TO_2, 2: _MIGRATE_2_TO_3, 3: _MIGRATE_3_TO_4}
     db.execute("BEGIN IMMEDIATE")
     try:
         for step in range(version, SCHEMA_VERSION):

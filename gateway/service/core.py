@@ -25,6 +25,7 @@ from gateway.ops.alerts import AlertSender
 from gateway.ops.metrics import GatewayMetrics
 from gateway.ops.scheduler import GatewayScheduler
 from gateway.pipeline.engine import Gateway
+from gateway.pipeline.fill_recovery import FillRecovery
 from gateway.risk.quotes import QuoteBook
 from gateway.safety.failures import FailureTracker, FailureType, SignalGenerationFailure
 from gateway.safety.halt import HaltEvent, HaltManager
@@ -167,6 +168,7 @@ class GatewayService:
             metrics=self.metrics,
             clock=self._clock,
         )
+        self.fill_recovery = FillRecovery(self.journal, self.trading)
         self.scheduler = GatewayScheduler(
             self.config.gateway.schedule,
             risk_sweep=self.risk_sweep,
@@ -211,6 +213,7 @@ class GatewayService:
         if self._unreadable:
             self.halt.halt(self._unreadable, HaltTrigger.STATE_UNREADABLE, by="service")
         await self.reconcile()
+        await self.fill_recovery.run()  # after reconcile: the journal holds the broker's states
         await self._complete_interrupted_kill()
         if self.firm is not None:
             await self.firm.started()
@@ -391,8 +394,14 @@ class GatewayService:
     def _reconcile_after_reconnect(self) -> None:
         if self._reconnect_task is not None and not self._reconnect_task.done():
             return
+
+        async def reconcile_then_recover() -> None:
+            # Events were lost with the link: fills among them are asked for once it is back.
+            await self.scheduler.jobs["reconcile"].run()
+            await self.fill_recovery.run()
+
         self._reconnect_task = asyncio.create_task(
-            self.scheduler.jobs["reconcile"].run(), name="reconcile-after-reconnect"
+            reconcile_then_recover(), name="reconcile-after-reconnect"
         )
 
     def publish_state(self) -> None:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from brokers.base import BrokerOrder, OrderRequest, utcnow
+from brokers.base import BrokerOrder, Fill, OrderRequest, utcnow
 from gateway.store import stream
 from gateway.store.amends import AmendWrites
 from gateway.store.db import Driver, SqliteDriver
@@ -353,6 +353,21 @@ class Journal(AmendWrites, JournalReads):
             lambda: self.record_order_updates(updates, defer=True),
             statements=rows.statements(updates),
             defer=defer,
+        )
+
+    def record_fills(self, fills: list[Fill]) -> bool:
+        """Fills the broker told again (``pipeline.fill_recovery``), each written like a live
+        fill (its row and its stream event), without a second order state; one already
+        journaled under its fill_id adds nothing."""
+        now = _now()
+        rows, db = self._orders, self._db
+
+        def write() -> None:
+            for fill in fills:
+                rows.write_fill(db, fill, now)
+
+        return self._soft(
+            write, lambda: self.record_fills(fills), statements=3 * len(fills), defer=False
         )
 
     def record_order_status(self, client_order_id: str, status: str, detail: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterator
+from decimal import Decimal
 from typing import Any
 
 from gateway.models import FillRecord
@@ -199,6 +200,28 @@ class JournalReads:
             where.append("f.symbol = ?")
             params.append(symbol)
         return where, params
+
+    def fill_shortfalls(self) -> list[tuple[StoredOrder, Decimal, set[str]]]:
+        """Orders whose journaled filled quantity is more than their journaled fills add up
+        to (a fill event lost before it reached the journal), each with that sum and the
+        fill ids journaled, oldest first. Reads every fill: for a start or a lost event
+        stream, not for every signal."""
+        journaled: dict[str, tuple[Decimal, set[str]]] = {}
+        for coid, fill_id, qty in self._rows(
+            "SELECT client_order_id, fill_id, quantity FROM fills"
+        ):
+            total, ids = journaled.get(coid, (Decimal(0), set()))
+            journaled[coid] = (total + Decimal(qty), ids | {fill_id})
+        rows = self._rows(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE filled_quantity <> '0' ORDER BY rowid"
+        )
+        short = []
+        for row in rows:
+            stored = StoredOrder(*row)
+            sum_of_fills, ids = journaled.get(stored.client_order_id, (Decimal(0), set()))
+            if Decimal(stored.filled_quantity) > sum_of_fills:
+                short.append((stored, sum_of_fills, ids))
+        return short
 
     def events(self, kind: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         if kind is None:

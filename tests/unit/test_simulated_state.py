@@ -163,7 +163,7 @@ async def test_the_file_is_a_versioned_sqlite_database_in_wal_mode(
     assert read(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert read(path, "PRAGMA journal_mode") == [("wal",)]
     tables = {t for (t,) in read(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"account", "positions", "orders", "submit_counts"}
+    assert tables == {"account", "positions", "orders", "submit_counts", "executions"}
 
 
 async def test_without_a_state_path_nothing_is_written(
