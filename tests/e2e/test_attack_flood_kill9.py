@@ -12,8 +12,10 @@ Guarantees pinned (Persistence; Contract details; Durability contract details (v
   other with the same signal_ids (every answer for an id the same JSON, one decider);
 - the broker's positions equal what the journal's orders record as filled;
 - the same with a slow broker that loses submit answers (orders of unknown fate at the kill);
-- (xfail, a bug on main) every fill an order records is in the journal's fills (GET /v1/fills
-  and the stream's fill events), so the fills a strategy follows add up to the broker's position.
+- every fill an order records is in the journal's fills (GET /v1/fills and the stream's fill
+  events), so the fills a strategy follows add up to the broker's position (a kill -9 between a
+  filled submit's answer and its fill event lost the fill row: the restart now asks the broker
+  for the executions it is missing, gateway/pipeline/fill_recovery.py).
 
 A group commit that answers before its batch is durable, a batched broker write that reaches
 the broker before the intent commits, or a replay that re-decides, fails here."""
@@ -111,15 +113,6 @@ def test_kill_9_while_16_clients_race_the_same_signals(tmp_path: Path) -> None:
         again.kill()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG on main: a market order's fill reaches the journal's fills table in a later "
-    "transaction than the order's filled state (the submit answer is journaled with the "
-    "decision, the fill comes through the broker event queue); kill -9 in between loses the "
-    "fill row forever: the restart journals the order's state with no fill (restore.py "
-    "rebase_on_broker / filled_before_start), so GET /v1/fills and the stream's fill events "
-    "miss fills the client was told about and no longer add up to the broker's position",
-)
 def test_kill_9_mid_flood_every_recorded_fill_is_in_the_journals_fills(tmp_path: Path) -> None:
     again, _ = _flood_kill_restart(tmp_path, 50)
     sim = again.state_dir / "sim_broker.sqlite3"
