@@ -242,7 +242,7 @@ class RetryingBroker:
 
     # ------------------------------------------------------------------ the retry machinery
 
-    def _retrying(self, what: str) -> AsyncRetrying:
+    def _retrying(self, what: str, retry_if: Callable[[BaseException], bool]) -> AsyncRetrying:
         attempts = self.policy.attempts
 
         def before_sleep(state: RetryCallState) -> None:
@@ -256,7 +256,7 @@ class RetryingBroker:
         return AsyncRetrying(
             stop=stop_after_attempt(attempts),
             wait=self._wait,
-            retry=retry_if_exception(self.policy.retryable),
+            retry=retry_if_exception(retry_if),
             before_sleep=before_sleep,
             sleep=self._sleep,
             reraise=True,
@@ -274,10 +274,32 @@ class RetryingBroker:
             raise BrokerUnavailable(f"{self.name} {what}: no answer within {limit}s") from None
 
     async def _retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        async def attempt() -> T:
-            return await self.timed(what, call)
+        return await self._attempts(what, lambda: self.timed(what, call))
 
-        result: T = await self._retrying(what)(attempt)
+    async def _attempts(
+        self,
+        what: str,
+        attempt: Callable[[], Awaitable[T]],
+        retry_if: Callable[[BaseException], bool] | None = None,
+    ) -> T:
+        """``attempt`` under the policy. The first try is a plain call: building tenacity's
+        machinery per call cost more than the call on the hot path, so it is entered only
+        after a failure it would retry, with that failure replayed as its first attempt
+        (the same waits, logs and number of attempts as tenacity from the start)."""
+        retry_if = retry_if or self.policy.retryable
+        try:
+            return await attempt()
+        except BaseException as exc:
+            if self.policy.attempts < 2 or not retry_if(exc):
+                raise
+            replay: list[BaseException] = [exc]
+
+        async def again() -> T:
+            if replay:
+                raise replay.pop()
+            return await attempt()
+
+        result: T = await self._retrying(what, retry_if)(again)
         return result
 
     # ------------------------------------------------------------------ passed through
@@ -340,12 +362,8 @@ class RetryingBroker:
             )
             return placed
 
-        retrying = self._retrying("submit_bracket")
-        retrying.retry = retry_if_exception(
-            lambda exc: not may_have_landed(exc) and self.policy.retryable(exc)
-        )
         try:
-            result: list[BrokerOrder] = await retrying(attempt)
+            result = await self._attempts("submit_bracket", attempt, self._not_landed)
         except BrokerUnavailable as exc:
             if not may_have_landed(exc):
                 raise
@@ -376,18 +394,17 @@ class RetryingBroker:
         async def attempt() -> BrokerOrder:
             return await self.timed("replace", lambda: self.inner.replace(client_order_id, change))
 
-        retrying = self._retrying("replace")
-        retrying.retry = retry_if_exception(
-            lambda exc: not may_have_landed(exc) and self.policy.retryable(exc)
-        )
-        result: BrokerOrder = await retrying(attempt)
-        return result
+        return await self._attempts("replace", attempt, self._not_landed)
+
+    def _not_landed(self, exc: BaseException) -> bool:
+        """Retried only when it certainly did not land (calls that are not idempotent)."""
+        return not may_have_landed(exc) and self.policy.retryable(exc)
 
     async def submit(self, order: OrderRequest) -> BrokerOrder:
         """Place ``order`` at most once; see the module docstring for what it raises."""
         submission = _Submission(self, order)
         try:
-            result: BrokerOrder = await self._retrying("submit")(submission.attempt)
+            result = await self._attempts("submit", submission.attempt)
         except AnswerUnknown:
             raise
         except BrokerError as exc:
