@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Collection, Iterable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -93,6 +94,14 @@ def to_decimal(value: Any) -> Decimal:
     if not isinstance(result, Decimal):
         raise ValueError(f"not a number: {value!r}")
     return _finite(result)
+
+
+# Set by a caller that can let its answer wait a loop turn (the gateway's signal pipeline,
+# whose concurrent signals reach the broker in the same turn): an adapter that keeps its own
+# state on disk may then share one commit among that turn's calls (group commit), still
+# committing before it answers. Unset, it commits at once: a caller that does not expect the
+# loop to turn (a test driving the broker by hand) sees no other task run meanwhile.
+SHARED_COMMIT: ContextVar[bool] = ContextVar("shared_commit", default=False)
 
 
 def utcnow() -> datetime:

@@ -60,7 +60,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tenacity import (
@@ -68,8 +67,6 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_random,
-    wait_random_exponential,
 )
 
 from brokers.base import (
@@ -89,72 +86,17 @@ from brokers.errors import (
     BrokerError,
     BrokerUnavailable,
     DuplicateOrder,
-    NotSent,
     OrderRejected,
-    RateLimited,
 )
+from brokers.retry_policy import RetryPolicy, RetryWait, may_have_landed
+
+# RetryPolicy is this layer's (its own module keeps this one short): imported from here too.
+__all__ = ["RetryPolicy", "RetryingBroker", "may_have_landed", "submit_bracket"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard ``RetryingBroker`` tries; the module docstring states what these bound."""
-
-    attempts: int = 4
-    initial_wait_s: float = 0.25
-    max_wait_s: float = 2.0
-    max_rate_limit_wait_s: float = 10.0
-    call_timeout_s: float | None = 30.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError(f"attempts: must be at least 1, not {self.attempts}")
-        for name in ("initial_wait_s", "max_wait_s", "max_rate_limit_wait_s"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name}: must not be negative, not {getattr(self, name)}")
-        if self.call_timeout_s is not None and not self.call_timeout_s > 0:
-            raise ValueError(f"call_timeout_s: must be greater than 0, not {self.call_timeout_s}")
-
-    def max_backoff_s(self, failure: int) -> float:
-        """The longest wait after the ``failure``-th failed attempt (not a rate limit)."""
-        return min(self.max_wait_s, self.initial_wait_s * 2.0 ** (failure - 1))
-
-    def max_total_wait_s(self, *, rate_limited: bool = False) -> float:
-        """The longest the waits of one call can add up to (the module docstring's figure)."""
-        rate_limit_wait = self.max_rate_limit_wait_s + self.initial_wait_s if rate_limited else 0
-        return sum(max(self.max_backoff_s(n), rate_limit_wait) for n in range(1, self.attempts))
-
-    def retryable(self, exc: BaseException) -> bool:
-        if not isinstance(exc, BrokerUnavailable) or isinstance(exc, AnswerUnknown):
-            return False
-        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
-            return exc.retry_after_s <= self.max_rate_limit_wait_s
-        return True
-
-
-def may_have_landed(exc: BaseException) -> bool:
-    """True for a failure after which a submit may have reached the broker anyway."""
-    return isinstance(exc, BrokerUnavailable) and not isinstance(exc, RateLimited | NotSent)
-
-
-class _Wait:
-    """tenacity wait: jittered exponential backoff, or a rate limit's retry-after plus jitter."""
-
-    def __init__(self, policy: RetryPolicy):
-        self._backoff = wait_random_exponential(
-            multiplier=policy.initial_wait_s, max=policy.max_wait_s
-        )
-        self._jitter = wait_random(0, policy.initial_wait_s)
-
-    def __call__(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
-            return max(0.0, exc.retry_after_s) + float(self._jitter(state))
-        return float(self._backoff(state))
 
 
 class _Submission:
@@ -236,14 +178,14 @@ class RetryingBroker:
         self.policy = policy
         self.name = inner.name
         self._sleep = sleep
-        self._wait = _Wait(policy)
+        self._wait = RetryWait(policy)
 
     def __repr__(self) -> str:
         return f"RetryingBroker({self.inner!r}, {self.policy!r})"
 
     # ------------------------------------------------------------------ the retry machinery
 
-    def _retrying(self, what: str) -> AsyncRetrying:
+    def _retrying(self, what: str, retry_if: Callable[[BaseException], bool]) -> AsyncRetrying:
         attempts = self.policy.attempts
 
         def before_sleep(state: RetryCallState) -> None:
@@ -257,7 +199,7 @@ class RetryingBroker:
         return AsyncRetrying(
             stop=stop_after_attempt(attempts),
             wait=self._wait,
-            retry=retry_if_exception(self.policy.retryable),
+            retry=retry_if_exception(retry_if),
             before_sleep=before_sleep,
             sleep=self._sleep,
             reraise=True,
@@ -275,10 +217,32 @@ class RetryingBroker:
             raise BrokerUnavailable(f"{self.name} {what}: no answer within {limit}s") from None
 
     async def _retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        async def attempt() -> T:
-            return await self.timed(what, call)
+        return await self._attempts(what, lambda: self.timed(what, call))
 
-        result: T = await self._retrying(what)(attempt)
+    async def _attempts(
+        self,
+        what: str,
+        attempt: Callable[[], Awaitable[T]],
+        retry_if: Callable[[BaseException], bool] | None = None,
+    ) -> T:
+        """``attempt`` under the policy. The first try is a plain call: building tenacity's
+        machinery per call cost more than the call on the hot path, so it is entered only
+        after a failure it would retry, with that failure replayed as its first attempt
+        (the same waits, logs and number of attempts as tenacity from the start)."""
+        retry_if = retry_if or self.policy.retryable
+        try:
+            return await attempt()
+        except BaseException as exc:
+            if self.policy.attempts < 2 or not retry_if(exc):
+                raise
+            replay: list[BaseException] = [exc]
+
+        async def again() -> T:
+            if replay:
+                raise replay.pop()
+            return await attempt()
+
+        result: T = await self._retrying(what, retry_if)(again)
         return result
 
     # ------------------------------------------------------------------ passed through
@@ -341,12 +305,8 @@ class RetryingBroker:
             )
             return placed
 
-        retrying = self._retrying("submit_bracket")
-        retrying.retry = retry_if_exception(
-            lambda exc: not may_have_landed(exc) and self.policy.retryable(exc)
-        )
         try:
-            result: list[BrokerOrder] = await retrying(attempt)
+            result = await self._attempts("submit_bracket", attempt, self._not_landed)
         except BrokerUnavailable as exc:
             if not may_have_landed(exc):
                 raise
@@ -387,18 +347,17 @@ class RetryingBroker:
         async def attempt() -> BrokerOrder:
             return await self.timed("replace", lambda: self.inner.replace(client_order_id, change))
 
-        retrying = self._retrying("replace")
-        retrying.retry = retry_if_exception(
-            lambda exc: not may_have_landed(exc) and self.policy.retryable(exc)
-        )
-        result: BrokerOrder = await retrying(attempt)
-        return result
+        return await self._attempts("replace", attempt, self._not_landed)
+
+    def _not_landed(self, exc: BaseException) -> bool:
+        """Retried only when it certainly did not land (calls that are not idempotent)."""
+        return not may_have_landed(exc) and self.policy.retryable(exc)
 
     async def submit(self, order: OrderRequest) -> BrokerOrder:
         """Place ``order`` at most once; see the module docstring for what it raises."""
         submission = _Submission(self, order)
         try:
-            result: BrokerOrder = await self._retrying("submit")(submission.attempt)
+            result = await self._attempts("submit", submission.attempt)
         except AnswerUnknown:
             raise
         except BrokerError as exc:

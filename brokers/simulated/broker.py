@@ -43,7 +43,6 @@ from collections.abc import (
     Callable,
     Collection,
     Iterable,
-    Iterator,
     Mapping,
     Sequence,
 )
@@ -76,6 +75,7 @@ from brokers.simulated.faults import Faults, FaultState
 from brokers.simulated.ledger import ZERO, Ledger
 from brokers.simulated.market import SimQuote
 from brokers.simulated.state import StateFile
+from brokers.simulated.state_writes import CallWrites
 
 log = logging.getLogger("brokers.simulated")
 _Placed = TypeVar("_Placed")
@@ -120,6 +120,7 @@ class SimulatedBroker:
         self._desk = self._new_desk(
             Ledger(cash) if self._state is None else Ledger.restore(self._state.load())
         )
+        self._writes = CallWrites(self._state, lambda: self._ledger, self._memory_fills)
 
     def _new_desk(self, ledger: Ledger) -> OrderDesk:
         return OrderDesk(
@@ -163,22 +164,6 @@ class SimulatedBroker:
         if not self._connected:
             raise BrokerUnavailable("simulated broker: connection closed before the answer")
 
-    # --- persistence -------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _changing(self) -> Iterator[None]:
-        """Whatever the block changes is committed (one transaction) before the call returns."""
-        try:
-            yield
-        finally:
-            if self._state is not None:
-                changes = self._ledger.pending()
-                if changes:
-                    self._state.write(changes)
-            else:
-                self._memory_fills.add(self._ledger.new_fills)
-            self._ledger.settle()
-
     # --- lifecycle ---------------------------------------------------------------------------
 
     @property
@@ -220,7 +205,7 @@ class SimulatedBroker:
     def _match_on_tick(self, symbol: str) -> None:
         """Partial fills go on at each tick while the market still crosses the order."""
         try:
-            with self._changing():
+            with self._writes.changing():
                 self._desk.match(symbol)
         except BrokerError as exc:  # a failed write: said, not lost; the next tick goes on
             log.error("simulated broker: matching %s on a tick failed: %s", symbol, exc)
@@ -240,7 +225,7 @@ class SimulatedBroker:
         quote = SimQuote(to_decimal(bid), to_decimal(ask), ts or self._clock(), ts is not None)
         self._quotes[symbol] = quote
         published = self._publish_quote(symbol)
-        with self._changing():
+        with self._writes.changing():
             return published, self._desk.match(symbol)
 
     def _quote(self, symbol: str) -> Quote | None:
@@ -323,7 +308,11 @@ class SimulatedBroker:
 
     async def submit(self, order: OrderRequest) -> BrokerOrder:
         await self._reach()
-        return self._drilled([order.client_order_id], lambda: self._desk.place(order))
+        return await self._writes.committed(
+            lambda grouped: self._drilled(
+                [order.client_order_id], lambda: self._desk.place(order), grouped
+            )
+        )
 
     async def submit_bracket(
         self,
@@ -336,13 +325,22 @@ class SimulatedBroker:
         drills treat it as one submit."""
         await self._reach()
         ids = [o.client_order_id for o in (entry, stop_loss, take_profit) if o is not None]
-        return self._drilled(ids, lambda: brackets.place(self._desk, entry, stop_loss, take_profit))
+        return await self._writes.committed(
+            lambda grouped: self._drilled(
+                ids, lambda: brackets.place(self._desk, entry, stop_loss, take_profit), grouped
+            )
+        )
 
-    def _drilled(self, ids: list[str], place: Callable[[], _Placed]) -> _Placed:
+    def _drilled(
+        self,
+        ids: list[str],
+        place: Callable[[], _Placed],
+        grouped: list[asyncio.Future[None]] | None = None,
+    ) -> _Placed:
         """One submit (of one order or a bracket) as the drills have it: counted, maybe
         refused, maybe placed with its answer lost."""
         lost = False
-        with self._changing():
+        with self._writes.changing(grouped):
             for coid in ids:
                 self._ledger.count_submit(coid)
             if self._faults.take_reject():
@@ -374,19 +372,19 @@ class SimulatedBroker:
         reason = self.fail_cancels.get(order.broker_order_id)
         if reason is not None:
             raise OrderRejected(reason, code="cancel_refused")
-        with self._changing():
+        with self._writes.changing():
             self._desk.set_status(order, OrderStatus.CANCELED, "canceled by request")
 
     async def replace(self, client_order_id: str, change: OrderChange) -> BrokerOrder:
         """Change a resting order in place (see ``desk.py``); a refusal changes nothing."""
         await self._reach()
-        with self._changing():
+        with self._writes.changing():
             return self._desk.replace(client_order_id, change)
 
     async def link_oco(self, client_order_ids: Sequence[str]) -> str:
         """Link open orders of one symbol one-cancels-other; the group's id is returned."""
         await self._reach()
-        with self._changing():
+        with self._writes.changing():
             return self._desk.link_oco(client_order_ids)
 
     def oco_group(self, client_order_id: str) -> list[str]:
@@ -397,7 +395,7 @@ class SimulatedBroker:
         await self._reach()
         cancelled: list[str] = []
         failed: dict[str, str] = {}
-        with self._changing():
+        with self._writes.changing():
             for coid in list(self._ledger.open):
                 order = self._ledger.orders[coid]
                 if not order.is_open:  # a held leg its entry's cancel ended: cancelled too

@@ -42,22 +42,21 @@ _CHUNK = 500
 
 def write(db: sqlite3.Connection, fills: Iterable[Fill]) -> None:
     """Inside the caller's transaction (the one that writes the orders these fills changed)."""
-    db.executemany(
-        _INSERT,
-        [
-            (
-                f.client_order_id,
-                f.fill_id,
-                f.broker_order_id,
-                f.symbol,
-                f.side.value,
-                str(f.quantity),
-                str(f.price),
-                f.ts.isoformat(),
-            )
-            for f in fills
-        ],
-    )
+    rows = [
+        (
+            f.client_order_id,
+            f.fill_id,
+            f.broker_order_id,
+            f.symbol,
+            f.side.value,
+            str(f.quantity),
+            str(f.price),
+            f.ts.isoformat(),
+        )
+        for f in fills
+    ]
+    if rows:  # most changes carry no fill: no statement for them
+        db.executemany(_INSERT, rows)
 
 
 def read(db: sqlite3.Connection, client_order_ids: Collection[str]) -> list[Fill]:

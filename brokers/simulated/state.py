@@ -3,7 +3,8 @@ while the gateway restarted (SIGTERM or kill -9): same cash, positions, orders a
 
 SQLite in WAL mode with ``synchronous=NORMAL``, like the journal: a committed transaction
 survives kill -9 of the process (not a power cut). Written incrementally: each change of the
-account is one small transaction, committed before the broker call that made it returns.
+account is written before the broker call that made it returns, in a transaction that calls
+made at the same time share (group commit: ``commits``).
 
 Tables (the schema version is ``PRAGMA user_version``):
 
@@ -33,11 +34,11 @@ raises ``BrokerError(code="bad_state")`` naming it: never a silent fresh account
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
-import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -47,6 +48,7 @@ from pydantic import ValidationError
 from brokers.base import BrokerOrder, Fill
 from brokers.errors import BrokerError, BrokerUnavailable
 from brokers.simulated import executions
+from brokers.simulated.state_writes import Checkpointer, GroupCommit
 
 log = logging.getLogger("brokers.simulated.state")
 
@@ -129,6 +131,10 @@ _ORDER_COLUMNS = (
     "parent_id",
     "leg_role",
 )
+_UPSERT_COUNT = (
+    "INSERT INTO submit_counts (client_order_id, count) VALUES (?, ?) "
+    "ON CONFLICT(client_order_id) DO UPDATE SET count = excluded.count"
+)
 # An upsert keeps the row (and its rowid, hence the order's place in the list) on an update.
 _UPSERT_ORDER = (
     f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) "
@@ -193,8 +199,9 @@ class StateFile:
     def __init__(self, path: Path, *, initial_cash: Decimal):
         self.path = path
         self._db: sqlite3.Connection | None = None
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: Checkpointer | None = None
         self._initial_cash = initial_cash
+        self._commits = GroupCommit(self._conn, self._write_failed)
         self.open()
 
     def _unreadable(self, reason: object) -> BrokerError:
@@ -215,7 +222,7 @@ class StateFile:
             version = self._check(db)  # before anything writes to a file that may not be ours
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            # Checkpoints run on a thread of their own (_Checkpointer), not inside a commit on
+            # Checkpoints run on a thread of their own (Checkpointer), not inside a commit on
             # the event loop, where their fsync would stall a submit for milliseconds.
             db.execute("PRAGMA wal_autocheckpoint=0")
             if version == 0:
@@ -229,7 +236,7 @@ class StateFile:
             db.close()
             raise
         self._db = db
-        self._checkpointer = _Checkpointer(self.path)
+        self._checkpointer = Checkpointer(self.path)
 
     def _check(self, db: sqlite3.Connection) -> int:
         """The file's schema version (0: new and empty); ``bad_state`` when not one of ours."""
@@ -260,6 +267,9 @@ class StateFile:
             raise
 
     def close(self) -> None:
+        if self._db is not None and self._commits.open:
+            with contextlib.suppress(BrokerUnavailable):
+                self._commits.commit_now()  # its waiters learn whether it reached the disk
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
@@ -291,36 +301,22 @@ class StateFile:
             raise self._unreadable(exc) from exc
 
     def write(self, changes: Changes) -> None:
-        """Commit ``changes`` as one transaction; a failed write raises BrokerUnavailable."""
-        try:
-            with self._transaction() as db:
-                if changes.account is not None:
-                    cash, next_id = changes.account
-                    db.execute(
-                        "UPDATE account SET cash = ?, next_id = ? WHERE id = 1",
-                        (str(cash), next_id),
-                    )
-                for symbol, position in changes.positions.items():
-                    if position is None:
-                        db.execute("DELETE FROM positions WHERE symbol = ?", (symbol,))
-                    else:
-                        db.execute(
-                            "INSERT INTO positions (symbol, qty, avg_price) VALUES (?, ?, ?) "
-                            "ON CONFLICT(symbol) DO UPDATE SET qty = excluded.qty, "
-                            "avg_price = excluded.avg_price",
-                            (symbol, str(position[0]), str(position[1])),
-                        )
-                db.executemany(_UPSERT_ORDER, [_order_row(*o) for o in changes.orders.values()])
-                db.executemany(
-                    "INSERT INTO submit_counts (client_order_id, count) VALUES (?, ?) "
-                    "ON CONFLICT(client_order_id) DO UPDATE SET count = excluded.count",
-                    list(changes.submit_counts.items()),
-                )
-                executions.write(db, changes.fills)
-        except sqlite3.Error as exc:
-            raise BrokerUnavailable(
-                f"simulated broker state {self.path}: write failed: {exc}", code="state_write"
-            ) from exc
+        """Commit ``changes`` (with the open group, if any) before returning; a failed write
+        raises BrokerUnavailable."""
+        self._commits.write(lambda db: _write_changes(db, changes))
+
+    def stage(self, changes: Changes) -> asyncio.Future[None]:
+        """Write ``changes`` into the open group; await the future before acknowledging
+        them (see ``commits``)."""
+        return self._commits.stage(lambda db: _write_changes(db, changes))
+
+    def commit_soon(self) -> None:
+        self._commits.commit_soon()
+
+    def _write_failed(self, exc: sqlite3.Error) -> BrokerUnavailable:
+        return BrokerUnavailable(
+            f"simulated broker state {self.path}: write failed: {exc}", code="state_write"
+        )
 
     def executions(self, client_order_ids: Collection[str]) -> list[Fill]:
         """The recorded fills of these orders (see ``executions.py``)."""
@@ -332,43 +328,30 @@ class StateFile:
                 code="state_read",
             ) from exc
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            _rollback(db)
-            raise
 
-
-class _Checkpointer:
-    """Copies the WAL into the database file every ``interval_s`` from its own connection and
-    thread, in PASSIVE mode (never blocking the writer), so the WAL stays small."""
-
-    def __init__(self, path: Path, *, interval_s: float = 1.0):
-        self._path = path
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sim-state-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        try:
-            while not self._stop.wait(self._interval_s):
-                try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as exc:  # busy or I/O: the next round tries again
-                    log.warning("simulated broker state checkpoint failed: %s", exc)
-        finally:
-            db.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+def _write_changes(db: sqlite3.Connection, changes: Changes) -> None:
+    if changes.account is not None:
+        cash, next_id = changes.account
+        db.execute("UPDATE account SET cash = ?, next_id = ? WHERE id = 1", (str(cash), next_id))
+    for symbol, position in changes.positions.items():
+        if position is None:
+            db.execute("DELETE FROM positions WHERE symbol = ?", (symbol,))
+        else:
+            db.execute(
+                "INSERT INTO positions (symbol, qty, avg_price) VALUES (?, ?, ?) "
+                "ON CONFLICT(symbol) DO UPDATE SET qty = excluded.qty, "
+                "avg_price = excluded.avg_price",
+                (symbol, str(position[0]), str(position[1])),
+            )
+    orders = [_order_row(*o) for o in changes.orders.values()]
+    if len(orders) == 1:
+        db.execute(_UPSERT_ORDER, orders[0])  # executemany's set-up costs more for one row
+    elif orders:
+        db.executemany(_UPSERT_ORDER, orders)
+    counts = list(changes.submit_counts.items())
+    if counts:
+        db.executemany(_UPSERT_COUNT, counts)
+    executions.write(db, changes.fills)
 
 
 def _rollback(db: sqlite3.Connection) -> None:

@@ -72,7 +72,11 @@ class Conclusion:
             return decision_after_intent(
                 decision_json,
                 lambda: self._journal.record_decision(
-                    signal.signal_id, decision_json, "accepted", defer=True
+                    signal.signal_id,
+                    decision_json,
+                    "accepted",
+                    defer=True,
+                    strategy=signal.strategy,
                 ),
             )
         self._apply_order(order, price.value)
@@ -91,6 +95,11 @@ class Conclusion:
         return decision_after_intent(
             decision_json,
             lambda: self._journal.record_decision(
-                signal.signal_id, decision_json, "accepted", order, defer=True
+                signal.signal_id,
+                decision_json,
+                "accepted",
+                order,
+                defer=True,
+                strategy=signal.strategy,
             ),
         )

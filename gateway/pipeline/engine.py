@@ -20,10 +20,9 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
-from brokers.base import Account, Broker, BrokerOrder, OrderRequest, utcnow
-from brokers.errors import BrokerError
+from brokers.base import Broker, BrokerOrder, OrderRequest, utcnow
 from gateway.config import GatewayConfig
-from gateway.models import DecisionKind, Reason, ReasonCode, Signal
+from gateway.models import DecisionKind, Reason, Signal
 from gateway.ops.metrics import GatewayMetrics
 from gateway.pipeline.admission import Admission, admit
 from gateway.pipeline.amend import Cancels, OrderLocks
@@ -37,16 +36,16 @@ from gateway.pipeline.idempotency import Answer, Decided, SignalRecord
 from gateway.pipeline.ids import body_hash, client_order_id, exact_body, order_request
 from gateway.pipeline.legs import LegKeeper
 from gateway.pipeline.order_views import OrderViews
-from gateway.pipeline.quoting import snapshot_quote
+from gateway.pipeline.quoting import snapshot_quote, unpriced_reasons
 from gateway.pipeline.ratelimit import TokenBucket
 from gateway.pipeline.recording import DecisionRecorder
 from gateway.pipeline.recovery import resolve_undecided
 from gateway.pipeline.replace import Replaces
 from gateway.pipeline.restore import (
-    adopt_brackets,
+    load_from_broker,
+    quote_held_symbols,
     rebase_on_broker,
     restore_decisions,
-    track_journal_orders,
 )
 from gateway.pipeline.sender import OrderSender
 from gateway.pipeline.settle import UnknownOrders
@@ -231,7 +230,7 @@ class Gateway:
         """Connect, restore, sync with the broker; ready only when all of that is done."""
         self.halt.restore()
         await self.broker.connect()
-        account, open_at_broker = await self._load_from_broker()
+        account, open_at_broker = await load_from_broker(self.broker, self.journal, self.book)
         self.monitor.restore()
         self.signals.restore(restore_decisions(self.journal, self.book, self.unknown.add))
         recovered = await resolve_undecided(
@@ -240,7 +239,7 @@ class Gateway:
         self.signals.restore(recovered)
         rebase_on_broker(self.book, open_at_broker, self.unknown, self.journal)
         self._bp_snapshot = (account.buying_power, self.book.cash, self.book.open_buy_notional())
-        await self._quote_held_symbols()
+        await quote_held_symbols(self.broker, self.book, self.quotes)
         held = set(self.book.holdings) | {o.symbol for o in self.book.open_orders()}
         if held:
             self.broker.subscribe_quotes(sorted(held))
@@ -263,25 +262,6 @@ class Gateway:
         self.flush_order_updates()
         self.monitor.persist()
         await self.broker.close()
-
-    async def _load_from_broker(self) -> tuple[Account, list[BrokerOrder]]:
-        """The broker's account, positions and open orders, taken at one moment (a restart
-        holds the journal's orders at that moment's state: see ``restore``)."""
-        account = await self.broker.account()
-        positions = await self.broker.positions()
-        await adopt_brackets(self.journal, self.broker)
-        open_at_broker = await self.broker.open_orders()
-        self.book.load_account(account)
-        self.book.load_positions(positions)
-        track_journal_orders(self.journal, self.book)
-        return account, open_at_broker
-
-    async def _quote_held_symbols(self) -> None:
-        open_orders = self.book.open_orders()
-        for symbol in set(self.book.holdings) | {o.symbol for o in open_orders}:
-            if self.quotes.get(symbol) is None:
-                with contextlib.suppress(BrokerError):
-                    self.quotes.update(await self.broker.quote(symbol))
 
     def _fate_unknown(self, request: OrderRequest) -> None:
         """A submit's answer was lost; the broker's own event may have told its fate already
@@ -327,15 +307,7 @@ class Gateway:
             signal.symbol, signal.side, signal.order_type, signal.limit_price, signal.stop_price
         )
         if isinstance(priced, PricingRefusal):
-            reasons = [Reason(code=priced.code, message=priced.message)]
-            limit = self.risk.pre_trade.max_order_quantity
-            if signal.quantity > limit:
-                reasons.append(
-                    Reason(
-                        code=ReasonCode.MAX_ORDER_QUANTITY,
-                        message=f"quantity {signal.quantity} exceeds max_order_quantity {limit}",
-                    )
-                )
+            reasons = unpriced_reasons(priced, signal, self.risk.pre_trade.max_order_quantity)
             return self.recorder.refused(
                 signal, digest, body, (DecisionKind.REJECTED, reasons), started
             )
@@ -420,12 +392,11 @@ class Gateway:
         return decided
 
     async def _durable(self, ticket: int) -> None:
-        """Make the writes of ``ticket``'s group durable. With other signals in flight their
-        writes share one commit (group commit); alone, committing at once saves a loop turn."""
-        if self.signals.deciding > 1:
-            await self.journal.commit(ticket)
-        else:
-            self.journal.commit_now(ticket)
+        """Make the writes of ``ticket``'s group durable: committed on the loop's next turn,
+        with the writes of every signal that reached this point meanwhile (group commit).
+        Always a turn, even alone: signals run without yielding until they await, so waiting
+        is what lets the others in flight join the group."""
+        await self.journal.commit(ticket)
 
     async def _snapshot_quote(self, symbol: str) -> None:
         await snapshot_quote(self.broker, self.quotes, symbol)

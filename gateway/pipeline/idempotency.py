@@ -78,11 +78,6 @@ class SignalRecord:
         self._undurable: dict[str, tuple[str, str]] = {}  # decided, not yet journaled
         self._deciding: dict[str, tuple[str, asyncio.Future[str]]] = {}
 
-    @property
-    def deciding(self) -> int:
-        """How many signals are being decided now (more than one: commit as a group)."""
-        return len(self._deciding)
-
     def restore(self, decided: dict[str, tuple[str, str]]) -> None:
         for signal_id, known in decided.items():
             self._remember(signal_id, known)

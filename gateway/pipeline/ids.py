@@ -39,17 +39,28 @@ def _unset_later_fields(signal: Signal) -> set[str]:
     return {name for name in _LATER_FIELDS if getattr(signal, name) is None}
 
 
+# What json.dumps does with a str (its default ensure_ascii), without its per-call set-up:
+# the body is built once per signal, on the hot path.
+_json_str = json.encoder.encode_basestring_ascii
+
+
 def exact_body(signal: Signal) -> str:
     """The signal as one line of JSON whose numbers are exact decimal text (10.0 reads 10)."""
     parts = []
     for key, value in signal.model_dump(mode="python", exclude=_unset_later_fields(signal)).items():
-        if isinstance(value, Decimal):
+        kind = type(value)
+        if kind is str:
+            text = _json_str(value)
+        elif value is None:
+            text = "null"
+        elif isinstance(value, Decimal):
             text = format(value.normalize(), "f")
         elif isinstance(value, Enum):
-            text = json.dumps(value.value)
+            inner = value.value
+            text = _json_str(inner) if type(inner) is str else json.dumps(inner)
         else:
             text = json.dumps(value)
-        parts.append(f"{json.dumps(key)}:{text}")
+        parts.append(f"{_json_str(key)}:{text}")
     return "{" + ",".join(parts) + "}"
 
 

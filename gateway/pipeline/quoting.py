@@ -1,13 +1,16 @@
-"""A quote for a symbol nothing has streamed yet: the broker's REST snapshot, then its stream."""
+"""A quote for a symbol nothing has streamed yet: the broker's REST snapshot, then its stream;
+and what a signal that could not be priced is told."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from decimal import Decimal
 
 from brokers.base import Broker
 from brokers.errors import BrokerError
-from gateway.risk.quotes import QuoteBook
+from gateway.models import Reason, ReasonCode, Signal
+from gateway.risk.quotes import PricingRefusal, QuoteBook
 
 log = logging.getLogger("gateway.pipeline.engine")
 
@@ -23,3 +26,17 @@ async def snapshot_quote(broker: Broker, quotes: QuoteBook, symbol: str) -> None
         return
     if quotes.get(symbol) is None:
         quotes.update(quote)
+
+
+def unpriced_reasons(refusal: PricingRefusal, signal: Signal, limit: Decimal) -> list[Reason]:
+    """Why a signal without a usable price is rejected: the pricing's reason, and the quantity
+    limit too when it breaks it (every check that can be made without a price)."""
+    reasons = [Reason(code=refusal.code, message=refusal.message)]
+    if signal.quantity > limit:
+        reasons.append(
+            Reason(
+                code=ReasonCode.MAX_ORDER_QUANTITY,
+                message=f"quantity {signal.quantity} exceeds max_order_quantity {limit}",
+            )
+        )
+    return reasons

@@ -64,7 +64,7 @@ class DecisionRecorder:
         decided = decision_after_intent(
             decision_json,
             lambda: self._journal.record_decision(
-                signal.signal_id, decision_json, kind.value, defer=True
+                signal.signal_id, decision_json, kind.value, defer=True, strategy=signal.strategy
             ),
         )
         self.observe(signal, kind, reasons, started)

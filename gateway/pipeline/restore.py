@@ -10,14 +10,16 @@ adds no fill. A fill is never counted twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from decimal import Decimal
 
-from brokers.base import Broker, BrokerOrder, OrderRequest
+from brokers.base import Account, Broker, BrokerOrder, OrderRequest
 from brokers.errors import BrokerError
 from gateway.pipeline.settle import UnknownOrders
 from gateway.risk.book import Book, Reservation
+from gateway.risk.quotes import QuoteBook
 from gateway.store.journal import Journal, StoredOrder
 from gateway.store.orders import OrderUpdate
 
@@ -119,3 +121,27 @@ def rebase_on_broker(
     if updates:
         journal.record_order_updates(updates)
         log.info("%d open orders taken at the broker's state at start", len(updates))
+
+
+async def quote_held_symbols(broker: Broker, book: Book, quotes: QuoteBook) -> None:
+    """A snapshot quote for every symbol held or with an open order that has none yet (a
+    snapshot that fails leaves the symbol unquoted)."""
+    for symbol in set(book.holdings) | {o.symbol for o in book.open_orders()}:
+        if quotes.get(symbol) is None:
+            with contextlib.suppress(BrokerError):
+                quotes.update(await broker.quote(symbol))
+
+
+async def load_from_broker(
+    broker: Broker, journal: Journal, book: Book
+) -> tuple[Account, list[BrokerOrder]]:
+    """The broker's account, positions and open orders, taken at one moment (a restart holds
+    the journal's orders at that moment's state: see ``rebase_on_broker``)."""
+    account = await broker.account()
+    positions = await broker.positions()
+    await adopt_brackets(journal, broker)
+    open_at_broker = await broker.open_orders()
+    book.load_account(account)
+    book.load_positions(positions)
+    track_journal_orders(journal, book)
+    return account, open_at_broker

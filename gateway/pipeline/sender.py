@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from brokers.base import Broker, BrokerOrder, OrderRequest, OrderStatus
+from brokers.base import SHARED_COMMIT, Broker, BrokerOrder, OrderRequest, OrderStatus
 from brokers.errors import AnswerUnknown, BrokerError
 from brokers.retrying import submit_bracket
 from gateway.models import Reason, ReasonCode
@@ -116,6 +116,9 @@ class OrderSender:
         self._in_flight[coid] = flight
         result = SendResult(None)
         outcome = InFlightOutcome(coid, None)
+        # This caller awaits its answer like any other: the broker may share one commit among
+        # the signals that reach it in the same loop turn (see brokers.base.SHARED_COMMIT).
+        shared = SHARED_COMMIT.set(True)
         try:
             started = time.perf_counter()
             result = await self._submit(request, strategy, legs or [])
@@ -126,6 +129,7 @@ class OrderSender:
                 outcome = InFlightOutcome(coid, result.order)
             return result
         finally:
+            SHARED_COMMIT.reset(shared)
             del self._in_flight[coid]
             flight.set_result(outcome)
 

@@ -24,14 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from brokers.base import BrokerOrder, Fill, OrderRequest, utcnow
+from brokers.base import Fill, utcnow
 from gateway.store import stream
 from gateway.store.amends import AmendWrites
 from gateway.store.db import Driver, SqliteDriver
 from gateway.store.orders import OrderRows, OrderUpdate
 from gateway.store.reads import JournalReads
 from gateway.store.schema import (
-    INSERT_UNDECIDED_SIGNAL,
     ORDER_COLUMNS,
     SCHEMA_VERSION,
     Checkpointer,
@@ -41,7 +40,8 @@ from gateway.store.schema import (
     StoredSignal,
     open_journal,
 )
-from gateway.store.transactions import JOINED, SoftWrite, Transactions, WriteFailure
+from gateway.store.signal_writes import SignalWrites
+from gateway.store.transactions import SoftWrite, Transactions, WriteFailure
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -79,7 +79,7 @@ class _Stamp:
 _now = _Stamp()
 
 
-class Journal(AmendWrites, JournalReads):
+class Journal(SignalWrites, AmendWrites, JournalReads):
     def __init__(
         self,
         path: Path,
@@ -160,155 +160,6 @@ class Journal(AmendWrites, JournalReads):
             except self._db.errors as exc:
                 log.warning("final journal checkpoint failed: %s", exc)
         self._db.close()
-
-    # --- hard writes: the caller learns whether they reached the disk ------------------------
-
-    def record_intent(
-        self,
-        *,
-        signal_id: str,
-        body_hash: str,
-        body: str,
-        strategy: str,
-        symbol: str,
-        order: OrderRequest | None,
-        valued_at: str | None,
-        defer: bool = False,
-        legs: list[tuple[OrderRequest, str]] | None = None,
-    ) -> int:
-        """The signal, and the order about to be sent (with its bracket's ``legs`` and their
-        roles): committed before the broker is called. Returns the ticket of the group it
-        joined (see ``commit``)."""
-        tx = self._tx
-        if order is not None:
-            self._orders.forget(order.client_order_id)
-        now = _now()
-        if legs and order is not None:
-            return self._record_bracket_intent(
-                signal_id, body_hash, body, strategy, symbol, order, valued_at, legs, defer
-            )
-        # Two inserts, and no savepoint when joining the open group: if the second fails, the
-        # first is undone by deleting the row it created (the first failing undoes itself). If
-        # even the delete fails (a full disk may refuse it), the whole group goes: a signal row
-        # without its order must never reach the disk.
-        how = tx.begin(1)
-        db = self._db
-        try:
-            db.execute(
-                INSERT_UNDECIDED_SIGNAL,
-                (
-                    signal_id,
-                    body_hash,
-                    body,
-                    strategy,
-                    symbol,
-                    order and order.client_order_id,
-                    now,
-                ),
-            )
-        except BaseException as exc:
-            raise tx.undo(how, exc) from exc
-        try:
-            if order is not None:
-                self._orders.write_intent(db, signal_id, order, valued_at, now, strategy=strategy)
-        except BaseException as exc:
-            if how == JOINED and db.in_transaction:
-                try:
-                    db.execute("DELETE FROM signals WHERE signal_id=?", (signal_id,))
-                except db.errors as inner:
-                    raise tx.abandon(inner) from exc
-            raise tx.undo(how, exc) from exc
-        return tx.end(how, defer)
-
-    def _record_bracket_intent(
-        self,
-        signal_id: str,
-        body_hash: str,
-        body: str,
-        strategy: str,
-        symbol: str,
-        order: OrderRequest,
-        valued_at: str | None,
-        legs: list[tuple[OrderRequest, str]],
-        defer: bool,
-    ) -> int:
-        """An entry and its legs: several rows, all or none (under a savepoint)."""
-        now = _now()
-        rows, db = self._orders, self._db
-        how = self._tx.begin(2 + len(legs))
-        try:
-            db.execute(
-                INSERT_UNDECIDED_SIGNAL,
-                (signal_id, body_hash, body, strategy, symbol, order.client_order_id, now),
-            )
-            rows.write_intent(db, signal_id, order, valued_at, now, strategy=strategy)
-            for leg, role in legs:
-                rows.forget(leg.client_order_id)
-                rows.write_intent(
-                    db,
-                    signal_id,
-                    leg,
-                    None,
-                    now,
-                    strategy=strategy,
-                    parent_id=order.client_order_id,
-                    role=role,
-                )
-        except BaseException as exc:
-            raise self._tx.undo(how, exc) from exc
-        return self._tx.end(how, defer)
-
-    def record_refusal(
-        self,
-        *,
-        signal_id: str,
-        body_hash: str,
-        body: str,
-        strategy: str,
-        symbol: str,
-        decision_json: str,
-        outcome: str,
-        defer: bool = False,
-    ) -> int:
-        """A signal refused before any order existed: its row, and its decision's event."""
-        now = _now()
-        how = self._tx.begin(2)
-        try:
-            self._db.execute(
-                "INSERT INTO signals (signal_id, body_hash, body, strategy, symbol, decision, "
-                "outcome, received_at, decided_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (signal_id, body_hash, body, strategy, symbol, decision_json, outcome, now, now),
-            )
-            stream.append(self._db, stream.DECISION, strategy, decision_json, now)
-        except BaseException as exc:
-            raise self._tx.undo(how, exc) from exc
-        return self._tx.end(how, defer)
-
-    def record_decision(
-        self,
-        signal_id: str,
-        decision_json: str,
-        outcome: str,
-        order: BrokerOrder | None = None,
-        defer: bool = False,
-    ) -> int:
-        now = _now()
-        rows = self._orders
-        state = None if order is None else rows.new_state(order, None)
-        how = self._tx.begin(2)
-        try:
-            row = self._db.execute(
-                "UPDATE signals SET decision=?, outcome=?, decided_at=? WHERE signal_id=? "
-                "RETURNING strategy",
-                (decision_json, outcome, now, signal_id),
-            ).fetchone()
-            strategy = row[0] if row else None
-            stream.append(self._db, stream.DECISION, strategy, decision_json, now)
-            if order is not None and state is not None:
-                rows.write_state(self._db, order, state, now)
-        except BaseException as exc:
-            raise self._tx.undo(how, exc) from exc
-        return self._tx.end(how, defer)
 
     # --- soft writes: never raise; kept and written once the journal writes again ------------
 
