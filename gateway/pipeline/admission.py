@@ -23,6 +23,7 @@ class Admission:
     risk: DecisionRisk
     refusal: tuple[DecisionKind, list[Reason]] | None = None
     protection: Protection = NO_PROTECTION
+    reduces: bool = False  # the order only shrinks a position (and does not flip it)
 
 
 def admit(
@@ -83,4 +84,4 @@ def admit(
         refusals.append(planned)
     if refusals:
         return Admission(priced, figures, (DecisionKind.REJECTED, refusals))
-    return Admission(priced, figures, protection=protection)
+    return Admission(priced, figures, protection=protection, reduces=ctx.reduces_only)

@@ -330,7 +330,9 @@ class Gateway:
                     admission.protection.stop_loss,
                 )
             )
-        outside = await reserve_outside(self.exposure_gate, self.book, request, priced.value)
+        outside = await reserve_outside(
+            self.exposure_gate, self.book, request, priced.value, reduces=admission.reduces
+        )
         if outside is not None:
             return self.recorder.refused(signal, digest, body, outside, started, admission.risk)
         return await self._send(signal, digest, body, request, admission, started, legs)

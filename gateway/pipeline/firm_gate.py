@@ -25,10 +25,17 @@ class ExposureGate(Protocol):
 
 
 async def reserve_outside(
-    gate: ExposureGate | None, book: Book, request: OrderRequest, price: Decimal
+    gate: ExposureGate | None,
+    book: Book,
+    request: OrderRequest,
+    price: Decimal,
+    *,
+    reduces: bool = False,
 ) -> tuple[DecisionKind, list[Reason]] | None:
-    """None when there is no gate or it reserved the order; else the rejection."""
-    if gate is None:
+    """None when there is no gate, the order only shrinks a position, or the gate reserved
+    it; else the rejection. A closing order asks for no room: once it fills the firm holds
+    less, and refusing it at the limit would keep every gateway from getting back under."""
+    if gate is None or reduces:
         return None
     why = await gate.reserve(request.client_order_id, abs(request.quantity) * price)
     if why is None:

@@ -103,3 +103,32 @@ def test_a_cancelled_order_gives_its_room_back(tmp_path: Path, firm_dsn: str) ->
                     break
                 time.sleep(0.2)
             assert third["decision"] == "accepted", third
+
+
+def test_an_order_that_closes_a_position_passes_at_the_limit(tmp_path: Path, firm_dsn: str) -> None:
+    """At the firm's limit a closing sell still goes (it lowers the firm's exposure once it
+    fills); a sell past the position, which would open a short, asks for room and is refused."""
+    firm = {"max_gross_exposure": 5_000}
+    risk = {"pre_trade": {"allow_short": True, "max_orders_per_second": 10_000}}
+    with firm_gateway(tmp_path, firm_dsn, "solo", firm=firm, risk=risk) as gw:
+        with httpx.Client(headers=STRATEGY, timeout=30, base_url=gw.url) as client:
+            bought = client.post("/v1/signals", json=signal("open-1", quantity=20)).json()
+            assert bought["decision"] == "accepted"  # 20 x 200.05 = 4001 of the 5000
+            deadline = time.monotonic() + 10
+            while True:  # the row follows the book within an interval: the firm is near full
+                refused = client.post(
+                    "/v1/signals", json=signal(f"more-{time.monotonic()}", quantity=10)
+                ).json()
+                codes = [r["code"] for r in refused["reasons"]]
+                if codes == ["firm_exposure"] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert codes == ["firm_exposure"], refused
+            flips = client.post(
+                "/v1/signals", json=signal("flip-1", side="sell", quantity=30)
+            ).json()
+            assert [r["code"] for r in flips["reasons"]] == ["firm_exposure"], flips
+            closed = client.post(
+                "/v1/signals", json=signal("close-1", side="sell", quantity=20)
+            ).json()
+            assert closed["decision"] == "accepted", closed
