@@ -10,8 +10,9 @@ The live journal keeps two small tables once something was archived:
   an archived signal_id is recognised with one indexed read of the live journal, and its first
   decision is read from the archive file (also by primary key).
 
-Neither table exists until the first archive: a journal never archived reads as before, and a
-gateway of an older version ignores both.
+Both are part of the schema since version 3, empty until the first archive: a gateway too old
+to know them refuses the journal as newer than itself (it would take an archived signal_id for
+a new one).
 """
 
 from __future__ import annotations
@@ -20,25 +21,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from gateway.store.schema import JournalUnavailable
+from gateway.store.schema import ARCHIVE_TABLES, JournalUnavailable
 
 ARCHIVE_DIR = "archive"
 
-LIVE_TABLES = """
-CREATE TABLE IF NOT EXISTS archives (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    cutoff TEXT NOT NULL,
-    stream_first INTEGER,
-    stream_last INTEGER,
-    archived_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS archived_signals (
-    signal_id TEXT PRIMARY KEY,
-    body_hash TEXT NOT NULL,
-    archive INTEGER NOT NULL
-) WITHOUT ROWID;
-"""
+LIVE_TABLES = ARCHIVE_TABLES  # in the schema since version 3 (see its migration)
 
 
 def archive_dir(journal: Path) -> Path:
@@ -60,9 +47,7 @@ def open_archive(path: Path) -> sqlite3.Connection:
 
 def has_archives(db: Any) -> bool:
     """True when the live journal (a sqlite3 connection or cursor source) lists archives."""
-    rows = db.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='archived_signals'"
-    ).fetchall()
+    rows = db.execute("SELECT 1 FROM archives LIMIT 1").fetchall()
     return bool(rows)
 
 

@@ -16,7 +16,23 @@ from gateway.store.seal import remove_seal, unsealed_because
 
 log = logging.getLogger("gateway.store.journal")
 
-SCHEMA_VERSION = 2
+ARCHIVE_TABLES = """
+CREATE TABLE IF NOT EXISTS archives (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    cutoff TEXT NOT NULL,
+    stream_first INTEGER,
+    stream_last INTEGER,
+    archived_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS archived_signals (
+    signal_id TEXT PRIMARY KEY,
+    body_hash TEXT NOT NULL,
+    archive INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -109,6 +125,11 @@ MIGRATIONS: dict[int, str] = {
         at TEXT NOT NULL
     );
     """,
+    # 3: the tables `gateway archive` keeps in the live journal (gateway.store.archived): a
+    # stub per archived signal, so its signal_id is never taken as new. Part of the schema
+    # (not created by the first archive) so that a gateway too old to read the stubs refuses
+    # the journal as newer than itself rather than deciding an archived signal_id again.
+    3: ARCHIVE_TABLES,
 }
 
 OPEN_STATUSES = ("new", "accepted", "partially_filled", "pending_cancel", "pending_submit")
