@@ -24,7 +24,7 @@ from gateway.config import ConfigError, GatewayConfig
 from gateway.http.api import create_app
 from gateway.http.auth import ensure_tokens
 from gateway.ops.logs import Redactor
-from gateway.ops.looplag import LoopLagProbe, settle_heap
+from gateway.ops.looplag import HeapKeeper, LoopLagProbe
 from gateway.ops.notify import SystemdNotifier
 from gateway.service import GatewayService
 
@@ -84,12 +84,13 @@ def build_server(
         # Generated tokens are not in the environment: tell the log redactor about them too.
         redactor.add([tokens.strategy, tokens.admin])
     notifier = SystemdNotifier.from_env(service.environ)
+    heap = HeapKeeper()
 
     async def start() -> None:
         if config.gateway.mode == "live":
             log.critical(LIVE_BANNER.format(broker=config.gateway.broker))
         await service.start()
-        settle_heap()
+        heap.settle()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,16 +101,18 @@ def build_server(
         status_task = asyncio.create_task(_status_loop(service, notifier), name="systemd-status")
         lag = LoopLagProbe(service.metrics.set_event_loop_lag)
         lag_task = asyncio.create_task(lag.run(), name="event-loop-lag")
+        heap_task = asyncio.create_task(heap.run(), name="heap-keeper")
         notifier.ready(_status_line(service))
         try:
             yield
         finally:
             notifier.stopping()
             service.engine.ready = False
-            for task in (watchdog, status_task, lag_task):
+            for task in (watchdog, status_task, lag_task, heap_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            heap.close()
             await service.stop()
             notifier.close()
 
