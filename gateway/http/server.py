@@ -19,6 +19,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.loops.auto import auto_loop_factory
 
 from gateway.config import ConfigError, GatewayConfig
 from gateway.http.api import create_app
@@ -103,6 +104,12 @@ def build_server(
         lag_task = asyncio.create_task(lag.run(), name="event-loop-lag")
         heap_task = asyncio.create_task(heap.run(), name="heap-keeper")
         notifier.ready(_status_line(service))
+        # Which loop and HTTP parser serve is the first thing to know about the API's speed.
+        log.info(
+            "serving with %s and %s",
+            type(asyncio.get_running_loop()).__module__,
+            getattr(uv_config, "http_protocol_class", type).__module__,
+        )
         try:
             yield
         finally:
@@ -166,7 +173,9 @@ def serve(
             missing = "firm: needs psycopg, which is not installed"
             raise ConfigError([f"{missing}: pip install 'execution-gateway[firm]'"]) from None
 
-        return asyncio.run(serve_pair(config, redactor=redactor, new_journal=new_journal))
+        # The loop uvicorn's own run() picks (uvloop when installed), not asyncio.run's default.
+        with asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
+            return runner.run(serve_pair(config, redactor=redactor, new_journal=new_journal))
     server, _ = build_server(config, redactor=redactor, new_journal=new_journal)
     server.run()
     return 0
