@@ -16,7 +16,6 @@ The route stays what the OpenAPI schema describes.
 
 from __future__ import annotations
 
-from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.http.auth import Tokens
@@ -62,7 +61,9 @@ class SignalFastPath:
             return None
         try:
             signal = Signal.model_validate(loads_exact(body), from_attributes=True)
-        except (ValueError, ValidationError):  # json.JSONDecodeError is a ValueError
+        except Exception:
+            # Whatever the body did (not JSON, an exponent no Decimal holds: InvalidOperation,
+            # an invalid signal), the route's answer to it is the contract: it goes there.
             return None
         return signal if principal.may_act_for(signal.strategy) else None
 
