@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from gateway.http.auth import Tokens
 from gateway.http.deps import StrategyNotAllowed, make_auth
+from gateway.http.fastpath import SignalFastPath
 from gateway.http.limits import BodyLimit, BodyTooLarge, body_too_large
 from gateway.http.routes import events as event_routes
 from gateway.http.routes import orders, probes, safety, signals, sim, ui, views
@@ -79,6 +80,8 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(BodyTooLarge, body_too_large)
     app.add_exception_handler(StrategyNotAllowed, _strategy_not_allowed)
+    # Added first, so BodyLimit (added last, the outer one) has checked the body's size.
+    app.add_middleware(SignalFastPath, service=service, tokens=tokens)
     app.add_middleware(BodyLimit)
     auth = make_auth(tokens)
     for area in (signals, safety, views, orders, sim):

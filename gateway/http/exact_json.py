@@ -16,10 +16,15 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 
+def loads_exact(body: bytes) -> Any:
+    """A JSON body with its numbers exact (raises json.JSONDecodeError like json.loads)."""
+    return json.loads(body, parse_float=Decimal)
+
+
 class ExactJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body(), parse_float=Decimal)
+            self._json = loads_exact(await self.body())
         return self._json
 
 

@@ -19,12 +19,13 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.loops.auto import auto_loop_factory
 
 from gateway.config import ConfigError, GatewayConfig
 from gateway.http.api import create_app
 from gateway.http.auth import ensure_tokens
 from gateway.ops.logs import Redactor
-from gateway.ops.looplag import LoopLagProbe, settle_heap
+from gateway.ops.looplag import HeapKeeper, LoopLagProbe
 from gateway.ops.notify import SystemdNotifier
 from gateway.service import GatewayService
 
@@ -84,12 +85,13 @@ def build_server(
         # Generated tokens are not in the environment: tell the log redactor about them too.
         redactor.add([tokens.strategy, tokens.admin])
     notifier = SystemdNotifier.from_env(service.environ)
+    heap = HeapKeeper()
 
     async def start() -> None:
         if config.gateway.mode == "live":
             log.critical(LIVE_BANNER.format(broker=config.gateway.broker))
         await service.start()
-        settle_heap()
+        heap.settle()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,16 +102,24 @@ def build_server(
         status_task = asyncio.create_task(_status_loop(service, notifier), name="systemd-status")
         lag = LoopLagProbe(service.metrics.set_event_loop_lag)
         lag_task = asyncio.create_task(lag.run(), name="event-loop-lag")
+        heap_task = asyncio.create_task(heap.run(), name="heap-keeper")
         notifier.ready(_status_line(service))
+        # Which loop and HTTP parser serve is the first thing to know about the API's speed.
+        log.info(
+            "serving with %s and %s",
+            type(asyncio.get_running_loop()).__module__,
+            getattr(uv_config, "http_protocol_class", type).__module__,
+        )
         try:
             yield
         finally:
             notifier.stopping()
             service.engine.ready = False
-            for task in (watchdog, status_task, lag_task):
+            for task in (watchdog, status_task, lag_task, heap_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            heap.close()
             await service.stop()
             notifier.close()
 
@@ -163,7 +173,9 @@ def serve(
             missing = "firm: needs psycopg, which is not installed"
             raise ConfigError([f"{missing}: pip install 'execution-gateway[firm]'"]) from None
 
-        return asyncio.run(serve_pair(config, redactor=redactor, new_journal=new_journal))
+        # The loop uvicorn's own run() picks (uvloop when installed), not asyncio.run's default.
+        with asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
+            return runner.run(serve_pair(config, redactor=redactor, new_journal=new_journal))
     server, _ = build_server(config, redactor=redactor, new_journal=new_journal)
     server.run()
     return 0
