@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import FrameType
@@ -79,12 +80,18 @@ def build_server(
     redactor: Redactor | None = None,
     new_journal: bool = False,
 ) -> tuple[GatewayServer, GatewayService]:
-    service = service or GatewayService(config, new_journal=new_journal)
+    if service is None:
+        notifier = SystemdNotifier.from_env(os.environ)
+        # Opening the journal after a crash runs its full integrity check (seconds per million
+        # signals): systemd hears that the start goes on instead of killing it at its timeout.
+        with notifier.extending_start("checking and opening the journal"):
+            service = GatewayService(config, new_journal=new_journal)
+    else:
+        notifier = SystemdNotifier.from_env(service.environ)
     tokens = ensure_tokens(config.gateway.state_dir, service.environ)
     if redactor is not None:
         # Generated tokens are not in the environment: tell the log redactor about them too.
         redactor.add([tokens.strategy, tokens.admin])
-    notifier = SystemdNotifier.from_env(service.environ)
     heap = HeapKeeper()
 
     async def start() -> None:

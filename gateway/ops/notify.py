@@ -15,10 +15,13 @@ while the loop is dead, which is exactly what the watchdog exists to catch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 
 __all__ = ["SystemdNotifier"]
 
@@ -151,6 +154,36 @@ class SystemdNotifier:
                 log.error("watchdog health check failed; withholding pings", exc_info=error)
                 withheld = True
             await asyncio.sleep(interval)
+
+    @contextlib.contextmanager
+    def extending_start(
+        self, status: str, *, every_s: float = 10.0, most_s: float = 3600.0
+    ) -> Iterator[None]:
+        """Keep systemd's start timeout ahead of a long start step (EXTEND_TIMEOUT_USEC) while
+        the block runs, from a thread: the step blocks the main thread (SQLite's full integrity
+        check of a journal after a crash reads the whole file, minutes at millions of signals,
+        past TimeoutStartSec, and systemd would kill the start it is waiting for, again and
+        again). Bounded by ``most_s``: a step stuck for longer meets the timeout as before."""
+        if not self.enabled:
+            yield
+            return
+        done = threading.Event()
+        ends = time.monotonic() + most_s
+
+        def extend() -> None:
+            while time.monotonic() < ends:
+                usec = int((every_s * 3) * 1_000_000)  # three missed rounds before it expires
+                self.notify(EXTEND_TIMEOUT_USEC=usec, STATUS=status)
+                if done.wait(every_s):
+                    return
+
+        thread = threading.Thread(target=extend, name="systemd-extend-start", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=every_s)
 
     def close(self) -> None:
         """Close the socket (a later notification opens a new one)."""

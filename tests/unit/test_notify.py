@@ -244,3 +244,28 @@ async def test_health_check_that_raises_withholds_pings(receiver: Receiver) -> N
     await asyncio.gather(task, return_exceptions=True)
     receiver.drain()
     assert receiver.messages == []
+
+
+def test_a_long_start_step_keeps_extending_the_start_timeout(receiver: Receiver) -> None:
+    """While the block runs (the journal's full integrity check after a crash), systemd hears
+    EXTEND_TIMEOUT_USEC again and again; after it, nothing more; without systemd, nothing."""
+    notifier = _notifier(receiver)
+    with notifier.extending_start("checking the journal", every_s=0.05):
+        time.sleep(0.3)
+    during = receiver.drain()
+    extends = [m for m in during if "EXTEND_TIMEOUT_USEC=150000" in m]
+    assert len(extends) >= 3, during
+    assert all("STATUS=checking the journal" in m for m in extends)
+    time.sleep(0.15)
+    assert receiver.drain() == []
+    with SystemdNotifier(None).extending_start("x", every_s=0.01):
+        pass  # a no-op notifier starts no thread and sends nothing
+
+
+def test_a_stuck_start_step_stops_being_extended(receiver: Receiver) -> None:
+    """Bounded: past most_s the step meets systemd's timeout as before."""
+    notifier = _notifier(receiver)
+    with notifier.extending_start("stuck", every_s=0.02, most_s=0.1):
+        time.sleep(0.4)
+    sent = len([m for m in receiver.drain() if "EXTEND_TIMEOUT_USEC" in m])
+    assert 2 <= sent <= 7, sent
