@@ -51,3 +51,26 @@ def test_ready_status_watchdog_and_stopping(tmp_path: Path) -> None:
         assert any("STOPPING=1" in m for m in stopping)
     finally:
         sock.close()
+
+
+def test_the_journal_check_after_a_crash_extends_the_start_timeout(tmp_path: Path) -> None:
+    """After a kill -9 (no seal) the start runs the journal's full integrity check: systemd
+    hears EXTEND_TIMEOUT_USEC while the journal opens, before READY=1, so TimeoutStartSec does
+    not kill a long check."""
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    try:
+        gw = GatewayProcess(tmp_path / "gw")
+        gw.start()
+        gw.kill()  # no seal: the next start checks the whole journal
+        gw.env["NOTIFY_SOCKET"] = str(path)
+        gw.start()
+        got = _messages(sock, "READY=1")
+        extend = [i for i, m in enumerate(got) if "EXTEND_TIMEOUT_USEC=" in m]
+        ready = [i for i, m in enumerate(got) if "READY=1" in m]
+        assert extend and ready and extend[0] < ready[0], got
+        assert "STATUS=checking and opening the journal" in got[extend[0]]
+        assert gw.terminate() == 0
+    finally:
+        sock.close()
