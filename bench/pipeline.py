@@ -22,9 +22,12 @@ import argparse
 import asyncio
 import gc
 import json
+import re
+import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from typing import cast
 
 import yaml
@@ -69,8 +72,53 @@ def write_config(directory: Path, durability: str, sim_state: str = "file") -> P
     return path
 
 
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
+
+
+def trace_sql(service: GatewayService, counts: dict[str, int]) -> None:
+    """Count every statement the journal's and the simulated broker's connections run, by
+    text (what a signal costs in SQLite: the statements to cut are the ones counted here)."""
+
+    def tracer(prefix: str) -> Callable[[str], None]:
+        def count(sql: str) -> None:
+            # The callback sees the statement with its values bound: take them out again.
+            text = _NUMBER.sub("?", _STRING.sub("?", " ".join(sql.split())))
+            key = prefix + text[:110]
+            counts[key] = counts.get(key, 0) + 1
+
+        return count
+
+    db = getattr(service.journal._db, "db", None)
+    if isinstance(db, sqlite3.Connection):
+        db.set_trace_callback(tracer("journal: "))
+    state = getattr(service.broker, "_state", None)
+    if state is not None and state._db is not None:
+        state._db.set_trace_callback(tracer("sim:     "))
+
+
+def trace_sql_off(service: GatewayService) -> None:
+    db = getattr(service.journal._db, "db", None)
+    if isinstance(db, sqlite3.Connection):
+        db.set_trace_callback(None)
+    state = getattr(service.broker, "_state", None)
+    if state is not None and state._db is not None:
+        state._db.set_trace_callback(None)
+
+
+def print_trace(counts: dict[str, int], n: int) -> None:
+    total = sum(counts.values())
+    print(f"statements per signal (of {n} signals): {total / n:.2f}", file=sys.stderr)
+    for sql, count in sorted(counts.items(), key=lambda item: -item[1]):
+        print(f"{count / n:7.3f}  {sql}", file=sys.stderr)
+
+
 async def run(
-    n: int, durability: str, concurrency: int = 1, sim_state: str = "file"
+    n: int,
+    durability: str,
+    concurrency: int = 1,
+    sim_state: str = "file",
+    trace: dict[str, int] | None = None,
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(write_config(Path(tmp), durability, sim_state))
@@ -114,11 +162,15 @@ async def run(
                 # order streams get their turn on the loop.
                 await asyncio.sleep(0)
 
+        if trace is not None:
+            trace_sql(service, trace)
         gc.collect()
         started, cpu_started = time.perf_counter(), time.thread_time()
         await asyncio.gather(*(producer() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
         cpu = time.thread_time() - cpu_started
+        if trace is not None:
+            trace_sql_off(service)
         await service.stop()
     latencies.sort()
     return {
@@ -156,11 +208,19 @@ def main() -> None:
         default="file",
         help="the simulated broker's account: its SQLite file (as shipped) or memory",
     )
+    parser.add_argument(
+        "--trace-sql",
+        action="store_true",
+        help="count the statements per signal by text (to stderr; slows the run)",
+    )
     args = parser.parse_args()
+    trace: dict[str, int] | None = {} if args.trace_sql else None
     runs = [
-        asyncio.run(run(args.signals, args.durability, args.concurrency, args.sim_state))
-        for _ in range(max(1, args.repeat))
+        asyncio.run(run(args.signals, args.durability, args.concurrency, args.sim_state, trace))
+        for _ in range(1 if trace is not None else max(1, args.repeat))
     ]
+    if trace is not None:
+        print_trace(trace, args.signals)
     print(json.dumps(max(runs, key=lambda r: cast(int, r["signals_per_s"]))))
 
 
