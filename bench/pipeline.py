@@ -28,7 +28,8 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from typing import cast
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import yaml
 
@@ -76,41 +77,87 @@ _STRING = re.compile(r"'(?:[^']|'')*'")
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
 
 
-def trace_sql(service: GatewayService, counts: dict[str, int]) -> None:
-    """Count every statement the journal's and the simulated broker's connections run, by
-    text (what a signal costs in SQLite: the statements to cut are the ones counted here)."""
+def _text(sql: str) -> str:
+    # The trace callback sees the statement with its values bound: take them out again.
+    text = _NUMBER.sub("?", _STRING.sub("?", " ".join(sql.split())))
+    return text.replace("NULL", "?")[:100]
+
+
+@dataclass
+class SqlTrace:
+    """Statements per signal by text (every row of an executemany counted), and the loop
+    thread's CPU time spent in each (per execute/executemany call, with its commit's I/O)."""
+
+    statements: list[str] = field(default_factory=list)  # as run, values bound
+    spent_ns: dict[str, int] = field(default_factory=dict)
+    undo: list[Callable[[], None]] = field(default_factory=list)
+
+
+class _Timed:
+    """Stands in for a sqlite3 connection: times each call, passes everything through."""
+
+    def __init__(self, db: sqlite3.Connection, prefix: str, trace: SqlTrace) -> None:
+        self._db, self._prefix, self._spent = db, prefix, trace.spent_ns
+        self._keys: dict[str, str] = {}  # statement text -> its key (the texts are constants)
+
+    def _call(self, method: Callable[..., Any], sql: str, args: tuple[Any, ...]) -> Any:
+        started = time.thread_time_ns()
+        try:
+            return method(sql, *args)
+        finally:
+            spent = time.thread_time_ns() - started  # before the key's own cost
+            key = self._keys.get(sql)
+            if key is None:
+                key = self._keys[sql] = self._prefix + _text(sql)
+            self._spent[key] = self._spent.get(key, 0) + spent
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        return self._call(self._db.execute, sql, args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        return self._call(self._db.executemany, sql, args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def trace_sql(service: GatewayService, trace: SqlTrace) -> None:
+    """Count and time every statement the journal's and the simulated broker's connections
+    run (what a signal costs in SQLite: the statements to cut are the ones listed here)."""
 
     def tracer(prefix: str) -> Callable[[str], None]:
-        def count(sql: str) -> None:
-            # The callback sees the statement with its values bound: take them out again.
-            text = _NUMBER.sub("?", _STRING.sub("?", " ".join(sql.split())))
-            key = prefix + text[:110]
-            counts[key] = counts.get(key, 0) + 1
+        # Only kept during the run (read afterwards): the callback runs inside the timed call.
+        return lambda sql: trace.statements.append(prefix + sql)
 
-        return count
-
-    db = getattr(service.journal._db, "db", None)
-    if isinstance(db, sqlite3.Connection):
-        db.set_trace_callback(tracer("journal: "))
-    state = getattr(service.broker, "_state", None)
-    if state is not None and state._db is not None:
-        state._db.set_trace_callback(tracer("sim:     "))
-
-
-def trace_sql_off(service: GatewayService) -> None:
-    db = getattr(service.journal._db, "db", None)
-    if isinstance(db, sqlite3.Connection):
-        db.set_trace_callback(None)
-    state = getattr(service.broker, "_state", None)
-    if state is not None and state._db is not None:
-        state._db.set_trace_callback(None)
+    driver: Any = service.journal._db
+    state: Any = getattr(service.broker, "_state", None)
+    for holder, attr, prefix in ((driver, "db", "journal: "), (state, "_db", "sim:     ")):
+        db = getattr(holder, attr, None)
+        if not isinstance(db, sqlite3.Connection):
+            continue  # another backend, or the simulated broker in memory
+        db.set_trace_callback(tracer(prefix))
+        setattr(holder, attr, _Timed(db, prefix, trace))
+        trace.undo.append(
+            lambda h=holder, a=attr, d=db: (d.set_trace_callback(None), setattr(h, a, d))
+        )
 
 
-def print_trace(counts: dict[str, int], n: int) -> None:
+def print_trace(trace: SqlTrace, n: int) -> None:
+    counts: dict[str, int] = {}
+    for statement in trace.statements:
+        key = statement[:9] + _text(statement[9:])
+        counts[key] = counts.get(key, 0) + 1
     total = sum(counts.values())
-    print(f"statements per signal (of {n} signals): {total / n:.2f}", file=sys.stderr)
+    spent = sum(trace.spent_ns.values())
+    print(
+        f"statements per signal (of {n} signals): {total / n:.2f}; "
+        f"loop CPU in them: {spent / n / 1000:.1f} us per signal",
+        file=sys.stderr,
+    )
+    print("  per signal   us/signal  statement", file=sys.stderr)
     for sql, count in sorted(counts.items(), key=lambda item: -item[1]):
-        print(f"{count / n:7.3f}  {sql}", file=sys.stderr)
+        micros = trace.spent_ns.get(sql, 0) / n / 1000
+        print(f"  {count / n:10.3f}  {micros:10.1f}  {sql}", file=sys.stderr)
 
 
 async def run(
@@ -118,7 +165,7 @@ async def run(
     durability: str,
     concurrency: int = 1,
     sim_state: str = "file",
-    trace: dict[str, int] | None = None,
+    trace: SqlTrace | None = None,
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(write_config(Path(tmp), durability, sim_state))
@@ -170,7 +217,8 @@ async def run(
         elapsed = time.perf_counter() - started
         cpu = time.thread_time() - cpu_started
         if trace is not None:
-            trace_sql_off(service)
+            for undo in trace.undo:
+                undo()
         await service.stop()
     latencies.sort()
     return {
@@ -211,10 +259,10 @@ def main() -> None:
     parser.add_argument(
         "--trace-sql",
         action="store_true",
-        help="count the statements per signal by text (to stderr; slows the run)",
+        help="count and time the statements per signal by text (to stderr; slows the run)",
     )
     args = parser.parse_args()
-    trace: dict[str, int] | None = {} if args.trace_sql else None
+    trace = SqlTrace() if args.trace_sql else None
     runs = [
         asyncio.run(run(args.signals, args.durability, args.concurrency, args.sim_state, trace))
         for _ in range(1 if trace is not None else max(1, args.repeat))
