@@ -22,10 +22,14 @@ import argparse
 import asyncio
 import gc
 import json
+import re
+import sqlite3
 import statistics
 import tempfile
 import time
-from typing import cast
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import yaml
 
@@ -69,8 +73,99 @@ def write_config(directory: Path, durability: str, sim_state: str = "file") -> P
     return path
 
 
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
+
+
+def _text(sql: str) -> str:
+    # The trace callback sees the statement with its values bound: take them out again.
+    text = _NUMBER.sub("?", _STRING.sub("?", " ".join(sql.split())))
+    return text.replace("NULL", "?")[:100]
+
+
+@dataclass
+class SqlTrace:
+    """Statements per signal by text (every row of an executemany counted), and the loop
+    thread's CPU time spent in each (per execute/executemany call, with its commit's I/O)."""
+
+    statements: list[str] = field(default_factory=list)  # as run, values bound
+    spent_ns: dict[str, int] = field(default_factory=dict)
+    undo: list[Callable[[], None]] = field(default_factory=list)
+
+
+class _Timed:
+    """Stands in for a sqlite3 connection: times each call, passes everything through."""
+
+    def __init__(self, db: sqlite3.Connection, prefix: str, trace: SqlTrace) -> None:
+        self._db, self._prefix, self._spent = db, prefix, trace.spent_ns
+        self._keys: dict[str, str] = {}  # statement text -> its key (the texts are constants)
+
+    def _call(self, method: Callable[..., Any], sql: str, args: tuple[Any, ...]) -> Any:
+        started = time.thread_time_ns()
+        try:
+            return method(sql, *args)
+        finally:
+            spent = time.thread_time_ns() - started  # before the key's own cost
+            key = self._keys.get(sql)
+            if key is None:
+                key = self._keys[sql] = self._prefix + _text(sql)
+            self._spent[key] = self._spent.get(key, 0) + spent
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        return self._call(self._db.execute, sql, args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        return self._call(self._db.executemany, sql, args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def trace_sql(service: GatewayService, trace: SqlTrace) -> None:
+    """Count and time every statement the journal's and the simulated broker's connections
+    run (what a signal costs in SQLite: the statements to cut are the ones listed here)."""
+
+    def tracer(prefix: str) -> Callable[[str], None]:
+        # Only kept during the run (read afterwards): the callback runs inside the timed call.
+        return lambda sql: trace.statements.append(prefix + sql)
+
+    driver: Any = service.journal._db
+    state: Any = getattr(service.broker, "_state", None)
+    for holder, attr, prefix in ((driver, "db", "journal: "), (state, "_db", "sim:     ")):
+        db = getattr(holder, attr, None)
+        if not isinstance(db, sqlite3.Connection):
+            continue  # another backend, or the simulated broker in memory
+        db.set_trace_callback(tracer(prefix))
+        setattr(holder, attr, _Timed(db, prefix, trace))
+        trace.undo.append(
+            lambda h=holder, a=attr, d=db: (d.set_trace_callback(None), setattr(h, a, d))
+        )
+
+
+def print_trace(trace: SqlTrace, n: int) -> None:
+    counts: dict[str, int] = {}
+    for statement in trace.statements:
+        key = statement[:9] + _text(statement[9:])
+        counts[key] = counts.get(key, 0) + 1
+    total = sum(counts.values())
+    spent = sum(trace.spent_ns.values())
+    print(
+        f"statements per signal (of {n} signals): {total / n:.2f}; "
+        f"loop CPU in them: {spent / n / 1000:.1f} us per signal",
+        file=sys.stderr,
+    )
+    print("  per signal   us/signal  statement", file=sys.stderr)
+    for sql, count in sorted(counts.items(), key=lambda item: -item[1]):
+        micros = trace.spent_ns.get(sql, 0) / n / 1000
+        print(f"  {count / n:10.3f}  {micros:10.1f}  {sql}", file=sys.stderr)
+
+
 async def run(
-    n: int, durability: str, concurrency: int = 1, sim_state: str = "file"
+    n: int,
+    durability: str,
+    concurrency: int = 1,
+    sim_state: str = "file",
+    trace: SqlTrace | None = None,
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(write_config(Path(tmp), durability, sim_state))
@@ -114,11 +209,16 @@ async def run(
                 # order streams get their turn on the loop.
                 await asyncio.sleep(0)
 
+        if trace is not None:
+            trace_sql(service, trace)
         gc.collect()
         started, cpu_started = time.perf_counter(), time.thread_time()
         await asyncio.gather(*(producer() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
         cpu = time.thread_time() - cpu_started
+        if trace is not None:
+            for undo in trace.undo:
+                undo()
         await service.stop()
     latencies.sort()
     return {
@@ -156,11 +256,19 @@ def main() -> None:
         default="file",
         help="the simulated broker's account: its SQLite file (as shipped) or memory",
     )
+    parser.add_argument(
+        "--trace-sql",
+        action="store_true",
+        help="count and time the statements per signal by text (to stderr; slows the run)",
+    )
     args = parser.parse_args()
+    trace = SqlTrace() if args.trace_sql else None
     runs = [
-        asyncio.run(run(args.signals, args.durability, args.concurrency, args.sim_state))
-        for _ in range(max(1, args.repeat))
+        asyncio.run(run(args.signals, args.durability, args.concurrency, args.sim_state, trace))
+        for _ in range(1 if trace is not None else max(1, args.repeat))
     ]
+    if trace is not None:
+        print_trace(trace, args.signals)
     print(json.dumps(max(runs, key=lambda r: cast(int, r["signals_per_s"]))))
 
 

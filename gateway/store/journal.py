@@ -41,7 +41,7 @@ from gateway.store.schema import (
     open_journal,
 )
 from gateway.store.signal_writes import SignalWrites
-from gateway.store.transactions import SoftWrite, Transactions, WriteFailure
+from gateway.store.transactions import SoftWrite, Tainted, Transactions, WriteFailure
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -177,6 +177,9 @@ class Journal(SignalWrites, AmendWrites, JournalReads):
             how = tx.begin(statements)
             try:
                 write()
+            except Tainted as exc:
+                # What the write made could not be undone on its own: the group goes.
+                raise tx.abandon(exc.__cause__ or exc) from None
             except BaseException as exc:
                 error = tx.undo(how, exc)
                 if not isinstance(error, JournalUnavailable):
@@ -218,7 +221,11 @@ class Journal(SignalWrites, AmendWrites, JournalReads):
                 rows.write_fill(db, fill, now)
 
         return self._soft(
-            write, lambda: self.record_fills(fills), statements=3 * len(fills), defer=False
+            # One fill undoes its own row (see OrderRows.statements); more need a savepoint.
+            write,
+            lambda: self.record_fills(fills),
+            statements=min(len(fills), 2),
+            defer=False,
         )
 
     def record_order_status(self, client_order_id: str, status: str, detail: str) -> bool:

@@ -12,6 +12,7 @@ from gateway.models import FillRecord
 from gateway.store import stream
 from gateway.store.db import Driver
 from gateway.store.schema import ORDER_COLUMNS, StoredOrder
+from gateway.store.transactions import Tainted
 
 # An order's journaled state: broker_order_id, status, filled_quantity, avg_fill_price, and
 # what a replace changes: quantity, limit_price, stop_price (the broker's values, always).
@@ -187,26 +188,48 @@ class OrderRows:
         ).fetchone()
         if row is None:
             return
-        strategy, signal_id = self._owner(db, fill.client_order_id)
-        record = FillRecord(
-            fill_id=fill.fill_id or f"journal-{row[0]}",
-            client_order_id=fill.client_order_id,
-            strategy=strategy,
-            signal_id=signal_id,
-            symbol=fill.symbol,
-            side=fill.side,
-            quantity=fill.quantity,
-            price=fill.price,
-            ts=ts,
-        )
-        stream.append_fill(db, record, now)
+        try:
+            strategy, signal_id = self._owner(db, fill.client_order_id)
+            record = FillRecord(
+                fill_id=fill.fill_id or f"journal-{row[0]}",
+                client_order_id=fill.client_order_id,
+                strategy=strategy,
+                signal_id=signal_id,
+                symbol=fill.symbol,
+                side=fill.side,
+                quantity=fill.quantity,
+                price=fill.price,
+                ts=ts,
+            )
+            stream.append_fill(db, record, now)
+        except BaseException:
+            # A lone fill joins the open group without a savepoint (see ``statements``): its
+            # row goes with the failure, so no fill ever lands without its stream event.
+            _undo_fill(db, row[0])
+            raise
 
     def statements(self, updates: list[OrderUpdate]) -> int:
-        """How many statements a batch writes, at most (one needs no savepoint)."""
+        """How many statements a batch writes that need a savepoint to be undone together
+        (one or none: no savepoint). A lone fill counts as one: ``write_fill`` undoes its own
+        row (the broker's fill after the decision wrote the order's state is the hot path's
+        one fill, and a savepoint around it cost two statements per signal)."""
         if len(updates) != 1:
             return 2
         order, fill, detail = updates[0]
-        return (self.new_state(order, detail) is not None) * 3 + (fill is not None) * 3
+        if self.new_state(order, detail) is None:
+            return int(fill is not None)
+        return 3 + (fill is not None) * 3
+
+
+def _undo_fill(db: Driver, fill_row: int) -> None:
+    """Delete the fill row a failed write made; if the backend dropped the transaction there
+    is nothing to delete, and if the delete fails the group has to go (``Tainted``)."""
+    if not db.in_transaction:
+        return
+    try:
+        db.execute("DELETE FROM fills WHERE id=?", (fill_row,))
+    except db.errors as exc:
+        raise Tainted(str(exc)) from exc
 
 
 def _text(value: object) -> str | None:

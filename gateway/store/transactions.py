@@ -44,6 +44,11 @@ BACKLOG_LIMIT = 100_000
 SoftWrite = Callable[[], bool]
 
 
+class Tainted(Exception):
+    """Raised (from the error) by a write that joined the open group without a savepoint and
+    could not undo by hand what it had written: only losing the whole group undoes it."""
+
+
 @dataclass(frozen=True, slots=True)
 class WriteFailure:
     """Why the journal cannot write, and since when."""

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from brokers.base import BrokerOrder, OrderRequest
+from brokers.base import BrokerOrder, Fill, OrderRequest
 from gateway.store.journal import JournalUnavailable, WriteFailure
 from tests.journal_backends import Backend, outage
 from tests.journal_faults import CommitFails
@@ -394,3 +394,55 @@ def test_closing_with_writes_lost_or_a_failed_checkpoint_is_logged_and_still_clo
     if not setup.backend.postgres:  # PostgreSQL has no checkpoint to make at close
         assert (logging.WARNING, f"final journal checkpoint failed: {IO}") in messages
     assert not setup.signal_on_disk("s-1")
+
+
+def _fill(coid: str, fill_id: str) -> Fill:
+    return Fill(
+        client_order_id=coid,
+        broker_order_id="b-1",
+        symbol="AAPL",
+        side="buy",
+        quantity=1,
+        price="200",
+        ts=datetime(2026, 1, 2, tzinfo=UTC),
+        fill_id=fill_id,
+    )
+
+
+def test_a_lone_fill_whose_event_fails_takes_its_row_back_and_its_group_lands(
+    setup: Setup,
+) -> None:
+    # A lone fill joins the open group without a savepoint: its row must go with its event.
+    journal = setup.journal
+    journal.commit_now(setup.intent(0))
+    ticket = setup.intent(1)  # the open group, which the failed fill must not cost
+    setup.faults.failing = {"INSERT INTO stream": FULL}
+    update = (_filled("gw-0"), _fill("gw-0", "f-1"), None)
+    journal._orders._states["gw-0"] = journal._orders.new_state(update[0], None)  # type: ignore[assignment]
+    assert journal.record_order_updates([update]) is False
+    setup.faults.failing = {}
+    journal.commit_now(ticket)
+    assert setup.signal_on_disk("s-1")
+    assert setup.on_disk("SELECT fill_id FROM fills") == []
+    assert journal.probe()  # the kept fill is written once, with its event
+    assert setup.on_disk("SELECT fill_id FROM fills") == [("f-1",)]
+    assert len(setup.on_disk("SELECT seq FROM stream WHERE type='fill'")) == 1
+    journal.close()
+
+
+def test_a_lone_fill_that_cannot_take_its_row_back_loses_its_group(setup: Setup) -> None:
+    journal = setup.journal
+    journal.commit_now(setup.intent(0))
+    ticket = setup.intent(1)
+    setup.faults.failing = {"INSERT INTO stream": FULL, "DELETE FROM fills": FULL}
+    update = (_filled("gw-0"), _fill("gw-0", "f-1"), None)
+    journal._orders._states["gw-0"] = journal._orders.new_state(update[0], None)  # type: ignore[assignment]
+    assert journal.record_order_updates([update]) is False
+    setup.faults.failing = {}
+    with pytest.raises(JournalUnavailable):
+        journal.commit_now(ticket)  # a fill without its event never reaches the disk
+    assert setup.on_disk("SELECT fill_id FROM fills") == []
+    assert not setup.signal_on_disk("s-1")
+    assert journal.probe()
+    assert setup.on_disk("SELECT fill_id FROM fills") == [("f-1",)]
+    journal.close()
