@@ -301,3 +301,52 @@ async def test_a_halted_gateway_answers_as_the_route_does(service: GatewayServic
     assert _view(by_fast) == _view(again)
     assert json.loads(first.content) == json.loads(by_fast.content)
     assert json.loads(fresh_fast.content)["decision"] == json.loads(fresh_route.content)["decision"]
+
+
+@pytest.mark.parametrize("extra", [0, 1], ids=["at-the-limit", "one-past"])
+async def test_a_body_at_and_past_the_size_limit_answers_as_the_route_does(
+    service: GatewayService, extra: int
+) -> None:
+    from gateway.http.limits import MAX_BODY_BYTES
+
+    raw = _body(f"a2-size-{extra}")
+    body = raw[:-1] + b" " * (MAX_BODY_BYTES + extra - len(raw)) + b"}"
+    assert len(body) == MAX_BODY_BYTES + extra
+    headers = [("Authorization", f"Bearer {STRATEGY_TOKEN}"), JSON]
+    fast, route = _apps(service)
+    async with fast, route:
+        first = await route.post("/v1/signals", content=body, headers=headers)
+        by_fast = await fast.post("/v1/signals", content=body, headers=headers)
+        again = await route.post("/v1/signals", content=body, headers=headers)
+    assert first.status_code == (200 if extra == 0 else 413), first.text
+    assert _view(by_fast) == _view(again)
+
+
+async def test_a_second_authorization_header_over_the_wire_is_not_the_token(
+    service: GatewayService,
+) -> None:
+    """Through uvicorn (both Authorization headers reach the app): a first header that is not
+    a bearer token is the route's 401, whatever a second one says."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    from tests.integration.sse import serving
+
+    body = _body("a2-wire-dup")
+    async with serving(service) as url:
+        where = urlsplit(url)
+        reader, writer = await asyncio.open_connection(where.hostname, where.port)
+        writer.write(
+            b"POST /v1/signals HTTP/1.1\r\nHost: gw\r\n"
+            + f"Authorization: Basic {STRATEGY_TOKEN}\r\n".encode()
+            + f"Authorization: Bearer {STRATEGY_TOKEN}\r\n".encode()
+            + b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    status = answer.split(b"\r\n", 1)[0]
+    assert b" 401 " in status, answer
+    assert service.journal.signal("a2-wire-dup") is None  # nothing decided
