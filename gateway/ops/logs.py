@@ -344,12 +344,13 @@ def background_logging() -> Iterator[None]:
     writer = _BatchWriter(handler)
     front = _RecordQueueHandler(writer)  # type: ignore[arg-type]  # has put_nowait, as needed
     front.set_name("gateway")
-    root.removeHandler(handler)
-    root.addHandler(front)
+    # Swapped in one assignment each way: between a remove and an add the root logger has no
+    # handler, and a record another thread logs then goes to logging.lastResort (stderr,
+    # unredacted).
+    root.handlers = [front if h is handler else h for h in root.handlers]
     writer.start()
     try:
         yield
     finally:
-        root.removeHandler(front)
+        root.handlers = [handler if h is front else h for h in root.handlers]
         writer.stop()  # writes what is queued, then ends the thread
-        root.addHandler(handler)
