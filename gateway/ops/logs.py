@@ -326,7 +326,10 @@ class _BatchWriter:
             record = records.popleft()
             # The handler's level as QueueListener(respect_handler_level=True) applied it.
             if record.levelno >= handler.level:
-                handler.handle(record)
+                try:
+                    handler.handle(record)
+                except Exception:  # a record the filter cannot redact: it, not the thread
+                    handler.handleError(record)
 
 
 @contextlib.contextmanager

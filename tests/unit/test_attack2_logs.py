@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -76,3 +77,26 @@ def test_a_warning_from_another_thread_while_leaving_is_redacted(
             root.addHandler(handler)
     err = capsys.readouterr().err
     assert SECRET not in err and SECRET not in out.getvalue()
+
+
+def test_one_record_the_writer_cannot_redact_does_not_silence_the_rest(out: io.StringIO) -> None:
+    """The writer thread redacts extras (``str()`` of an object; iterating a dict the caller
+    may still be changing, as extras are queued by reference): one that raises must cost that
+    record at most, never the thread and every line after it. It killed the thread: nothing
+    more was written until the process stopped (fixed: the writer survives a record's error)."""
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("dictionary changed size during iteration")
+
+    log = logging.getLogger("gateway.attack2")
+    with background_logging():
+        log.info("odd extra", extra={"thing": Unprintable()})
+        time.sleep(0.2)  # the writer thread wakes and meets it
+        log.warning("the line after")  # a warning wakes the writer at once
+        for _ in range(100):
+            if "the line after" in out.getvalue():
+                break
+            time.sleep(0.01)
+        # Written by the running writer, not only by the final drain when leaving.
+        assert "the line after" in out.getvalue()
