@@ -72,9 +72,11 @@ def _token_and_json(headers: list[tuple[bytes, bytes]]) -> tuple[str, bool]:
     """The bearer token as HTTPBearer reads it (the first Authorization header), and whether
     the body is declared JSON with a length (what the route parses as JSON without a doubt)."""
     token = ""
-    content_type = length = None
+    authorization = content_type = length = None
     for name, value in headers:
-        if name == b"authorization" and not token:
+        if name == b"authorization" and authorization is None:
+            # Only the first, as the route reads it: a later one must not stand in for it.
+            authorization = value
             scheme, _, param = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer":
                 token = param.strip()

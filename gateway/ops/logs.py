@@ -326,7 +326,10 @@ class _BatchWriter:
             record = records.popleft()
             # The handler's level as QueueListener(respect_handler_level=True) applied it.
             if record.levelno >= handler.level:
-                handler.handle(record)
+                try:
+                    handler.handle(record)
+                except Exception:  # a record the filter cannot redact: it, not the thread
+                    handler.handleError(record)
 
 
 @contextlib.contextmanager
@@ -344,12 +347,13 @@ def background_logging() -> Iterator[None]:
     writer = _BatchWriter(handler)
     front = _RecordQueueHandler(writer)  # type: ignore[arg-type]  # has put_nowait, as needed
     front.set_name("gateway")
-    root.removeHandler(handler)
-    root.addHandler(front)
+    # Swapped in one assignment each way: between a remove and an add the root logger has no
+    # handler, and a record another thread logs then goes to logging.lastResort (stderr,
+    # unredacted).
+    root.handlers = [front if h is handler else h for h in root.handlers]
     writer.start()
     try:
         yield
     finally:
-        root.removeHandler(front)
+        root.handlers = [handler if h is front else h for h in root.handlers]
         writer.stop()  # writes what is queued, then ends the thread
-        root.addHandler(handler)

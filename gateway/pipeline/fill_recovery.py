@@ -95,6 +95,10 @@ async def _recover(journal: Journal, broker: Broker) -> list[FillGap]:
     except BrokerError as exc:
         unreadable = f"executions could not be read: {exc.message}"
         log.warning("executions of %d orders could not be read: %s", len(ids), exc)
+    # Read again after the wait: a live fill journaled meanwhile (named as the live stream
+    # names it, not as the answer does) is not missing any more, and must not count twice.
+    asked = set(ids)
+    short = [s for s in journal.fill_shortfalls() if s[0].client_order_id in asked]
     by_order: dict[str, list[Fill]] = {}
     for fill in told:
         if fill.fill_id:  # an id makes asking again safe; a fill without one is not taken

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 from gateway.store import archive_sql
 from gateway.store.archived import LIVE_TABLES, archive_dir
 from gateway.store.schema import open_journal
+from gateway.store.seal import write_seal
 from gateway.store.statedir import JOURNAL_FILE, StateDirError, StateDirLock
 
 PREFIX = "journal-until-"
@@ -84,9 +85,12 @@ def archive(
     try:
         db = open_journal(journal, "power")  # integrity-checked, synchronous=FULL
         try:
-            return _run(db, journal, cut, label, vacuum, before_delete)
+            done = _run(db, journal, cut, label, vacuum, before_delete)
         finally:
             db.close()
+        # Closed cleanly, as a clean stop closes it: the next start need not check it all.
+        write_seal(journal)
+        return done
     finally:
         lock.release()
 

@@ -18,14 +18,16 @@ stamps compare as text):
 - journal events (halts, resumes, equity marks...) before ``cut``, except the last of each kind:
   the gateway reads the last halt, reset, kill report... of the live journal at start.
 
-Never: an undecided signal, an open order or any order of its group, anything newer, the
-key-value state.
+Never: an undecided signal, an open order or any order of its group, an order whose journaled
+fills fall short of its filled quantity (the next start's fill recovery asks for them) or any
+order of its group, anything newer, the key-value state.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from decimal import Decimal
 
 FINAL_STATUSES = ("filled", "canceled", "rejected", "expired")
 # The tables an archive holds, copied with the live journal's own definition (its columns).
@@ -51,6 +53,8 @@ _SELECT = [
         WHERE s.decision IS NULL OR COALESCE(s.decided_at, s.received_at) >= :cut
         UNION SELECT COALESCE(o.parent_id, o.client_order_id) FROM main.fills f
         JOIN main.orders o ON o.client_order_id = f.client_order_id WHERE f.at >= :cut
+        UNION SELECT COALESCE(parent_id, client_order_id) FROM main.orders
+        WHERE client_order_id IN (SELECT client_order_id FROM temp.short_orders)
     )
     SELECT client_order_id FROM main.orders
     WHERE COALESCE(parent_id, client_order_id) NOT IN (SELECT root FROM kept)""",
@@ -96,6 +100,7 @@ class Selection:
 
 def select(db: sqlite3.Connection, cut: str) -> Selection:
     """Decide what moves (into temp tables of ``db``) and count it."""
+    _short_orders(db)
     for sql in _SELECT:
         db.execute(sql, {"cut": cut} if ":cut" in sql else {})
     first_kept = db.execute("SELECT MIN(seq) FROM main.stream WHERE at >= ?", (cut,)).fetchone()
@@ -110,6 +115,22 @@ def select(db: sqlite3.Connection, cut: str) -> Selection:
         for table, where in _WHERE.items()
     }  # fmt: skip
     return Selection(cut, last_seq, counts)
+
+
+def _short_orders(db: sqlite3.Connection) -> None:
+    """``temp.short_orders``: orders whose journaled fills add up to less than their filled
+    quantity (a fill event lost to a kill -9). They stay, with their group: the next start's
+    fill recovery reads the live journal's orders only, and must still find them."""
+    db.execute("DROP TABLE IF EXISTS temp.short_orders")
+    db.execute("CREATE TEMP TABLE short_orders (client_order_id TEXT PRIMARY KEY)")
+    sums: dict[str, Decimal] = {}
+    for coid, qty in db.execute("SELECT client_order_id, quantity FROM main.fills"):
+        sums[coid] = sums.get(coid, Decimal(0)) + Decimal(qty)
+    orders = db.execute(
+        "SELECT client_order_id, filled_quantity FROM main.orders WHERE filled_quantity <> '0'"
+    ).fetchall()
+    short = [(c,) for c, filled in orders if Decimal(filled) > sums.get(c, Decimal(0))]
+    db.executemany("INSERT INTO temp.short_orders VALUES (?)", short)
 
 
 def copy_into(db: sqlite3.Connection, schema: str, chosen: Selection) -> None:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gateway.store.archived import ARCHIVE_DIR
+
 JOURNAL_FILE = "journal.sqlite3"
 HALT_FILE = "halt_state.json"
 TOKENS_FILE = "tokens.json"
@@ -117,3 +119,8 @@ class StateDir:
             source = self.path / f"{JOURNAL_FILE}{suffix}"
             if source.exists():
                 source.rename(self.path / f"{JOURNAL_FILE}.replaced-{stamp}{suffix}")
+        # Its archives too: they are listed by it alone, and the new journal's first
+        # `gateway archive` would delete them as leftovers of an interrupted run.
+        archives = self.path / ARCHIVE_DIR
+        if archives.exists():
+            archives.rename(self.path / f"{ARCHIVE_DIR}.replaced-{stamp}")
