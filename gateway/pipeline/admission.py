@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from brokers.base import assemble
+from brokers.base import Side, assemble
 from gateway.config import RiskConfig
 from gateway.models import DecisionKind, DecisionRisk, Reason, ReasonCode, Signal
 from gateway.risk.book import Book
@@ -23,7 +23,19 @@ class Admission:
     risk: DecisionRisk
     refusal: tuple[DecisionKind, list[Reason]] | None = None
     protection: Protection = NO_PROTECTION
-    reduces: bool = False  # the order only shrinks a position (and does not flip it)
+    reduces: bool = False  # the order only shrinks the position held now (see closes_held)
+
+
+def closes_held(signal: Signal, book: Book) -> bool:
+    """The order only shrinks the position held now, after every open order on the same side
+    of it has filled: a resting order that may never fill is not counted as held (a sell
+    against an unfilled buy would open a short)."""
+    held = book.position_qty(signal.symbol)
+    qty = signal.quantity
+    if signal.side is Side.SELL:
+        return held > 0 and qty <= held - book.pending_sell_qty(signal.symbol)
+    pending_buys = book.pending_qty(signal.symbol) + book.pending_sell_qty(signal.symbol)
+    return held < 0 and qty <= -held - pending_buys
 
 
 def admit(
@@ -84,4 +96,4 @@ def admit(
         refusals.append(planned)
     if refusals:
         return Admission(priced, figures, (DecisionKind.REJECTED, refusals))
-    return Admission(priced, figures, protection=protection, reduces=ctx.reduces_only)
+    return Admission(priced, figures, protection=protection, reduces=closes_held(signal, book))

@@ -14,8 +14,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
 from gateway.config import GatewayConfig
 from tests.conftest import api_client, signal
 
@@ -63,11 +61,6 @@ async def test_a_sell_that_closes_a_held_position_asks_the_firm_for_nothing(
     assert len(gate.asked) == asked_before  # a real close: no room asked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="firm gate: reduces_only counts pending buys as held, so with allow_short a sell "
-    "against a resting, unfilled buy opens a short without asking the firm for room",
-)
 async def test_a_sell_against_a_resting_buy_is_not_a_close(
     make_config: Callable[..., GatewayConfig], make_service: Any
 ) -> None:
