@@ -95,6 +95,11 @@ async def _recover(journal: Journal, broker: Broker) -> list[FillGap]:
     except BrokerError as exc:
         unreadable = f"executions could not be read: {exc.message}"
         log.warning("executions of %d orders could not be read: %s", len(ids), exc)
+    except Exception as exc:
+        # An adapter's own bug: the gap is reported like any unreadable answer, and the start
+        # (which awaits this) goes on: the positions come from the broker, not from the fills.
+        unreadable = f"executions could not be read: {type(exc).__name__}: {exc}"
+        log.exception("executions of %d orders could not be read", len(ids))
     # Read again after the wait: a live fill journaled meanwhile (named as the live stream
     # names it, not as the answer does) is not missing any more, and must not count twice.
     asked = set(ids)

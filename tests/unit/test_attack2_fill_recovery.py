@@ -104,11 +104,6 @@ async def test_fills_of_orders_not_asked_for_are_not_taken(journal: Journal) -> 
     assert _sum(journal) == 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fill recovery catches BrokerError only: an adapter's unexpected exception escapes "
-    "FillRecovery.run, and GatewayService.start (which awaits it) fails",
-)
 async def test_a_broker_raising_an_unexpected_error_is_a_gap_not_a_crash(
     journal: Journal,
 ) -> None:
@@ -120,7 +115,8 @@ async def test_a_broker_raising_an_unexpected_error_is_a_gap_not_a_crash(
 
     recovery = FillRecovery(journal, Broken())  # type: ignore[arg-type]
     try:
-        await recovery.run()
+        gaps = await recovery.run()
     except RuntimeError:
         pytest.fail("an adapter's unexpected error escaped fill recovery (a start would fail)")
     assert _sum(journal) == 4
+    assert gaps and all("RuntimeError: adapter bug" in gap.reason for gap in gaps), gaps
