@@ -34,10 +34,11 @@ from gateway.safety.killswitch import KillSwitch
 from gateway.service.brokers import build_broker
 from gateway.service.controls import Controls
 from gateway.service.feed import EventFeed
-from gateway.service.pair import carry_halt_over, check_pair_journal
+from gateway.service.pair import check_pair_journal
 from gateway.service.protection import ProtectionWatch
 from gateway.service.reconciling import Reconciler
-from gateway.service.views import StatePublisher, risk_limits, stale_quotes
+from gateway.service.restart import complete_interrupted_kill, vouch_for_halt_state
+from gateway.service.views import StatePublisher, service_status, stale_quotes
 from gateway.store.db import Driver
 from gateway.store.events import EventSource
 from gateway.store.journal import Journal, WriteFailure
@@ -205,7 +206,13 @@ class GatewayService:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._vouch_for_halt_state()
+        vouch_for_halt_state(
+            self.halt,
+            self.journal,
+            paired=self.paired,
+            halt_file_was_missing=self._halt_file_was_missing,
+            halt_file=self.state_dir.halt_file,
+        )
         self.feed.start()
         if self.firm is not None:
             await self.firm.start()  # a firm halt in force holds before the broker connects
@@ -214,7 +221,7 @@ class GatewayService:
             self.halt.halt(self._unreadable, HaltTrigger.STATE_UNREADABLE, by="service")
         await self.reconcile()
         await self.fill_recovery.run()  # after reconcile: the journal holds the broker's states
-        await self._complete_interrupted_kill()
+        await complete_interrupted_kill(self.halt, self.journal, self.controls)
         if self.firm is not None:
             await self.firm.started()
         self.publish_state()
@@ -225,41 +232,6 @@ class GatewayService:
             self.config.gateway.mode,
             self.engine.state.value,
         )
-
-    def _vouch_for_halt_state(self) -> None:
-        """A halt state that is gone while the journal records a halt with no resume: start
-        HALTED. Gone with no halt open (or on a first start): written now, so that from here on
-        the two files vouch for each other."""
-        self.halt.restore()
-        if self.paired:
-            carry_halt_over(self.journal, self.halt)
-        if not self._halt_file_was_missing:
-            return
-        open_halt = self.journal.open_halt()
-        if open_halt is not None:
-            reason = (
-                f"halt state {self.state_dir.halt_file} is missing while the journal records a "
-                f"halt with no resume ({open_halt.get('trigger')}: {open_halt.get('reason')}, "
-                f"since {open_halt.get('at')})"
-            )
-            self.halt.halt(reason[:500], HaltTrigger.STATE_UNREADABLE, by="restore")
-        else:
-            if not self.journal.is_empty():
-                log.warning("halt state was missing; the journal records no halt: written anew")
-            self.halt.write_state()
-
-    async def _complete_interrupted_kill(self) -> None:
-        """A kill switch that fired (the halt says so) but whose cancelling never finished (no
-        report in the journal after it: the process died on the way) is completed now: what the
-        operator asked for was every order cancelled."""
-        current = self.halt.current
-        if current is None or not current.kill_switch:
-            return
-        reports = self.journal.events("kill_switch", limit=1)
-        if reports and datetime.fromisoformat(reports[0]["at"]) >= current.since:
-            return
-        log.critical("a kill switch was interrupted by a restart: completing it now")
-        await self.controls.kill("completing a kill switch interrupted by a restart", by="restore")
 
     async def stop(self) -> None:
         self.engine.shutting_down = True
@@ -413,37 +385,4 @@ class GatewayService:
         return stale_quotes(self.quotes, self.broker, self.config.gateway.quotes.max_age_s)
 
     def status(self) -> dict[str, Any]:
-        engine = self.engine
-        measures = engine.measures() if engine.started else None
-        failure = self.journal.failure
-        return {
-            "state": engine.state.value,
-            "halt": self.halt.summary(),
-            "reduce_only": engine.reduce_only_reason,
-            "risk": measures.as_json() if measures else None,
-            "limits": risk_limits(self.config),
-            "failures": self.failures.status(),
-            "orders": {
-                "open": len(engine.book.orders),
-                "in_flight": engine.sender.in_flight,
-                "unknown": engine.unknown.pending,
-            },
-            "broker": {"name": self.broker.name, "connected": self.broker.connected},
-            "quotes": {"stale": self.stale_quotes()},
-            "protection": [
-                row.as_json()
-                for row in self.engine.book.protection(
-                    self.quotes.marks(), self.config.risk.risk_management.stop_loss_percent
-                )
-            ],
-            "journal": {
-                "writable": failure is None,
-                "error": failure.error if failure else None,
-                "since": failure.since.isoformat() if failure else None,
-                "backlog": self.journal.backlog,
-            },
-            "mode": self.config.gateway.mode,
-            "reconciliation": self.reconciler.status(),
-            "jobs": self.scheduler.status(),
-            **({"firm": self.firm.status()} if self.firm is not None else {}),
-        }
+        return service_status(self)

@@ -4,13 +4,16 @@ symbols whose quotes went stale, and the ``state`` events of the event stream.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from brokers.base import Broker
 from gateway.config import GatewayConfig
 from gateway.risk.quotes import QuoteBook
 from gateway.safety.halt import HaltManager
 from gateway.store.journal import Journal
+
+if TYPE_CHECKING:
+    from gateway.service.core import GatewayService
 
 
 def risk_limits(config: GatewayConfig) -> dict[str, Any]:
@@ -71,3 +74,41 @@ class StatePublisher:
         if payload != self._published:
             self._published = payload
             self._journal.record_state(payload)
+
+
+def service_status(service: GatewayService) -> dict[str, Any]:
+    """GET /v1/status: the gateway's state, risk against its limits, and its parts' health."""
+    engine = service.engine
+    measures = engine.measures() if engine.started else None
+    failure = service.journal.failure
+    return {
+        "state": engine.state.value,
+        "halt": service.halt.summary(),
+        "reduce_only": engine.reduce_only_reason,
+        "risk": measures.as_json() if measures else None,
+        "limits": risk_limits(service.config),
+        "failures": service.failures.status(),
+        "orders": {
+            "open": len(engine.book.orders),
+            "in_flight": engine.sender.in_flight,
+            "unknown": engine.unknown.pending,
+        },
+        "broker": {"name": service.broker.name, "connected": service.broker.connected},
+        "quotes": {"stale": service.stale_quotes()},
+        "protection": [
+            row.as_json()
+            for row in service.engine.book.protection(
+                service.quotes.marks(), service.config.risk.risk_management.stop_loss_percent
+            )
+        ],
+        "journal": {
+            "writable": failure is None,
+            "error": failure.error if failure else None,
+            "since": failure.since.isoformat() if failure else None,
+            "backlog": service.journal.backlog,
+        },
+        "mode": service.config.gateway.mode,
+        "reconciliation": service.reconciler.status(),
+        "jobs": service.scheduler.status(),
+        **({"firm": service.firm.status()} if service.firm is not None else {}),
+    }
