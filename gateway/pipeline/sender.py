@@ -14,6 +14,7 @@ flight is registered, so the kill switch can wait for it and count what it cance
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -123,10 +124,16 @@ class OrderSender:
             started = time.perf_counter()
             result = await self._submit(request, strategy, legs or [])
             self._metrics.observe_submit_latency(time.perf_counter() - started)
+            placed_legs = result.legs
             if result.order is not None and result.order.is_open and self._halt.is_halted:
                 result, outcome = await self._cancel_at_once(result.order)
             else:
                 outcome = InFlightOutcome(coid, result.order)
+            if placed_legs and self._halt.is_halted:
+                # A bracket that landed after the halt: its legs must not rest either (an entry
+                # that filled on landing leaves them working, and the kill's cancel_all is past).
+                legs_now = tuple([await self._cancel_leg(leg) for leg in placed_legs])
+                result = dataclasses.replace(result, legs=legs_now)
             return result
         finally:
             SHARED_COMMIT.reset(shared)
@@ -196,6 +203,30 @@ class OrderSender:
             SendResult(cancelled, ReasonCode.HALTED, note),
             InFlightOutcome(coid, cancelled, cancelled=True),
         )
+
+    async def _cancel_leg(self, leg: BrokerOrder) -> BrokerOrder:
+        """A leg of a bracket that came back after a halt, cancelled if it is still open."""
+        if not leg.is_open:
+            return leg
+        try:
+            await self._broker.cancel(leg.client_order_id)
+        except BrokerError as exc:
+            try:
+                now = await self._broker.get_order(leg.client_order_id)
+            except BrokerError:
+                now = None
+            if now is not None and not now.is_open:
+                self._apply_order(now)
+                return now
+            log.error(
+                "bracket leg came back after a halt and could not be cancelled: %s",
+                exc,
+                extra={"client_order_id": leg.client_order_id},
+            )
+            return leg
+        cancelled = leg.model_copy(update={"status": OrderStatus.CANCELED})
+        self._apply_order(cancelled)
+        return cancelled
 
     async def _cancel_failed(
         self, order: BrokerOrder, why: str
