@@ -129,9 +129,9 @@ class OrderSender:
                 result, outcome = await self._cancel_at_once(result.order)
             else:
                 outcome = InFlightOutcome(coid, result.order)
-            if placed_legs and self._halt.is_halted:
-                # A bracket that landed after the halt: its legs must not rest either (an entry
-                # that filled on landing leaves them working, and the kill's cancel_all is past).
+            if placed_legs and self._legs_must_go(result.order):
+                # A bracket that landed after the kill's cancel_all: its legs must not rest either
+                # (an entry that filled on landing leaves them working).
                 legs_now = tuple([await self._cancel_leg(leg) for leg in placed_legs])
                 result = dataclasses.replace(result, legs=legs_now)
             return result
@@ -203,6 +203,14 @@ class OrderSender:
             SendResult(cancelled, ReasonCode.HALTED, note),
             InFlightOutcome(coid, cancelled, cancelled=True),
         )
+
+    def _legs_must_go(self, entry: BrokerOrder | None) -> bool:
+        """After a kill every order goes, legs included. After another halt, legs that protect
+        a fill stay: a halt stops new risk, it does not strip a position of its stop."""
+        current = self._halt.current
+        if current is None:
+            return False
+        return current.kill_switch or entry is None or entry.filled_quantity == 0
 
     async def _cancel_leg(self, leg: BrokerOrder) -> BrokerOrder:
         """A leg of a bracket that came back after a halt, cancelled if it is still open."""

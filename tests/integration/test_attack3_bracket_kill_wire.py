@@ -78,3 +78,21 @@ async def test_a_bracket_landing_after_the_kills_cancel_all_leaves_no_leg_restin
     assert service.open_orders() == []
     legs = decision["order"]["legs"]
     assert len(legs) == 2 and all(leg["status"] != "accepted" for leg in legs), legs
+
+
+async def test_a_plain_halt_keeps_the_stop_of_an_entry_that_filled_on_landing(
+    make_config: Callable[..., GatewayConfig], make_service: Callable[..., Any]
+) -> None:
+    """A halt (not a kill) while a market bracket is on the wire: the entry fills as it lands,
+    and its legs stay working: a halt blocks new risk, it never leaves a fill without its stop."""
+    broker = HeldBrackets()
+    service: GatewayService = await make_service(make_config(), broker=broker)
+    deciding = asyncio.create_task(service.engine.submit_signal(bracket("bk-halt", {})))
+    await broker.entered.wait()
+    service.halt_trading("drill", by="test")
+    broker.release.set()
+    decision = json.loads((await asyncio.wait_for(deciding, 10)).decision_json)
+    assert decision["order"]["status"] == "filled", decision
+    resting = sorted(o.client_order_id.rsplit("-", 1)[-1] for o in await broker.open_orders())
+    assert resting == ["sl", "tp"], (resting, decision)
+    assert all(leg["status"] != "canceled" for leg in decision["order"]["legs"]), decision
