@@ -103,9 +103,13 @@ def start_gateway(
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Gateway]:
     process = start_gateway(tmp_path)
+    gw = Gateway(process)
     try:
-        yield Gateway(process)
+        yield gw
     finally:
+        # A test may restart the gateway (gw.process is then a new process): both go, or the
+        # restarted one outlives the test run.
+        gw.process.kill()
         process.kill()
 
 
