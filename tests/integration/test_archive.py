@@ -227,6 +227,7 @@ async def test_a_missing_archive_is_a_clear_503_never_a_gap(
 ) -> None:
     archived["done"].path.rename(archived["done"].path.with_suffix(".moved"))
     service = await make_service(archived["config"])
+    sent_before = dict(service.broker.submit_counts)
     async with api_client(service) as client:
         answer = await client.get("/v1/events", params={"after": 0})
         replay = await client.post("/v1/signals", json=signal("old-fill-1", quantity=1))
@@ -235,3 +236,5 @@ async def test_a_missing_archive_is_a_clear_503_never_a_gap(
     assert "journal-until-2026-11-30.sqlite is missing" in answer.json()["message"]
     # Never decided anew: the stub says it was decided, its decision is out of reach.
     assert replay.status_code == 503
+    assert replay.json()["code"] == "journal_unavailable", replay.text
+    assert dict(service.broker.submit_counts) == sent_before  # nothing sent for it
